@@ -1,0 +1,41 @@
+"""Atomic checkpoint files and the model cards that go with shipped models.
+
+Everything is written to a temporary file in the destination folder and renamed, so a kill at any
+moment leaves either the old file or the new one, never half of one. Files are read back with
+``torch.load(..., weights_only=True)``: a checkpoint from elsewhere cannot run code.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from percept.errors import PerceptError
+from percept.imageio import atomic_write_bytes
+
+
+def save_atomic(obj: Any, path: str | Path) -> None:
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise PerceptError(f"{path}: no such checkpoint")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - a corrupt or foreign file is a user error
+        raise PerceptError(f"{path}: not a readable percept checkpoint ({exc.__class__.__name__})") from None
+    if not isinstance(obj, dict) or "state_dict" not in obj or "kind" not in obj:
+        raise PerceptError(f"{path}: not a percept checkpoint (no model kind / weights inside)")
+    return obj
+
+
+def write_json_atomic(obj: Any, path: str | Path) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())

@@ -1,0 +1,232 @@
+"""The ``percept`` command line.
+
+Every mistake a user can make ends in one line on stderr (``percept: error: ...``) and exit code 2;
+Ctrl-C ends with exit code 130. Output files are written atomically, so neither leaves half a file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from percept.errors import PerceptError
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    return value
+
+
+def _nonneg_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def _unit_float(text: str) -> float:
+    value = _nonneg_float(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
+def _channels(text: str) -> list[int]:
+    try:
+        parts = [int(p) for p in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected three widths like 32,64,128, got '{text}'") from None
+    if len(parts) != 3 or min(parts) <= 0:
+        raise argparse.ArgumentTypeError(f"expected three positive widths like 32,64,128, got '{text}'")
+    return parts
+
+
+# --------------------------------------------------------------------------------------------- commands
+
+def cmd_train_style(args: argparse.Namespace) -> int:
+    from percept.training.style import StyleTrainConfig, train_style
+
+    cfg = StyleTrainConfig(
+        style=args.style, data=args.data, out=args.out, name=args.name, image_size=args.image_size,
+        batch_size=args.batch_size, iterations=args.iterations, lr=args.lr,
+        content_weight=args.content_weight, style_weight=args.style_weight, tv_weight=args.tv_weight,
+        style_size=args.style_size, channels=args.channels, n_residual=args.residual_blocks,
+        seed=args.seed, checkpoint_every=args.checkpoint_every, logdir=args.logdir, device=args.device,
+        holdout_every=args.holdout_every)
+    path = train_style(cfg, resume=args.resume, progress=not args.quiet)
+    print(f"model written to {path} (card: {path.with_suffix('.json')})")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from percept.inference.registry import list_models
+
+    models = list_models()
+    if not models:
+        print("no shipped models found")
+        return 0
+    print(f"{'name':<18} {'kind':<18} {'architecture':<22} {'iterations':>10}  trained on")
+    for m in models:
+        card = m.card
+        arch = card.get("architecture", {})
+        arch_s = "-".join(map(str, arch.get("channels", []))) + f" x{arch.get('n_residual', '?')} res"
+        print(f"{m.name:<18} {card.get('kind', '?'):<18} {arch_s:<22} {card.get('iterations', '?'):>10}  "
+              f"{card.get('device', '?')}")
+    return 0
+
+
+def cmd_stylize(args: argparse.Namespace) -> int:
+    from percept.imageio import check_output_path, load_image, save_image
+    from percept.inference.stylize import Stylizer
+
+    inputs = [Path(p) for p in args.images]
+    out = Path(args.output)
+    if len(inputs) == 1 and out.suffix:
+        targets = [(inputs[0], check_output_path(out))]
+    else:
+        if out.exists() and not out.is_dir():
+            raise PerceptError(f"{out}: several inputs need -o to be a folder")
+        targets = [(p, out / f"{p.stem}.png") for p in inputs]
+    for p, _ in targets:  # fail before doing any work
+        load_image(p)
+    stylizer = Stylizer(args.model, device=args.device)
+    from tqdm import tqdm
+
+    for src, dst in tqdm(targets, desc="stylize", disable=len(targets) < 2 or args.quiet):
+        img = stylizer(load_image(src), size=args.size, strength=args.strength,
+                       preserve_color=args.preserve_color)
+        save_image(img, dst)
+        if len(targets) == 1:
+            print(f"wrote {dst}")
+    if len(targets) > 1:
+        print(f"wrote {len(targets)} images to {out}/")
+    return 0
+
+
+def cmd_optimize_style(args: argparse.Namespace) -> int:
+    from percept.imageio import check_output_path, load_image, save_image
+    from percept.visualize.gatys import optimize_style
+
+    out = check_output_path(args.output)
+    blend = None
+    if args.style_blend:
+        try:
+            blend = [float(w) for w in args.style_blend.split(",")]
+        except ValueError:
+            raise PerceptError(f"--style-blend: expected numbers like 0.7,0.3, got '{args.style_blend}'") from None
+        if len(blend) != len(args.style) or min(blend) < 0 or sum(blend) <= 0:
+            raise PerceptError(f"--style-blend needs {len(args.style)} non-negative weights (one per --style)")
+    content = load_image(args.content)
+    styles = [load_image(s) for s in args.style]
+    snapshot_dir = None
+    if args.snapshot_every:
+        snapshot_dir = out.parent / f"{out.stem}_snapshots"
+    result = optimize_style(content, styles, blend=blend, iterations=args.iterations,
+                            optimizer=args.optimizer, init=args.init, size=args.size,
+                            content_weight=args.content_weight, style_weight=args.style_weight,
+                            tv_weight=args.tv_weight, device=args.device, seed=args.seed,
+                            snapshot_every=args.snapshot_every, snapshot_dir=snapshot_dir,
+                            progress=not args.quiet)
+    if args.preserve_color:
+        from percept.imageio import preserve_color
+        result.image = preserve_color(result.image, content)
+    save_image(result.image, out)
+    print(f"wrote {out} (content {result.losses['content']:.4f}, style {result.losses['style']:.4f}, "
+          f"{result.seconds:.1f} s)")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------- parser
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2 (argparse prints usage + message)
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="percept", description="Fast style transfer and feature inversion with perceptual losses.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    t = sub.add_parser("train-style", help="train a feed-forward style network (Johnson et al. 2016)")
+    t.add_argument("--style", required=True, help="the style image (a painting)")
+    t.add_argument("--data", required=True, help="folder of training photos")
+    t.add_argument("--out", required=True, help="output folder: NAME.pt, NAME.json, NAME.train.pt, tb/")
+    t.add_argument("--name", help="model name (default: the style file's stem)")
+    t.add_argument("--image-size", type=_positive_int, default=192, help="training crop size (default 192; paper 256)")
+    t.add_argument("--batch-size", type=_positive_int, default=2, help="default 2 (paper 4)")
+    t.add_argument("--iterations", type=_positive_int, default=2000, help="default 2000 (paper 40000)")
+    t.add_argument("--lr", type=_nonneg_float, default=2e-3, help="Adam learning rate (default 2e-3)")
+    t.add_argument("--content-weight", type=_nonneg_float, default=1.0)
+    t.add_argument("--style-weight", type=_nonneg_float, default=20.0)
+    t.add_argument("--tv-weight", type=_nonneg_float, default=10.0)
+    t.add_argument("--style-size", type=_positive_int, default=512, help="style image long side (default 512)")
+    t.add_argument("--channels", type=_channels, default=[32, 64, 128], help="encoder widths (default 32,64,128)")
+    t.add_argument("--residual-blocks", type=_positive_int, default=5)
+    t.add_argument("--holdout-every", type=int, default=10, help="hold out every Nth photo for previews (0: none)")
+    t.add_argument("--checkpoint-every", type=_positive_int, default=100)
+    t.add_argument("--logdir", help="TensorBoard folder (default OUT/tb/NAME)")
+    t.add_argument("--resume", action="store_true", help="continue from OUT/NAME.train.pt")
+    t.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(func=cmd_train_style)
+
+    m = sub.add_parser("models", help="list the shipped models")
+    m.set_defaults(func=cmd_models)
+
+    s = sub.add_parser("stylize", help="stylize photos with a trained network")
+    s.add_argument("images", nargs="+", help="input image(s)")
+    s.add_argument("--model", required=True, help="a shipped model name (see `percept models`) or a .pt path")
+    s.add_argument("-o", "--output", required=True, help="output file (one input) or folder (several)")
+    s.add_argument("--size", type=_positive_int, help="resize so the long side is SIZE px first")
+    s.add_argument("--strength", type=_unit_float, default=1.0, help="0 = photo, 1 = full style (default 1)")
+    s.add_argument("--preserve-color", action="store_true", help="keep the photo's colours (luminance transfer)")
+    s.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=cmd_stylize)
+
+    g = sub.add_parser("optimize-style", help="slow style transfer by image optimisation (Gatys et al. 2015)")
+    g.add_argument("--content", required=True)
+    g.add_argument("--style", required=True, action="append", help="style image (repeat to blend several)")
+    g.add_argument("--style-blend", help="weights for several --style, e.g. 0.7,0.3")
+    g.add_argument("-o", "--output", required=True)
+    g.add_argument("--iterations", type=_positive_int, default=200)
+    g.add_argument("--optimizer", choices=["lbfgs", "adam"], default="lbfgs")
+    g.add_argument("--init", choices=["content", "noise"], default="content")
+    g.add_argument("--size", type=_positive_int, default=512, help="long side in px (default 512)")
+    g.add_argument("--content-weight", type=_nonneg_float, default=1.0)
+    g.add_argument("--style-weight", type=_nonneg_float, default=20.0)
+    g.add_argument("--tv-weight", type=_nonneg_float, default=10.0)
+    g.add_argument("--preserve-color", action="store_true")
+    g.add_argument("--snapshot-every", type=int, default=0, help="save OUT_snapshots/step_N.png every N steps")
+    g.add_argument("--device", default="auto")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--quiet", action="store_true")
+    g.set_defaults(func=cmd_optimize_style)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except PerceptError as exc:
+        print(f"percept: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("percept: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""The style-transfer quality metric that the evaluation scripts report.
+
+For a stylised image ``y`` of photo ``x`` and painting ``s`` (all with the long side at ``size``):
+
+* style loss: the library's default :class:`~percept.models.losses.StyleLoss` between ``y`` and
+  ``s`` (relative Gram error, relu1_1 .. relu5_1, averaged over layers);
+* content loss: the default content loss between ``y`` and ``x`` at relu4_2.
+
+Lower is better for both. The same numbers are computed for every method (our networks, the peer,
+the Gatys baseline), so they compare like with like.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from PIL import Image
+
+from percept.imageio import resize_long_side, to_tensor
+from percept.models.losses import PerceptualLoss
+
+
+@dataclass
+class StyleScore:
+    style: float
+    content: float
+
+
+class StyleMetric:
+    """Scores stylised images against one painting (its Gram matrices are computed once)."""
+
+    def __init__(self, painting: Image.Image, size: int = 512, loss: PerceptualLoss | None = None) -> None:
+        self.size = size
+        self.loss = loss or PerceptualLoss()
+        self.loss.set_style(to_tensor(resize_long_side(painting, size)))
+
+    @torch.no_grad()
+    def __call__(self, stylized: Image.Image, photo: Image.Image) -> StyleScore:
+        x = to_tensor(resize_long_side(photo, self.size))
+        y = stylized if stylized.size == (x.shape[3], x.shape[2]) else stylized.resize((x.shape[3], x.shape[2]), Image.LANCZOS)
+        out = self.loss(to_tensor(y), x)
+        return StyleScore(style=float(out["style"]), content=float(out["content"]))

@@ -1,0 +1,186 @@
+"""Image input/output and tensor <-> image conversion: the one place that touches files of pixels.
+
+Every image enters the project through :func:`load_image` (PIL, EXIF orientation applied, CMYK /
+16-bit / palette / RGBA / greyscale turned into 8-bit RGB) and leaves through :func:`save_image`
+(written to a temporary file and renamed, so a failure never leaves half a picture behind).
+Tensors are float NCHW RGB in [0, 1] everywhere outside the loss network.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from percept.errors import PerceptError
+
+MIN_SIDE = 16
+"""Smallest image side we accept: the networks downsample by 4 and the loss network by 16."""
+
+SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP",
+                ".tif": "TIFF", ".tiff": "TIFF"}
+
+ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray]
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """Any PIL mode to 8-bit RGB; transparency is composited over white."""
+    mode = img.mode
+    if mode == "RGB":
+        return img
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        hi = 65535.0 if mode.startswith("I;16") or arr.max() > 255 else 255.0
+        if mode == "F":
+            lo, hi = float(arr.min()), float(arr.max())
+            arr = (arr - lo) / max(hi - lo, 1e-12) * 255.0
+        else:
+            arr = arr / hi * 255.0
+        return Image.fromarray(np.clip(arr + 0.5, 0, 255).astype(np.uint8), "L").convert("RGB")
+    if mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+        mode = "RGBA"
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        img = img.convert("RGBA")
+        background = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, img).convert("RGB")
+    return img.convert("RGB")  # L, 1, P, CMYK, YCbCr, LAB, HSV
+
+
+def load_image(image: ImageLike, min_side: int = MIN_SIDE) -> Image.Image:
+    """Open an image as 8-bit RGB with its EXIF orientation applied.
+
+    Args:
+        image: a path, a PIL image or an HxW / HxWx3 / HxWx4 uint8 (or float in [0, 1]) array.
+        min_side: both sides must be at least this many pixels.
+
+    Raises:
+        PerceptError: the file is missing, empty, not an image, truncated, or too small.
+    """
+    if isinstance(image, Image.Image):
+        img = image
+    elif isinstance(image, np.ndarray):
+        arr = image
+        if arr.dtype != np.uint8:
+            arr = (np.clip(arr.astype(np.float64), 0, 1) * 255 + 0.5).astype(np.uint8)
+        img = Image.fromarray(arr)
+    else:
+        path = Path(image)
+        if not path.exists():
+            raise PerceptError(f"{path}: no such file")
+        if path.is_dir():
+            raise PerceptError(f"{path}: is a folder, not an image")
+        if path.stat().st_size == 0:
+            raise PerceptError(f"{path}: the file is empty")
+        try:
+            with Image.open(path) as opened:
+                opened.load()
+                img = ImageOps.exif_transpose(opened)
+                img.load()
+        except UnidentifiedImageError:
+            raise PerceptError(f"{path}: not an image file PIL can read") from None
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise PerceptError(f"{path}: cannot decode image ({exc})") from None
+    img = _to_rgb(img)
+    if min(img.size) < min_side:
+        w, h = img.size
+        raise PerceptError(f"image is too small ({w}x{h}); both sides need at least {min_side} px")
+    return img
+
+
+def resize_long_side(img: Image.Image, size: int | None) -> Image.Image:
+    """Scale so the longer side is ``size`` pixels (no-op for ``None``), keeping the aspect ratio."""
+    if size is None:
+        return img
+    w, h = img.size
+    scale = size / max(w, h)
+    if scale == 1:
+        return img
+    return img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.LANCZOS)
+
+
+def to_tensor(img: Image.Image) -> torch.Tensor:
+    """PIL RGB image -> float tensor (1, 3, H, W) in [0, 1]."""
+    arr = np.asarray(_to_rgb(img), dtype=np.float32) / 255.0
+    return torch.from_numpy(arr.transpose(2, 0, 1).copy()).unsqueeze(0)
+
+
+def to_image(tensor: torch.Tensor) -> Image.Image:
+    """Float tensor (1, 3, H, W) or (3, H, W) in [0, 1] -> PIL RGB image (values clipped)."""
+    t = tensor.detach().float().cpu()
+    if t.dim() == 4:
+        if t.shape[0] != 1:
+            raise ValueError(f"to_image takes one image, got a batch of {t.shape[0]}")
+        t = t[0]
+    arr = (t.clamp(0, 1).numpy().transpose(1, 2, 0) * 255.0 + 0.5).astype(np.uint8)
+    return Image.fromarray(arr, "RGB")
+
+
+def check_output_path(path: Union[str, os.PathLike]) -> Path:
+    """Validate an output file name before any work is done (known extension, existing folder)."""
+    path = Path(path)
+    if path.suffix.lower() not in SAVE_FORMATS:
+        known = ", ".join(sorted(SAVE_FORMATS))
+        raise PerceptError(f"{path}: unknown image extension '{path.suffix}' (use one of {known})")
+    parent = path.parent if str(path.parent) else Path(".")
+    if parent.exists() and not parent.is_dir():
+        raise PerceptError(f"{parent}: is not a folder")
+    return path
+
+
+def save_image(img: Image.Image, path: Union[str, os.PathLike]) -> Path:
+    """Write an image atomically: a temporary file in the same folder, then a rename."""
+    path = check_output_path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fmt = SAVE_FORMATS[path.suffix.lower()]
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            img.save(fh, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def preserve_color(stylized: Image.Image, original: Image.Image) -> Image.Image:
+    """Luminance-only transfer (Gatys et al. 2016, "Preserving Color in Neural Artistic Style
+    Transfer"): keep the stylized image's luminance and the photo's chrominance (YCbCr)."""
+    y, _, _ = stylized.convert("YCbCr").split()
+    if original.size != stylized.size:
+        original = original.resize(stylized.size, Image.LANCZOS)
+    _, cb, cr = original.convert("YCbCr").split()
+    return Image.merge("YCbCr", (y, cb, cr)).convert("RGB")
+
+
+def blend(stylized: Image.Image, original: Image.Image, strength: float) -> Image.Image:
+    """Mix the stylized picture with the photo: 1 is full style, 0 the untouched photo."""
+    if not 0.0 <= strength <= 1.0:
+        raise PerceptError(f"strength must be between 0 and 1, got {strength}")
+    if strength >= 1.0:
+        return stylized
+    if original.size != stylized.size:
+        original = original.resize(stylized.size, Image.LANCZOS)
+    return Image.blend(original, stylized, strength)
+
+
+def atomic_write_bytes(path: Union[str, os.PathLike], data: bytes) -> None:
+    """Write bytes to ``path`` through a temporary file and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

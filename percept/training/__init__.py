@@ -1,0 +1,1 @@
+"""Fitting network weights: the image-folder data pipeline, training loops, checkpoints and logging."""

@@ -1,0 +1,98 @@
+"""Folder-of-images training data with random resized crops and flips.
+
+Sample ``n`` of a run is a pure function of ``(seed, n)``: the image, the crop and the flip are
+drawn from a generator seeded by both. Batches therefore do not depend on worker scheduling, and
+resuming at step ``k`` sees exactly the batches an uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from percept.errors import PerceptError
+from percept.imageio import load_image
+
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """Sorted image files in ``folder`` (recursively); a missing or empty folder is a user error."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise PerceptError(f"{folder}: no such folder")
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    if not files:
+        raise PerceptError(f"{folder}: no images found (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})")
+    return files
+
+
+def split_holdout(files: Sequence[Path], every: int = 10) -> tuple[list[Path], list[Path]]:
+    """Deterministic train / held-out split: every ``every``-th file (the 10th, 20th, ...) is held out.
+
+    The shipped models were trained on the first list; ``scripts/eval_style.py`` evaluates on the
+    second. ``every <= 0`` holds nothing out.
+    """
+    files = list(files)
+    if every <= 0 or len(files) < 2:
+        return files, []
+    held = [f for i, f in enumerate(files) if i % every == every - 1]
+    train = [f for i, f in enumerate(files) if i % every != every - 1]
+    return train, held
+
+
+class RandomCropDataset(torch.utils.data.Dataset):
+    """Item ``n`` is the ``n``-th training sample of a run: a random image, rescaled so its shorter
+    side is uniform in ``[size, scale_max * size]``, randomly cropped to ``size`` x ``size`` and
+    flipped half of the time. ``len`` is ``num_samples`` (steps x batch size)."""
+
+    def __init__(self, files: Sequence[Path], size: int, num_samples: int, seed: int = 0,
+                 scale_max: float = 2.0, cache: bool = True) -> None:
+        if not files:
+            raise PerceptError("no training images")
+        self.files, self.size, self.num_samples = list(files), int(size), int(num_samples)
+        self.seed, self.scale_max = int(seed), float(scale_max)
+        self._cache: dict[int, Image.Image] = {}
+        self.cache = cache
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def _image(self, i: int) -> Image.Image:
+        if i in self._cache:
+            return self._cache[i]
+        img = load_image(self.files[i])
+        # keep decoded images small: nothing larger than the largest scale we sample is needed
+        longest = int(self.size * self.scale_max * max(img.size) / min(img.size)) + 1
+        if max(img.size) > longest:
+            s = longest / max(img.size)
+            img = img.resize((max(1, round(img.width * s)), max(1, round(img.height * s))), Image.LANCZOS)
+        if self.cache:
+            self._cache[i] = img
+        return img
+
+    def __getitem__(self, n: int) -> torch.Tensor:
+        rng = np.random.default_rng([self.seed, int(n)])
+        img = self._image(int(rng.integers(len(self.files))))
+        short = self.size * rng.uniform(1.0, self.scale_max)
+        s = short / min(img.size)
+        w, h = max(self.size, round(img.width * s)), max(self.size, round(img.height * s))
+        img = img.resize((w, h), Image.BILINEAR)
+        x0 = int(rng.integers(0, w - self.size + 1))
+        y0 = int(rng.integers(0, h - self.size + 1))
+        arr = np.asarray(img, dtype=np.float32)[y0:y0 + self.size, x0:x0 + self.size] / 255.0
+        if rng.random() < 0.5:
+            arr = arr[:, ::-1]
+        return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
+
+
+def make_loader(dataset: RandomCropDataset, batch_size: int, start_step: int, workers: int):
+    """A loader over the samples of steps ``start_step`` onwards, in order."""
+    indices = range(start_step * batch_size, len(dataset))
+    return torch.utils.data.DataLoader(
+        dataset, batch_size=batch_size, sampler=list(indices), num_workers=workers,
+        persistent_workers=False, drop_last=True, pin_memory=torch.cuda.is_available())

@@ -1,0 +1,234 @@
+"""Training a per-style transformer network with perceptual losses (Johnson et al. 2016).
+
+One call of :func:`train_style` runs (or resumes) a training run in ``out``:
+
+* ``{name}.train.pt``: the training state (weights, optimizer, step), written atomically every
+  ``checkpoint_every`` steps; ``resume=True`` continues from it exactly (the data of step ``n`` is a
+  function of the seed and ``n``, see :mod:`percept.training.data`), also after a kill;
+* ``{name}.pt`` + ``{name}.json``: the finished model and its model card;
+* TensorBoard logs in ``logdir``: every loss term (and each style layer), speed, and grids of
+  held-out photos with their stylisations.
+
+A NaN or infinite loss stops the run with a message naming the step; the last good checkpoint stays.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from percept import __version__
+from percept.checkpoint import load_checkpoint, save_atomic, write_json_atomic
+from percept.device import resolve_device
+from percept.errors import PerceptError
+from percept.imageio import load_image, resize_long_side, to_tensor
+from percept.models.losses import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, PerceptualLoss
+from percept.models.transformer import TransformerNet
+from percept.training.data import RandomCropDataset, list_images, make_loader, split_holdout
+
+
+@dataclass
+class StyleTrainConfig:
+    """Every hyper-parameter of a style training run (all of it goes into the model card)."""
+
+    style: str
+    data: str
+    out: str
+    name: str | None = None
+    image_size: int = 192
+    batch_size: int = 2
+    iterations: int = 2000
+    lr: float = 2e-3
+    content_weight: float = 1.0
+    style_weight: float = 20.0
+    tv_weight: float = 10.0
+    style_size: int = 512
+    content_layers: list[str] = field(default_factory=lambda: list(DEFAULT_CONTENT_LAYERS))
+    style_layers: list[str] = field(default_factory=lambda: list(DEFAULT_STYLE_LAYERS))
+    channels: list[int] = field(default_factory=lambda: [32, 64, 128])
+    n_residual: int = 5
+    seed: int = 0
+    holdout_every: int = 10
+    checkpoint_every: int = 100
+    log_every: int = 10
+    preview_every: int = 100
+    logdir: str | None = None
+    device: str = "auto"
+    workers: int | None = None
+    channels_last: bool = True
+
+
+def _sha1(path: Path) -> str:
+    return hashlib.sha1(path.read_bytes()).hexdigest()
+
+
+def build_model(config: dict) -> TransformerNet:
+    return TransformerNet(config.get("channels", (32, 64, 128)), config.get("n_residual", 5))
+
+
+def _preview_batch(files: list[Path], size: int = 256) -> list[torch.Tensor]:
+    return [to_tensor(resize_long_side(load_image(f), size)) for f in files[:4]]
+
+
+def train_style(cfg: StyleTrainConfig, resume: bool = False, progress: bool = True) -> Path:
+    """Train (or resume) a style network; returns the path of the finished ``{name}.pt``."""
+    style_path = Path(cfg.style)
+    style_img = load_image(style_path)
+    name = cfg.name or style_path.stem
+    cfg.name = name
+    files = list_images(cfg.data)
+    train_files, held = split_holdout(files, cfg.holdout_every)
+    if not train_files:
+        raise PerceptError(f"{cfg.data}: no training images left after holding out every {cfg.holdout_every}th")
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    state_path = out / f"{name}.train.pt"
+    device = resolve_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+
+    model = TransformerNet(cfg.channels, cfg.n_residual)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    start_step, elapsed_before = 0, 0.0
+    if resume:
+        if not state_path.is_file():
+            raise PerceptError(f"--resume: no training state at {state_path}")
+        state = load_checkpoint(state_path)
+        saved = state.get("config", {})
+        for key in ("channels", "n_residual", "batch_size", "image_size", "seed"):
+            if key in saved and saved[key] != getattr(cfg, key):
+                raise PerceptError(f"--resume: {key} was {saved[key]} in {state_path}, now {getattr(cfg, key)}")
+        model.load_state_dict(state["state_dict"])
+        optimizer.load_state_dict(state["optimizer"])
+        start_step = int(state["step"])
+        elapsed_before = float(state.get("elapsed", 0.0))
+
+    model.to(device)
+    for group in optimizer.state.values():
+        for k, v in group.items():
+            if isinstance(v, torch.Tensor) and k != "step":
+                group[k] = v.to(device)
+    memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    model.to(memory_format=memory_format)
+    loss_fn = PerceptualLoss(cfg.content_weight, cfg.style_weight, cfg.tv_weight,
+                             cfg.content_layers, cfg.style_layers).to(device)
+    loss_fn.net.to(memory_format=memory_format)
+    style_t = to_tensor(resize_long_side(style_img, cfg.style_size)).to(device)
+    loss_fn.set_style(style_t)
+
+    use_amp = device.type == "cuda"
+    amp_dtype = torch.bfloat16
+    dataset = RandomCropDataset(train_files, cfg.image_size, cfg.iterations * cfg.batch_size, seed=cfg.seed)
+    workers = cfg.workers if cfg.workers is not None else (4 if device.type == "cuda" else 0)
+    loader = make_loader(dataset, cfg.batch_size, start_step, workers)
+
+    from torch.utils.tensorboard import SummaryWriter  # imported late: it is slow to import
+
+    logdir = Path(cfg.logdir) if cfg.logdir else out / "tb" / name
+    writer = SummaryWriter(str(logdir), purge_step=start_step if resume else None)
+    preview = _preview_batch(held or train_files)
+
+    def save_state(step: int, elapsed: float) -> None:
+        for p in model.parameters():
+            if not torch.isfinite(p).all():
+                raise PerceptError(f"weights became non-finite by step {step}; kept the last good checkpoint "
+                                   f"{state_path}")
+        save_atomic({"kind": "style-transformer-training", "step": step, "elapsed": elapsed,
+                     "config": asdict(cfg), "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                     "optimizer": _optimizer_to_cpu(optimizer.state_dict())}, state_path)
+
+    def log_preview(step: int) -> None:
+        model.eval()
+        with torch.no_grad():
+            tiles = []
+            for x in preview:
+                y = model(x.to(device)).float().cpu()
+                tiles += [x[0], y[0]]
+        model.train()
+        from torchvision.utils import make_grid
+        hmax = max(t.shape[1] for t in tiles)
+        wmax = max(t.shape[2] for t in tiles)
+        padded = [torch.nn.functional.pad(t, (0, wmax - t.shape[2], 0, hmax - t.shape[1]), value=1.0) for t in tiles]
+        writer.add_image("held_out/photo_vs_stylized", make_grid(padded, nrow=2, padding=4, pad_value=1.0), step)
+
+    running: dict[str, float] = {}
+    model.train()
+    t0 = time.perf_counter()
+    step = start_step
+    bar = tqdm(total=cfg.iterations, initial=start_step, desc=f"train {name}", disable=not progress,
+               unit="it", dynamic_ncols=True)
+    try:
+        for batch in loader:
+            x = batch.to(device, non_blocking=True).contiguous(memory_format=memory_format)
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
+                y = model(x)
+                losses = loss_fn(y, x)
+            total = losses["total"]
+            if not torch.isfinite(total):
+                raise PerceptError(f"the loss became {total.item()} at step {step + 1}; training stopped. "
+                                   f"The last good checkpoint is {state_path}" if state_path.exists() else
+                                   f"the loss became {total.item()} at step {step + 1}; training stopped "
+                                   "before any checkpoint was written")
+            optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            optimizer.step()
+            step += 1
+            vals = {k: float(v.detach()) for k, v in losses.items()}
+            for k, v in vals.items():
+                running[k] = v if k not in running else 0.95 * running[k] + 0.05 * v
+            bar.update(1)
+            if step % cfg.log_every == 0 or step == cfg.iterations:
+                for k, v in vals.items():
+                    writer.add_scalar(f"loss/{k}", v, step)
+                bar.set_postfix(content=f"{running['content']:.3f}", style=f"{running['style']:.3f}")
+                writer.add_scalar("speed/it_per_s", (step - start_step) / (time.perf_counter() - t0), step)
+            if step % cfg.preview_every == 0 or step == cfg.iterations:
+                log_preview(step)
+            if step % cfg.checkpoint_every == 0 or step == cfg.iterations:
+                save_state(step, elapsed_before + time.perf_counter() - t0)
+    finally:
+        bar.close()
+        writer.close()
+    wall = elapsed_before + time.perf_counter() - t0
+
+    # final losses: a clean pass over held-out photos (or the last running averages when none)
+    card = {
+        "name": name, "kind": "style-transformer", "percept_version": __version__,
+        "style": {"file": style_path.name, "sha1": _sha1(style_path), "size": cfg.style_size},
+        "data": {"folder": str(cfg.data), "train_images": len(train_files),
+                 "held_out": [f.name for f in held]},
+        "architecture": {"class": "TransformerNet", **model.config,
+                         "parameters": sum(p.numel() for p in model.parameters())},
+        "hyperparameters": {k: v for k, v in asdict(cfg).items()
+                            if k not in ("style", "data", "out", "name", "logdir", "device", "workers")},
+        "iterations": step, "device": _device_name(device), "wall_time_s": round(wall, 1),
+        "final_losses_running_avg": {k: round(v, 5) for k, v in running.items()},
+        "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "torch": torch.__version__,
+    }
+    final = out / f"{name}.pt"
+    save_atomic({"kind": "style-transformer", "config": model.config,
+                 "state_dict": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
+                 "card": card}, final)
+    write_json_atomic(card, out / f"{name}.json")
+    return final
+
+
+def _optimizer_to_cpu(state: dict) -> dict:
+    out = {"state": {}, "param_groups": state["param_groups"]}
+    for k, v in state["state"].items():
+        out["state"][k] = {n: (t.detach().cpu() if isinstance(t, torch.Tensor) else t) for n, t in v.items()}
+    return out
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"

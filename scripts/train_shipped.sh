@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Trains the four shipped style models on ../shared/data/content (every 10th photo held out) and
+# copies the finished weights and model cards into checkpoints/. The training runs, their resumable
+# state and TensorBoard logs stay in out/train/ (not in git).
+#   usage: scripts/train_shipped.sh [STYLE ...]     (default: all four)
+# Extra arguments for `percept train-style` can be given in TRAIN_ARGS.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA=${DATA:-../shared/data}
+styles=("$@")
+[ ${#styles[@]} -eq 0 ] && styles=(starry_night the_scream composition_vii wave)
+for s in "${styles[@]}"; do
+  .venv/bin/percept train-style --style "$DATA/styles/$s.jpg" --data "$DATA/content" --out out/train \
+    --iterations "${ITERATIONS:-400}" ${TRAIN_ARGS:-}
+  cp out/train/$s.pt out/train/$s.json checkpoints/
+done
