@@ -59,7 +59,7 @@ def cmd_train_style(args: argparse.Namespace) -> int:
         style=args.style, data=args.data, out=args.out, name=args.name, image_size=args.image_size,
         batch_size=args.batch_size, iterations=args.iterations, lr=args.lr,
         content_weight=args.content_weight, style_weight=args.style_weight, tv_weight=args.tv_weight,
-        style_size=args.style_size, channels=args.channels, n_residual=args.residual_blocks,
+        style_size=args.style_size, channels=args.channels, n_residual=args.residual_blocks, output=args.output,
         seed=args.seed, checkpoint_every=args.checkpoint_every, logdir=args.logdir, device=args.device,
         holdout_every=args.holdout_every)
     path = train_style(cfg, resume=args.resume, progress=not args.quiet)
@@ -145,6 +145,14 @@ def cmd_optimize_style(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from percept.demo import run_demo
+
+    sheet = run_demo(args.output, size=args.size, device=args.device, progress=not args.quiet)
+    print(f"wrote the stylised sample photos and {sheet}")
+    return 0
+
+
 # --------------------------------------------------------------------------------------------- parser
 
 class _Parser(argparse.ArgumentParser):
@@ -164,13 +172,16 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--image-size", type=_positive_int, default=192, help="training crop size (default 192; paper 256)")
     t.add_argument("--batch-size", type=_positive_int, default=2, help="default 2 (paper 4)")
     t.add_argument("--iterations", type=_positive_int, default=2000, help="default 2000 (paper 40000)")
-    t.add_argument("--lr", type=_nonneg_float, default=2e-3, help="Adam learning rate (default 2e-3)")
+    t.add_argument("--lr", type=_nonneg_float, default=3e-3, help="Adam learning rate (default 3e-3)")
     t.add_argument("--content-weight", type=_nonneg_float, default=1.0)
-    t.add_argument("--style-weight", type=_nonneg_float, default=20.0)
+    t.add_argument("--style-weight", type=_nonneg_float, default=10.0)
     t.add_argument("--tv-weight", type=_nonneg_float, default=10.0)
     t.add_argument("--style-size", type=_positive_int, default=512, help="style image long side (default 512)")
     t.add_argument("--channels", type=_channels, default=[32, 64, 128], help="encoder widths (default 32,64,128)")
     t.add_argument("--residual-blocks", type=_positive_int, default=5)
+    t.add_argument("--output", choices=["residual", "sigmoid"], default="residual",
+                   help="residual: sigmoid(logit(photo) + f(photo)), starts as the identity (default); "
+                        "sigmoid: sigmoid(f(photo)) as in the paper")
     t.add_argument("--holdout-every", type=int, default=10, help="hold out every Nth photo for previews (0: none)")
     t.add_argument("--checkpoint-every", type=_positive_int, default=100)
     t.add_argument("--logdir", help="TensorBoard folder (default OUT/tb/NAME)")
@@ -204,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--init", choices=["content", "noise"], default="content")
     g.add_argument("--size", type=_positive_int, default=512, help="long side in px (default 512)")
     g.add_argument("--content-weight", type=_nonneg_float, default=1.0)
-    g.add_argument("--style-weight", type=_nonneg_float, default=20.0)
+    g.add_argument("--style-weight", type=_nonneg_float, default=10.0)
     g.add_argument("--tv-weight", type=_nonneg_float, default=10.0)
     g.add_argument("--preserve-color", action="store_true")
     g.add_argument("--snapshot-every", type=int, default=0, help="save OUT_snapshots/step_N.png every N steps")
@@ -212,6 +223,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--quiet", action="store_true")
     g.set_defaults(func=cmd_optimize_style)
+    d = sub.add_parser("demo", help="stylise scikit-image's sample photos with every shipped model")
+    d.add_argument("-o", "--output", default="out/demo", help="output folder (default out/demo)")
+    d.add_argument("--size", type=_positive_int, default=512, help="long side in px (default 512)")
+    d.add_argument("--device", default="auto")
+    d.add_argument("--quiet", action="store_true")
+    d.set_defaults(func=cmd_demo)
     return p
 
 

@@ -61,16 +61,27 @@ class TransformerNet(nn.Module):
     Args:
         channels: widths of the three encoder stages (paper: 32, 64, 128).
         n_residual: number of residual blocks at the bottleneck (paper: 5).
+        output: ``"sigmoid"``: y = sigmoid(f(x)); ``"residual"``: y = sigmoid(logit(x) + f(x)) with the
+            last convolution zero-initialised, so the untrained network is the identity and training
+            only has to learn the change the style asks for.
     """
 
-    def __init__(self, channels: Sequence[int] = (32, 64, 128), n_residual: int = 5) -> None:
+    def __init__(self, channels: Sequence[int] = (32, 64, 128), n_residual: int = 5,
+                 output: str = "sigmoid") -> None:
         super().__init__()
+        if output not in ("sigmoid", "residual"):
+            raise ValueError(f"unknown output '{output}'; use sigmoid or residual")
         c1, c2, c3 = (int(c) for c in channels)
-        self.config = {"channels": [c1, c2, c3], "n_residual": int(n_residual)}
+        self.output = output
+        self.config = {"channels": [c1, c2, c3], "n_residual": int(n_residual), "output": output}
         self.encoder = nn.Sequential(ConvLayer(3, c1, 9), ConvLayer(c1, c2, 3, 2), ConvLayer(c2, c3, 3, 2))
         self.residual = nn.Sequential(*[ResidualBlock(c3) for _ in range(n_residual)])
         self.decoder = nn.Sequential(UpsampleConv(c3, c2), UpsampleConv(c2, c1),
                                      ConvLayer(c1, 3, 9, norm=False, relu=False))
+        if output == "residual":
+            last = self.decoder[-1][1]
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
@@ -80,5 +91,7 @@ class TransformerNet(nn.Module):
             mode = "reflect" if (ph < h and pw < w) else "replicate"
             x = F.pad(x, (0, pw, 0, ph), mode=mode)
         y = self.decoder(self.residual(self.encoder(x)))
+        if self.output == "residual":
+            y = y + torch.logit(x.clamp(0.0, 1.0), eps=1e-3)
         y = torch.sigmoid(y)
         return y[..., :h, :w]

@@ -46,15 +46,16 @@ class StyleTrainConfig:
     image_size: int = 192
     batch_size: int = 2
     iterations: int = 2000
-    lr: float = 2e-3
+    lr: float = 3e-3
     content_weight: float = 1.0
-    style_weight: float = 20.0
+    style_weight: float = 10.0
     tv_weight: float = 10.0
     style_size: int = 512
     content_layers: list[str] = field(default_factory=lambda: list(DEFAULT_CONTENT_LAYERS))
     style_layers: list[str] = field(default_factory=lambda: list(DEFAULT_STYLE_LAYERS))
     channels: list[int] = field(default_factory=lambda: [32, 64, 128])
     n_residual: int = 5
+    output: str = "residual"
     seed: int = 0
     holdout_every: int = 10
     checkpoint_every: int = 100
@@ -68,10 +69,6 @@ class StyleTrainConfig:
 
 def _sha1(path: Path) -> str:
     return hashlib.sha1(path.read_bytes()).hexdigest()
-
-
-def build_model(config: dict) -> TransformerNet:
-    return TransformerNet(config.get("channels", (32, 64, 128)), config.get("n_residual", 5))
 
 
 def _preview_batch(files: list[Path], size: int = 256) -> list[torch.Tensor]:
@@ -94,7 +91,7 @@ def train_style(cfg: StyleTrainConfig, resume: bool = False, progress: bool = Tr
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
 
-    model = TransformerNet(cfg.channels, cfg.n_residual)
+    model = TransformerNet(cfg.channels, cfg.n_residual, cfg.output)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     start_step, elapsed_before = 0, 0.0
     if resume:
@@ -102,7 +99,7 @@ def train_style(cfg: StyleTrainConfig, resume: bool = False, progress: bool = Tr
             raise PerceptError(f"--resume: no training state at {state_path}")
         state = load_checkpoint(state_path)
         saved = state.get("config", {})
-        for key in ("channels", "n_residual", "batch_size", "image_size", "seed"):
+        for key in ("channels", "n_residual", "output", "batch_size", "image_size", "seed"):
             if key in saved and saved[key] != getattr(cfg, key):
                 raise PerceptError(f"--resume: {key} was {saved[key]} in {state_path}, now {getattr(cfg, key)}")
         model.load_state_dict(state["state_dict"])
@@ -167,18 +164,13 @@ def train_style(cfg: StyleTrainConfig, resume: bool = False, progress: bool = Tr
     try:
         for batch in loader:
             x = batch.to(device, non_blocking=True).contiguous(memory_format=memory_format)
-            with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-                y = model(x)
-                losses = loss_fn(y, x)
+            losses = train_step(model, loss_fn, optimizer, x, use_amp, amp_dtype)
             total = losses["total"]
             if not torch.isfinite(total):
                 raise PerceptError(f"the loss became {total.item()} at step {step + 1}; training stopped. "
                                    f"The last good checkpoint is {state_path}" if state_path.exists() else
                                    f"the loss became {total.item()} at step {step + 1}; training stopped "
                                    "before any checkpoint was written")
-            optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            optimizer.step()
             step += 1
             vals = {k: float(v.detach()) for k, v in losses.items()}
             for k, v in vals.items():
@@ -211,7 +203,7 @@ def train_style(cfg: StyleTrainConfig, resume: bool = False, progress: bool = Tr
         "iterations": step, "device": _device_name(device), "wall_time_s": round(wall, 1),
         "final_losses_running_avg": {k: round(v, 5) for k, v in running.items()},
         "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),
     }
     final = out / f"{name}.pt"
     save_atomic({"kind": "style-transformer", "config": model.config,
@@ -219,6 +211,26 @@ def train_style(cfg: StyleTrainConfig, resume: bool = False, progress: bool = Tr
                  "card": card}, final)
     write_json_atomic(card, out / f"{name}.json")
     return final
+
+
+def train_step(model: torch.nn.Module, loss_fn: PerceptualLoss, optimizer: torch.optim.Optimizer,
+               x: torch.Tensor, use_amp: bool = False, amp_dtype: torch.dtype = torch.bfloat16
+               ) -> dict[str, torch.Tensor]:
+    """One optimisation step on a batch of photos; returns the (detached) loss terms.
+
+    The content targets are computed without gradients and only as deep as the content layer; the
+    stylised batch goes through the loss network only as deep as the deepest style/content layer.
+    A non-finite loss is returned without touching the weights.
+    """
+    with torch.autocast(x.device.type, dtype=amp_dtype, enabled=use_amp):
+        y = model(x)
+        losses = loss_fn(y, x)
+    total = losses["total"]
+    if torch.isfinite(total):
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        optimizer.step()
+    return {k: v.detach() for k, v in losses.items()}
 
 
 def _optimizer_to_cpu(state: dict) -> dict:

@@ -1,0 +1,1 @@
+"""Running trained networks: the shipped-model registry and the stylize API (no training code needed)."""
