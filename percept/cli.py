@@ -172,16 +172,16 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--image-size", type=_positive_int, default=192, help="training crop size (default 192; paper 256)")
     t.add_argument("--batch-size", type=_positive_int, default=2, help="default 2 (paper 4)")
     t.add_argument("--iterations", type=_positive_int, default=2000, help="default 2000 (paper 40000)")
-    t.add_argument("--lr", type=_nonneg_float, default=3e-3, help="Adam learning rate (default 3e-3)")
+    t.add_argument("--lr", type=_nonneg_float, default=2e-3, help="Adam learning rate (default 2e-3)")
     t.add_argument("--content-weight", type=_nonneg_float, default=1.0)
     t.add_argument("--style-weight", type=_nonneg_float, default=10.0)
     t.add_argument("--tv-weight", type=_nonneg_float, default=10.0)
     t.add_argument("--style-size", type=_positive_int, default=512, help="style image long side (default 512)")
     t.add_argument("--channels", type=_channels, default=[32, 64, 128], help="encoder widths (default 32,64,128)")
     t.add_argument("--residual-blocks", type=_positive_int, default=5)
-    t.add_argument("--output", choices=["residual", "sigmoid"], default="residual",
-                   help="residual: sigmoid(logit(photo) + f(photo)), starts as the identity (default); "
-                        "sigmoid: sigmoid(f(photo)) as in the paper")
+    t.add_argument("--output", choices=["sigmoid", "residual"], default="sigmoid",
+                   help="sigmoid: sigmoid(f(photo)) (default); residual: sigmoid(logit(photo) + f(photo)), "
+                        "starts as the identity")
     t.add_argument("--holdout-every", type=int, default=10, help="hold out every Nth photo for previews (0: none)")
     t.add_argument("--checkpoint-every", type=_positive_int, default=100)
     t.add_argument("--logdir", help="TensorBoard folder (default OUT/tb/NAME)")

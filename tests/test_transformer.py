@@ -30,3 +30,13 @@ def test_gradients_reach_every_parameter():
     net = TransformerNet((4, 8, 8), n_residual=2)
     net(torch.rand(1, 3, 20, 20)).mean().backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in net.parameters())
+
+
+def test_residual_output_starts_near_the_identity():
+    net = TransformerNet((4, 8, 8), n_residual=1, output="residual").eval()
+    x = torch.rand(1, 3, 24, 24)
+    with torch.no_grad():
+        y = net(x)
+    assert torch.allclose(y, 0.05 + 0.9 * x, atol=1e-5)
+    with pytest.raises(ValueError, match="unknown output"):
+        TransformerNet(output="tanh")

@@ -132,7 +132,7 @@ class PerceptualLoss(nn.Module):
     deep as the deepest content layer.
     """
 
-    def __init__(self, content_weight: float = 1.0, style_weight: float = 1e-3, tv_weight: float = 0.0,
+    def __init__(self, content_weight: float = 1.0, style_weight: float = 10.0, tv_weight: float = 10.0,
                  content_layers: Sequence[str] = DEFAULT_CONTENT_LAYERS,
                  style_layers: Sequence[str] = DEFAULT_STYLE_LAYERS,
                  style_layer_weights: Sequence[float] | None = None,

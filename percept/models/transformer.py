@@ -61,9 +61,10 @@ class TransformerNet(nn.Module):
     Args:
         channels: widths of the three encoder stages (paper: 32, 64, 128).
         n_residual: number of residual blocks at the bottleneck (paper: 5).
-        output: ``"sigmoid"``: y = sigmoid(f(x)); ``"residual"``: y = sigmoid(logit(x) + f(x)) with the
-            last convolution zero-initialised, so the untrained network is the identity and training
-            only has to learn the change the style asks for.
+        output: ``"sigmoid"``: y = sigmoid(f(x)); ``"residual"``: y = sigmoid(logit(0.05 + 0.9 x) + f(x))
+            with the last convolution zero-initialised, so the untrained network is (almost) the
+            identity and training only has to learn the change the style asks for. The 0.05 margin
+            keeps black and white pixels off the sigmoid's flat tails, where they could not change.
     """
 
     def __init__(self, channels: Sequence[int] = (32, 64, 128), n_residual: int = 5,
@@ -92,6 +93,6 @@ class TransformerNet(nn.Module):
             x = F.pad(x, (0, pw, 0, ph), mode=mode)
         y = self.decoder(self.residual(self.encoder(x)))
         if self.output == "residual":
-            y = y + torch.logit(x.clamp(0.0, 1.0), eps=1e-3)
+            y = y + torch.logit(0.05 + 0.9 * x.clamp(0.0, 1.0))
         y = torch.sigmoid(y)
         return y[..., :h, :w]

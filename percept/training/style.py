@@ -46,7 +46,7 @@ class StyleTrainConfig:
     image_size: int = 192
     batch_size: int = 2
     iterations: int = 2000
-    lr: float = 3e-3
+    lr: float = 2e-3
     content_weight: float = 1.0
     style_weight: float = 10.0
     tv_weight: float = 10.0
@@ -55,7 +55,7 @@ class StyleTrainConfig:
     style_layers: list[str] = field(default_factory=lambda: list(DEFAULT_STYLE_LAYERS))
     channels: list[int] = field(default_factory=lambda: [32, 64, 128])
     n_residual: int = 5
-    output: str = "residual"
+    output: str = "sigmoid"
     seed: int = 0
     holdout_every: int = 10
     checkpoint_every: int = 100
