@@ -83,6 +83,11 @@ def main() -> int:
     loss = PerceptualLoss()
     results = {"machine": f"{platform.machine()}, {torch.get_num_threads()} threads", "size": args.size,
                "held_out": [h.name for h in held], "styles": {}}
+    previous = out / "eval_style.json"
+    if args.styles and previous.is_file():  # a partial run updates the styles it measured, keeps the rest
+        old = json.loads(previous.read_text())
+        if old.get("size") == args.size:
+            results["styles"] = {k: v for k, v in old.get("styles", {}).items() if k in models}
 
     for style in styles:
         painting = load_image(data / "styles" / f"{style}.jpg")

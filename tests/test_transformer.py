@@ -18,7 +18,7 @@ def test_output_size_equals_input_size(h, w):
 
 def test_paper_default_architecture():
     net = TransformerNet()
-    assert net.config == {"channels": [32, 64, 128], "n_residual": 5}
+    assert net.config == {"channels": [32, 64, 128], "n_residual": 5, "output": "sigmoid"}
     assert len(net.residual) == 5
     assert not any(isinstance(m, nn.ConvTranspose2d) for m in net.modules())
     assert any(isinstance(m, nn.ReflectionPad2d) for m in net.modules())
