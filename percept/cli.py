@@ -86,7 +86,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def cmd_stylize(args: argparse.Namespace) -> int:
     from percept.imageio import check_output_path, load_image, save_image
-    from percept.inference.stylize import Stylizer
+    from percept.inference.engine import Engine
 
     inputs = [Path(p) for p in args.images]
     out = Path(args.output)
@@ -98,7 +98,7 @@ def cmd_stylize(args: argparse.Namespace) -> int:
         targets = [(p, out / f"{p.stem}.png") for p in inputs]
     for p, _ in targets:  # fail before doing any work
         load_image(p)
-    stylizer = Stylizer(args.model, device=args.device)
+    stylizer = Engine(args.model, backend=args.backend, device=args.device)
     from tqdm import tqdm
 
     for src, dst in tqdm(targets, desc="stylize", disable=len(targets) < 2 or args.quiet):
@@ -142,6 +142,51 @@ def cmd_optimize_style(args: argparse.Namespace) -> int:
     save_image(result.image, out)
     print(f"wrote {out} (content {result.losses['content']:.4f}, style {result.losses['style']:.4f}, "
           f"{result.seconds:.1f} s)")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from percept.inference.export import export_onnx
+    from percept.inference.registry import resolve_model
+
+    out = Path(args.output) if args.output else resolve_model(args.model).with_suffix(".onnx")
+    report = export_onnx(args.model, out, opset=args.opset, fp16=args.fp16)
+    sizes = ", ".join(f"{n}x3x{h}x{w}" for n, h, w in report.sizes)
+    print(f"wrote {report.path} ({report.precision}, opset {report.opset}, {report.bytes / 1e6:.1f} MB); "
+          f"onnxruntime vs PyTorch max abs diff {report.max_abs_diff:.2e} on {sizes}")
+    return 0
+
+
+def cmd_video(args: argparse.Namespace) -> int:
+    from percept.inference.engine import Engine
+    from percept.inference.video import FrameStyler, check_video_output, open_capture, stylize_video
+
+    check_video_output(args.output)
+    open_capture(args.input).release()  # a bad input fails before the model loads
+    engine = Engine(args.model, backend=args.backend, device=args.device)
+    styler = FrameStyler(engine, args.size, args.strength, args.preserve_color)
+    r = stylize_video(args.input, args.output, styler, batch=args.batch, progress=not args.quiet)
+    print(f"wrote {r['path']} ({r['frames']} frames, {r['size'][0]}x{r['size'][1]} at {r['fps']:.2f} fps; "
+          f"{r['frames'] / max(r['seconds'], 1e-9):.1f} frames/s with {engine.describe()})")
+    return 0
+
+
+def cmd_webcam(args: argparse.Namespace) -> int:
+    from percept.inference.registry import list_models
+    from percept.inference.webcam import run_webcam
+
+    models = list(args.model) if args.model else []
+    others = [m.name for m in list_models("style-transformer") if m.name not in models]
+    if not models:
+        models = others[:1]
+        others = others[1:]
+    stats = run_webcam(models + others, camera=args.camera, source=args.source, size=args.size,
+                       strength=args.strength, preserve_color=args.preserve_color, backend=args.backend,
+                       device=args.device, headless=args.headless, output=args.output, frames=args.frames,
+                       snapshot_dir=args.snapshot_dir, side_by_side=args.side_by_side)
+    where = f"; wrote {stats.output}" if stats.output else ""
+    print(f"{stats.shown} frames shown at {stats.fps:.1f} FPS, {stats.captured} captured, "
+          f"{stats.dropped} dropped{where}")
     return 0
 
 
@@ -201,9 +246,50 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--size", type=_positive_int, help="resize so the long side is SIZE px first")
     s.add_argument("--strength", type=_unit_float, default=1.0, help="0 = photo, 1 = full style (default 1)")
     s.add_argument("--preserve-color", action="store_true", help="keep the photo's colours (luminance transfer)")
+    s.add_argument("--backend", choices=["auto", "onnx", "torch"], default="auto",
+                   help="onnx (onnxruntime; the default when MODEL.onnx exists) or torch")
     s.add_argument("--device", default="auto", help="auto, cpu or cuda")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_stylize)
+
+    e = sub.add_parser("export", help="export a trained network to ONNX (checked against PyTorch)")
+    e.add_argument("model", help="a shipped model name or a .pt path")
+    e.add_argument("-o", "--output", help="the .onnx file (default: beside the .pt)")
+    e.add_argument("--opset", type=_positive_int, default=18, help="ONNX opset (default 18)")
+    e.add_argument("--fp16", action="store_true", help="float16 weights and arithmetic, float32 input/output")
+    e.set_defaults(func=cmd_export)
+
+    v = sub.add_parser("video", help="stylize a video file (keeps frame rate and frame size)")
+    v.add_argument("input", help="input video file")
+    v.add_argument("-o", "--output", required=True, help="output video (.mp4, .avi, .mkv, .mov)")
+    v.add_argument("--model", required=True, help="a shipped model name, .onnx or .pt path")
+    v.add_argument("--size", type=_positive_int, help="long side the network runs at (default: frame size)")
+    v.add_argument("--strength", type=_unit_float, default=1.0)
+    v.add_argument("--preserve-color", action="store_true")
+    v.add_argument("--batch", type=_positive_int, default=4, help="frames per network call (default 4)")
+    v.add_argument("--backend", choices=["auto", "onnx", "torch"], default="auto")
+    v.add_argument("--device", default="auto", help="auto, cpu, cuda or tensorrt")
+    v.add_argument("--quiet", action="store_true")
+    v.set_defaults(func=cmd_video)
+
+    w = sub.add_parser("webcam", help="live stylized camera view (keys: n/p model, b side-by-side, "
+                                      "+/- strength, c colour, s snapshot, q quit)")
+    w.add_argument("--model", action="append", help="model to start with (repeat to choose the cycle; "
+                                                    "default: every shipped style)")
+    src = w.add_mutually_exclusive_group()
+    src.add_argument("--camera", type=int, default=0, help="camera index (default 0)")
+    src.add_argument("--source", help="a video file played as if it were a camera")
+    w.add_argument("--size", type=_positive_int, default=512, help="long side the network runs at (default 512)")
+    w.add_argument("--strength", type=_unit_float, default=1.0)
+    w.add_argument("--preserve-color", action="store_true")
+    w.add_argument("--side-by-side", action="store_true", help="start with the raw view beside the stylized one")
+    w.add_argument("--headless", action="store_true", help="no window: write the view to -o OUT.mp4")
+    w.add_argument("-o", "--output", help="with --headless: the video file to write")
+    w.add_argument("--frames", type=_positive_int, help="stop after N shown frames")
+    w.add_argument("--snapshot-dir", default="snapshots", help="where `s` saves snapshots (default snapshots/)")
+    w.add_argument("--backend", choices=["auto", "onnx", "torch"], default="auto")
+    w.add_argument("--device", default="auto", help="auto, cpu, cuda or tensorrt")
+    w.set_defaults(func=cmd_webcam)
 
     g = sub.add_parser("optimize-style", help="slow style transfer by image optimisation (Gatys et al. 2015)")
     g.add_argument("--content", required=True)

@@ -142,6 +142,7 @@ def save_image(img: Image.Image, path: Union[str, os.PathLike]) -> Path:
     try:
         with os.fdopen(fd, "wb") as fh:
             img.save(fh, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
+        apply_umask(tmp)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -171,6 +172,13 @@ def blend(stylized: Image.Image, original: Image.Image, strength: float) -> Imag
     return Image.blend(original, stylized, strength)
 
 
+def apply_umask(path: Union[str, os.PathLike]) -> None:
+    """mkstemp creates 0600 files; give the finished file the permissions a plain open() would."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
+
+
 def atomic_write_bytes(path: Union[str, os.PathLike], data: bytes) -> None:
     """Write bytes to ``path`` through a temporary file and a rename."""
     path = Path(path)
@@ -179,6 +187,7 @@ def atomic_write_bytes(path: Union[str, os.PathLike], data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+        apply_umask(tmp)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

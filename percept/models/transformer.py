@@ -87,7 +87,11 @@ class TransformerNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
         ph, pw = (-h) % 4, (-w) % 4
-        if ph or pw:
+        if torch.compiler.is_exporting():
+            # ONNX export: H and W are symbolic, so pad unconditionally (a pad of 0 is a no-op) and
+            # the exported graph takes any size >= 4 px itself, as this method does
+            x = F.pad(x, (0, pw, 0, ph), mode="reflect")
+        elif ph or pw:
             # reflection padding needs pad < size; replicate covers the tiny images that are left
             mode = "reflect" if (ph < h and pw < w) else "replicate"
             x = F.pad(x, (0, pw, 0, ph), mode=mode)

@@ -1,0 +1,223 @@
+"""The inference engine: one object that runs a trained network on images, fast.
+
+:class:`Engine` loads a model by shipped name, ``.onnx`` file or ``.pt`` file and runs it through
+one of two backends that give the same picture:
+
+* ``onnx`` (the default when an ``.onnx`` file is there): an onnxruntime session, created once and
+  reused, with the execution provider picked by ``device`` (``auto`` prefers TensorRT, then CUDA,
+  then the CPU, among the providers the installed onnxruntime offers, and :attr:`Engine.provider`
+  says which one it got), the thread count set, and IO binding on a GPU so frames are copied once;
+* ``torch``: the PyTorch checkpoint, the fallback when there is no ``.onnx`` (or no onnxruntime).
+
+Input frames are float32 NCHW RGB in [0, 1] (:meth:`Engine.run`), uint8 HxWx3 RGB arrays
+(:meth:`Engine.frames`, batched) or PIL images (``engine(image, ...)``). Sizes that are not a
+multiple of 4 are padded inside the network and cropped back, so any size >= 8 px works.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from PIL import Image
+
+from percept.errors import PerceptError
+from percept.imageio import ImageLike, blend, load_image, preserve_color, resize_long_side
+
+BACKENDS = ("auto", "onnx", "torch")
+PROVIDER_PREFERENCE = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+KNOWN_KINDS = ("style-transformer",)
+
+
+def resolve_files(model: str | os.PathLike) -> tuple[Path | None, Path | None]:
+    """A shipped name, ``.pt`` or ``.onnx`` path -> (onnx path or None, pt path or None)."""
+    from percept.inference.registry import checkpoints_dir, list_models
+
+    text = str(model)
+    path = Path(text)
+    if path.suffix.lower() == ".onnx":
+        if not path.is_file():
+            raise PerceptError(f"{path}: no such model file")
+        pt = path.with_suffix(".pt")
+        return path, (pt if pt.is_file() else None)
+    if path.suffix.lower() == ".pt" or os.sep in text or path.exists():
+        if not path.is_file():
+            raise PerceptError(f"{path}: no such model file")
+        onnx_path = path.with_suffix(".onnx")
+        return (onnx_path if onnx_path.is_file() else None), path
+    onnx_path, pt = checkpoints_dir() / f"{text}.onnx", checkpoints_dir() / f"{text}.pt"
+    if onnx_path.is_file() or pt.is_file():
+        return (onnx_path if onnx_path.is_file() else None), (pt if pt.is_file() else None)
+    names = ", ".join(m.name for m in list_models()) or "none installed"
+    raise PerceptError(f"unknown model '{text}'; shipped models: {names} (or give a .pt or .onnx path)")
+
+
+def available_providers() -> list[str]:
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return []
+    return list(ort.get_available_providers())
+
+
+def choose_providers(device: str, available: Sequence[str]) -> list[str]:
+    """The onnxruntime providers to ask for, best first, for ``device`` auto|cpu|cuda|tensorrt."""
+    available = list(available)
+    if device == "cpu":
+        return ["CPUExecutionProvider"]
+    if device == "auto":
+        return [p for p in PROVIDER_PREFERENCE if p in available] or ["CPUExecutionProvider"]
+    wanted = {"cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}.get(device.split(":")[0])
+    if wanted is None:
+        raise PerceptError(f"unknown device '{device}'; use auto, cpu, cuda or tensorrt")
+    if wanted not in available:
+        raise PerceptError(f"--device {device}: onnxruntime has no {wanted} here (installed: "
+                           f"{', '.join(available) or 'none'}); install onnxruntime-gpu or use --device cpu")
+    chain = [wanted] + (["CUDAExecutionProvider"] if wanted.startswith("Tensorrt") and
+                        "CUDAExecutionProvider" in available else [])
+    return chain + ["CPUExecutionProvider"]
+
+
+class _OnnxBackend:
+    def __init__(self, path: Path, device: str, threads: int | None) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise PerceptError("the onnx backend needs onnxruntime: pip install onnxruntime") from None
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.intra_op_num_threads = threads or os.cpu_count() or 1
+        opts.inter_op_num_threads = 1
+        providers = choose_providers(device, ort.get_available_providers())
+        try:
+            self.session = ort.InferenceSession(str(path), opts, providers=providers)
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises several types for bad files
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+            raise PerceptError(f"{path}: not a readable ONNX model ({first[:200]})") from None
+        meta = self.session.get_modelmeta().custom_metadata_map
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        kind = meta.get("percept.kind")
+        if kind not in KNOWN_KINDS:
+            raise PerceptError(f"{path}: not a percept model (no percept.kind in its metadata; "
+                               "export one with `percept export`)")
+        if len(inputs) != 1 or len(outputs) != 1 or len(inputs[0].shape) != 4 or inputs[0].shape[1] != 3:
+            raise PerceptError(f"{path}: not a percept model (expects one NCHW RGB input and one output)")
+        self.meta, self.kind = meta, kind
+        self.input_name, self.output_name = inputs[0].name, outputs[0].name
+        self.provider = self.session.get_providers()[0]
+        self.card = json.loads(meta.get("percept.card", "{}") or "{}")
+        self.name = meta.get("percept.name", path.stem)
+        self._gpu = self.provider != "CPUExecutionProvider"
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        if not self._gpu:
+            return self.session.run([self.output_name], {self.input_name: x})[0]
+        # IO binding: the input is copied to the GPU once, the output allocated there and copied back once
+        binding = self.session.io_binding()
+        binding.bind_cpu_input(self.input_name, x)
+        binding.bind_output(self.output_name, "cuda")
+        self.session.run_with_iobinding(binding)
+        return binding.copy_outputs_to_cpu()[0]
+
+
+class _TorchBackend:
+    def __init__(self, path: Path, device: str, threads: int | None) -> None:
+        import torch
+
+        from percept.device import resolve_device
+        from percept.inference.stylize import load_style_model
+
+        if device == "tensorrt":
+            raise PerceptError("--device tensorrt needs the onnx backend")
+        if threads:
+            torch.set_num_threads(threads)
+        self.device = resolve_device(device)
+        self.net, self.card = load_style_model(path)
+        self.net.to(self.device)
+        self.kind = "style-transformer"
+        self.name = self.card.get("name", path.stem)
+        self.provider = f"torch ({self.device.type})"
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            return self.net(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device)).float().cpu().numpy()
+
+
+class Engine:
+    """A trained network, loaded once, ready to run on frames.
+
+    Args:
+        model: shipped model name, ``.onnx`` file or ``.pt`` file.
+        backend: ``onnx``, ``torch`` or ``auto`` (onnx when an ``.onnx`` file is there and
+            onnxruntime is installed, else torch).
+        device: ``auto``, ``cpu``, ``cuda`` or (onnx only) ``tensorrt``.
+        threads: CPU threads (default: all cores).
+
+    Attributes:
+        backend: the backend in use (``onnx`` or ``torch``).
+        provider: the execution provider (or torch device) it got.
+        name, card: the model's name and model card (summary).
+    """
+
+    def __init__(self, model: str | os.PathLike, backend: str = "auto", device: str = "auto",
+                 threads: int | None = None) -> None:
+        if backend not in BACKENDS:
+            raise PerceptError(f"unknown backend '{backend}'; use {', '.join(BACKENDS)}")
+        onnx_path, pt_path = resolve_files(model)
+        if backend == "auto":
+            backend = "onnx" if onnx_path is not None and available_providers() else "torch"
+        if backend == "onnx":
+            if onnx_path is None:
+                raise PerceptError(f"no .onnx file for model '{model}' (export one with `percept export`, "
+                                   "or use --backend torch)")
+            self._impl = _OnnxBackend(onnx_path, device, threads)
+            self.path = onnx_path
+        else:
+            if pt_path is None:
+                raise PerceptError(f"no .pt checkpoint for model '{model}' (use --backend onnx)")
+            self._impl = _TorchBackend(pt_path, device, threads)
+            self.path = pt_path
+        self.backend = backend
+        self.provider: str = self._impl.provider
+        self.name: str = self._impl.name
+        self.card: dict = self._impl.card
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """float32 (N, 3, H, W) RGB in [0, 1] -> the stylised batch, same shape, on the CPU."""
+        if x.ndim != 4 or x.shape[1] != 3:
+            raise PerceptError(f"expected a (N, 3, H, W) batch, got shape {tuple(x.shape)}")
+        if min(x.shape[2:]) < 8:
+            raise PerceptError(f"frames must be at least 8x8 px, got {x.shape[3]}x{x.shape[2]}")
+        return self._impl.run(x)
+
+    def frames(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Stylise same-sized uint8 HxWx3 RGB frames in one batch; returns uint8 frames."""
+        if not len(frames):
+            return []
+        batch = np.stack(frames).astype(np.float32).transpose(0, 3, 1, 2) / np.float32(255.0)
+        out = self.run(batch)
+        return list((np.clip(out, 0.0, 1.0).transpose(0, 2, 3, 1) * 255.0 + 0.5).astype(np.uint8))
+
+    def __call__(self, image: ImageLike, size: int | None = None, strength: float = 1.0,
+                 preserve_color: bool = False) -> Image.Image:
+        """Stylise one image (path, PIL image or array) at ``size`` long side; returns a PIL image."""
+        if not 0.0 <= strength <= 1.0:
+            raise PerceptError(f"strength must be between 0 and 1, got {strength}")
+        photo = resize_long_side(load_image(image), size)
+        out = Image.fromarray(self.frames([np.asarray(photo)])[0], "RGB")
+        if preserve_color:
+            out = _preserve(out, photo)
+        return blend(out, photo, strength)
+
+    def describe(self) -> str:
+        return f"{self.name} via {self.backend} ({self.provider})"
+
+
+_preserve = preserve_color

@@ -1,0 +1,213 @@
+"""Stylising video files frame by frame with OpenCV (decode, stylise in batches, encode).
+
+The output keeps the input's frame rate and frame size (``size`` only sets the resolution the
+network runs at; frames are scaled back). It is written to a temporary file beside the target and
+renamed at the end, so a decoding error, a crash or Ctrl-C leaves no partial video behind. Sound is
+not carried over (OpenCV reads pictures only).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from percept.errors import PerceptError
+from percept.imageio import apply_umask
+
+VIDEO_CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
+
+
+def _cv2():
+    try:
+        import cv2
+    except ImportError:
+        raise PerceptError("video needs OpenCV: pip install opencv-python") from None
+    try:  # OpenCV's own warnings (e.g. a camera index that is not there) would repeat our one line
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    except AttributeError:
+        pass
+    return cv2
+
+
+def open_capture(source: str | int):
+    """An opened ``cv2.VideoCapture`` for a file path or camera index, or a clear error."""
+    cv2 = _cv2()
+    if isinstance(source, int):
+        cap = cv2.VideoCapture(source)
+        if not cap.isOpened():
+            raise PerceptError(f"no camera at index {source} (is one connected, and free? try --camera 1, "
+                               "or --source VIDEO_FILE)")
+        return cap
+    path = Path(source)
+    if not path.is_file():
+        raise PerceptError(f"{path}: no such video file")
+    if path.stat().st_size == 0:
+        raise PerceptError(f"{path}: the file is empty")
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise PerceptError(f"{path}: cannot open it as a video (not a video file, or a codec OpenCV lacks)")
+    return cap
+
+
+def check_video_output(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    if path.suffix.lower() not in VIDEO_CODECS:
+        raise PerceptError(f"{path}: unknown video extension '{path.suffix}' (use one of "
+                           f"{', '.join(sorted(VIDEO_CODECS))})")
+    if path.parent.exists() and not path.parent.is_dir():
+        raise PerceptError(f"{path.parent}: is not a folder")
+    return path
+
+
+class AtomicVideoWriter:
+    """A ``cv2.VideoWriter`` on a temporary file that becomes ``path`` only on :meth:`commit`.
+
+    Use as a context manager: leaving the block by an exception (Ctrl-C included) deletes the
+    temporary file; leaving it normally commits.
+    """
+
+    def __init__(self, path: str | os.PathLike, fps: float, size: tuple[int, int]) -> None:
+        cv2 = _cv2()
+        self.path = check_video_output(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=self.path.suffix, dir=self.path.parent)
+        os.close(fd)
+        self.tmp = Path(tmp)
+        self.size = size
+        self.frames = 0
+        fourcc = cv2.VideoWriter_fourcc(*VIDEO_CODECS[self.path.suffix.lower()])
+        self.writer = cv2.VideoWriter(str(self.tmp), fourcc, float(fps), size)
+        if not self.writer.isOpened():
+            self.tmp.unlink(missing_ok=True)
+            raise PerceptError(f"{self.path}: OpenCV cannot write this kind of video here")
+
+    def write_rgb(self, frame: np.ndarray) -> None:
+        cv2 = _cv2()
+        if (frame.shape[1], frame.shape[0]) != self.size:
+            frame = cv2.resize(frame, self.size, interpolation=cv2.INTER_LINEAR)
+        self.writer.write(np.ascontiguousarray(frame[..., ::-1]))
+        self.frames += 1
+
+    def commit(self) -> Path:
+        self.writer.release()
+        if self.frames == 0:
+            self.tmp.unlink(missing_ok=True)
+            raise PerceptError(f"no frames to write to {self.path}")
+        apply_umask(self.tmp)
+        os.replace(self.tmp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        self.writer.release()
+        self.tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> "AtomicVideoWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+
+
+def working_size(width: int, height: int, size: int | None) -> tuple[int, int]:
+    """The (w, h) the network runs at: the frame scaled so its long side is ``size`` (never up)."""
+    if not size or max(width, height) <= size:
+        return width, height
+    s = size / max(width, height)
+    return max(8, round(width * s)), max(8, round(height * s))
+
+
+class FrameStyler:
+    """Strength, colour preservation and working-size handling around an engine, on RGB uint8 frames."""
+
+    def __init__(self, engine, size: int | None = None, strength: float = 1.0, preserve_color: bool = False):
+        if not 0.0 <= strength <= 1.0:
+            raise PerceptError(f"strength must be between 0 and 1, got {strength}")
+        self.engine, self.size, self.strength, self.preserve_color = engine, size, strength, preserve_color
+
+    def __call__(self, frames: list[np.ndarray]) -> list[np.ndarray]:
+        cv2 = _cv2()
+        h, w = frames[0].shape[:2]
+        ws = working_size(w, h, self.size)
+        small = [f if ws == (w, h) else cv2.resize(f, ws, interpolation=cv2.INTER_AREA) for f in frames]
+        out = self.engine.frames(small)
+        result = []
+        for src, y in zip(small, out):
+            if self.preserve_color:
+                y = _preserve_color_np(y, src)
+            if self.strength < 1.0:
+                y = (src.astype(np.float32) * (1 - self.strength) + y.astype(np.float32) * self.strength + 0.5
+                     ).astype(np.uint8)
+            if ws != (w, h):
+                y = cv2.resize(y, (w, h), interpolation=cv2.INTER_LINEAR)
+            result.append(y)
+        return result
+
+
+def _preserve_color_np(stylized: np.ndarray, photo: np.ndarray) -> np.ndarray:
+    """Luminance transfer on arrays: the stylised frame's Y with the photo's Cr/Cb (OpenCV YCrCb)."""
+    cv2 = _cv2()
+    ys = cv2.cvtColor(stylized, cv2.COLOR_RGB2YCrCb)
+    yp = cv2.cvtColor(photo, cv2.COLOR_RGB2YCrCb)
+    yp[..., 0] = ys[..., 0]
+    return cv2.cvtColor(yp, cv2.COLOR_YCrCb2RGB)
+
+
+def read_frames(cap, path: str) -> Iterator[np.ndarray]:
+    """RGB frames of an opened capture until its end."""
+    cv2 = _cv2()
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            return
+        yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+
+
+def stylize_video(src: str | os.PathLike, dst: str | os.PathLike, styler: FrameStyler, batch: int = 4,
+                  progress: bool = True, on_frame: Callable[[int], None] | None = None) -> dict:
+    """Stylise every frame of ``src`` into ``dst`` (same fps and frame size); returns a summary dict."""
+    import time
+
+    from tqdm import tqdm
+
+    cv2 = _cv2()
+    dst = check_video_output(dst)
+    cap = open_capture(str(src))
+    try:
+        fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
+        if not fps or fps != fps or fps > 1000:
+            fps = 30.0
+        total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        frames = read_frames(cap, str(src))
+        first = next(frames, None)
+        if first is None:
+            raise PerceptError(f"{src}: no frame could be decoded")
+        h, w = first.shape[:2]
+        t0 = time.perf_counter()
+        with AtomicVideoWriter(dst, fps, (w, h)) as writer, \
+                tqdm(total=total or None, desc="video", unit="frame", disable=not progress) as bar:
+            pending = [first]
+            for frame in frames:
+                pending.append(frame)
+                if len(pending) == batch:
+                    for y in styler(pending):
+                        writer.write_rgb(y)
+                    bar.update(len(pending))
+                    pending = []
+                    if on_frame:
+                        on_frame(writer.frames)
+            if pending:
+                for y in styler(pending):
+                    writer.write_rgb(y)
+                bar.update(len(pending))
+            count = writer.frames
+        seconds = time.perf_counter() - t0
+    finally:
+        cap.release()
+    return {"path": dst, "frames": count, "fps": fps, "size": (w, h), "seconds": seconds}

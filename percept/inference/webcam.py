@@ -1,0 +1,277 @@
+"""Real-time stylisation of a live camera (or a video file played as if it were one).
+
+Capture runs in its own thread and keeps only the newest frame; the display loop always stylises
+the newest one, so when inference is slower than the camera, frames are dropped (and counted)
+instead of piling up into an ever-growing delay. A video file given as ``source`` is read at its own
+frame rate, the way a camera delivers frames.
+
+The window shows the stylised view with an FPS overlay. Keys:
+
+====================  ===============================================
+``n`` / ``p``          next / previous model
+``b``                  side by side with the raw camera on / off
+``+`` / ``-``          strength up / down by 0.1
+``c``                  preserve the camera's colours on / off
+``s``                  save a snapshot PNG
+``q`` / ``Esc``        quit (closing the window quits too)
+====================  ===============================================
+
+``headless=True`` writes the displayed frames to a video file instead of a window (for servers and
+tests); the file appears only when the run ends normally.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from percept.errors import PerceptError
+from percept.inference.video import AtomicVideoWriter, FrameStyler, _cv2, check_video_output, open_capture
+
+WINDOW = "percept webcam"
+HELP = "n/p model  b side-by-side  +/- strength  c colour  s snapshot  q quit"
+
+
+class FrameGrabber(threading.Thread):
+    """Reads frames in a background thread and keeps only the newest one.
+
+    Args:
+        cap: an opened ``cv2.VideoCapture``.
+        pace_fps: for a file source, deliver frames at this rate (like a camera); None for a camera.
+        is_camera: a camera that stops delivering frames is an error; a file that ends is not.
+    """
+
+    def __init__(self, cap, pace_fps: float | None, is_camera: bool, label: str) -> None:
+        super().__init__(daemon=True, name="percept-capture")
+        self.cap, self.pace_fps, self.is_camera, self.label = cap, pace_fps, is_camera, label
+        self._cond = threading.Condition()
+        self._frame: np.ndarray | None = None
+        self._id = 0
+        self._taken_id = 0
+        self.captured = 0
+        self.dropped = 0
+        self.ended = False
+        self.error: str | None = None
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        cv2 = _cv2()
+        t_next = time.perf_counter()
+        failures = 0
+        try:
+            while not self._halt.is_set():
+                ok, frame = self.cap.read()
+                if not ok:
+                    if self.is_camera:
+                        failures += 1
+                        if failures < 10:  # a camera can miss a frame; ten in a row means it is gone
+                            time.sleep(0.05)
+                            continue
+                        self.error = f"{self.label} stopped delivering frames (disconnected?)"
+                    break
+                failures = 0
+                rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+                if self.pace_fps:
+                    t_next += 1.0 / self.pace_fps
+                    delay = t_next - time.perf_counter()
+                    if delay > 0:
+                        time.sleep(delay)
+                    else:
+                        t_next = time.perf_counter()
+                with self._cond:
+                    if self._frame is not None and self._taken_id < self._id:
+                        self.dropped += 1  # the previous frame was never shown
+                    self._frame, self._id = rgb, self._id + 1
+                    self.captured += 1
+                    self._cond.notify_all()
+        finally:
+            with self._cond:
+                self.ended = True
+                self._cond.notify_all()
+
+    def newest(self, timeout: float = 5.0) -> np.ndarray | None:
+        """The newest frame not handed out yet (waiting for one); None once the source has ended."""
+        with self._cond:
+            deadline = time.monotonic() + timeout
+            while self._taken_id == self._id and not self.ended:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    self.error = self.error or f"{self.label} delivered no frame for {timeout:.0f} s"
+                    return None
+                self._cond.wait(left)
+            if self._taken_id == self._id:
+                return None
+            self._taken_id = self._id
+            return self._frame
+
+    def stop(self) -> None:
+        self._halt.set()
+
+
+@dataclass
+class WebcamStats:
+    shown: int = 0
+    captured: int = 0
+    dropped: int = 0
+    seconds: float = 0.0
+    fps: float = 0.0
+    snapshots: list[Path] = field(default_factory=list)
+    output: Path | None = None
+    models: list[str] = field(default_factory=list)
+
+
+def _overlay(frame: np.ndarray, lines: Sequence[str]) -> np.ndarray:
+    cv2 = _cv2()
+    out = np.ascontiguousarray(frame)
+    y = 22
+    for text in lines:
+        cv2.putText(out, text, (8, y), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 3, cv2.LINE_AA)
+        cv2.putText(out, text, (8, y), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 255, 255), 1, cv2.LINE_AA)
+        y += 22
+    return out
+
+
+def _help_bar(width: int) -> np.ndarray:
+    cv2 = _cv2()
+    bar = np.full((22, width, 3), 32, np.uint8)
+    cv2.putText(bar, HELP, (6, 15), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (230, 230, 230), 1, cv2.LINE_AA)
+    return bar
+
+
+def has_display() -> bool:
+    if sys.platform.startswith("linux"):
+        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return True
+
+
+def run_webcam(models: Sequence[str], camera: int = 0, source: str | None = None, size: int | None = 512,
+               strength: float = 1.0, preserve_color: bool = False, backend: str = "auto",
+               device: str = "auto", headless: bool = False, output: str | os.PathLike | None = None,
+               frames: int | None = None, snapshot_dir: str | os.PathLike = "snapshots",
+               side_by_side: bool = False, keys: Callable[[int], int] | None = None,
+               progress: Callable[[WebcamStats], None] | None = None) -> WebcamStats:
+    """Run the live loop until ``q``, the window closing, ``frames`` shown frames or the source's end.
+
+    Args:
+        models: model names or paths to cycle through with ``n``/``p``; the first one starts.
+        camera, source: a camera index, or a video file played at its own frame rate.
+        size: long side the network runs at (the view keeps the camera's size).
+        headless, output: write the view to ``output`` (a video file) instead of a window.
+        frames: stop after this many shown frames.
+        keys: for tests, a function ``shown_frame_index -> key code`` used instead of the keyboard.
+    """
+    from percept.inference.engine import Engine
+
+    cv2 = _cv2()
+    if headless:
+        if output is None:
+            raise PerceptError("--headless needs -o OUT.mp4 (the stylised frames go there)")
+        check_video_output(output)
+    elif not has_display():
+        raise PerceptError("no display to open a window on (DISPLAY is not set); use --headless -o OUT.mp4")
+    if not models:
+        raise PerceptError("no model to run (give --model)")
+    engines: dict[int, Engine] = {}
+
+    def engine(i: int) -> Engine:
+        if i not in engines:
+            engines[i] = Engine(models[i], backend=backend, device=device)
+        return engines[i]
+
+    current = 0
+    engine(0)  # fail on a bad model before the camera is opened
+    cap = open_capture(source if source is not None else int(camera))
+    label = f"video {source}" if source is not None else f"camera {camera}"
+    fps_src = cap.get(cv2.CAP_PROP_FPS) or 30.0
+    if source is not None and not (0 < fps_src < 1000):
+        fps_src = 30.0
+    grabber = FrameGrabber(cap, fps_src if source is not None else None, source is None, label)
+    stats = WebcamStats(models=[str(m) for m in models])
+    writer: AtomicVideoWriter | None = None
+    window_open = False
+    fps = 0.0
+    try:
+        grabber.start()
+        t_start = t_last = time.perf_counter()
+        while frames is None or stats.shown < frames:
+            frame = grabber.newest()
+            if frame is None:
+                if grabber.error:
+                    raise PerceptError(grabber.error)
+                break
+            styler = FrameStyler(engine(current), size, strength, preserve_color)
+            styled = styler([frame])[0]
+            view = np.hstack([frame, styled]) if side_by_side else styled
+            now = time.perf_counter()
+            dt = now - t_last
+            t_last = now
+            if stats.shown and dt > 0:
+                fps = 1.0 / dt if fps == 0 else 0.9 * fps + 0.1 / dt
+            view = _overlay(view, [f"{engine(current).name}  {fps:4.1f} FPS", f"strength {strength:.1f}"
+                                   + ("  colour kept" if preserve_color else "") + f"  dropped {grabber.dropped}"])
+            if not headless:
+                view = np.vstack([view, _help_bar(view.shape[1])])
+            stats.shown += 1
+            if headless:
+                if writer is None:
+                    writer = AtomicVideoWriter(output, fps_src, (view.shape[1], view.shape[0]))
+                writer.write_rgb(view)
+                key = keys(stats.shown) if keys else -1
+            else:
+                if not window_open:  # no Qt toolbar: the picture is the interface
+                    cv2.namedWindow(WINDOW, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)
+                    window_open = True
+                cv2.imshow(WINDOW, view[..., ::-1])
+                key = cv2.waitKey(1) & 0xFF
+                if keys:
+                    key = keys(stats.shown)
+                if cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) < 1:
+                    break
+            if progress:
+                stats.captured, stats.dropped = grabber.captured, grabber.dropped
+                progress(stats)
+            if key in (ord("q"), 27):
+                break
+            if key == ord("n"):
+                current = (current + 1) % len(models)
+            elif key == ord("p"):
+                current = (current - 1) % len(models)
+            elif key == ord("b"):
+                side_by_side = not side_by_side
+            elif key in (ord("+"), ord("=")):
+                strength = min(1.0, round(strength + 0.1, 1))
+            elif key == ord("-"):
+                strength = max(0.0, round(strength - 0.1, 1))
+            elif key == ord("c"):
+                preserve_color = not preserve_color
+            elif key == ord("s"):
+                from PIL import Image
+
+                from percept.imageio import save_image
+
+                snap = Path(snapshot_dir) / f"snapshot_{time.strftime('%Y%m%d_%H%M%S')}_{stats.shown:05d}.png"
+                save_image(Image.fromarray(np.ascontiguousarray(view)), snap)
+                stats.snapshots.append(snap)
+        stats.seconds = time.perf_counter() - t_start
+        if writer is not None:
+            stats.output = writer.commit()
+            writer = None
+    finally:
+        grabber.stop()
+        grabber.join(timeout=2.0)
+        cap.release()
+        if writer is not None:
+            writer.abort()
+        if window_open:
+            cv2.destroyAllWindows()
+            cv2.waitKey(1)
+    stats.captured, stats.dropped = grabber.captured, grabber.dropped
+    stats.fps = (stats.shown - 1) / stats.seconds if stats.shown > 1 and stats.seconds > 0 else 0.0
+    return stats
