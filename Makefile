@@ -31,6 +31,7 @@ eval: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_train.py
+	$(BIN)/python scripts/bench_inference.py
 
 clean:
 	rm -rf out runs .pytest_cache

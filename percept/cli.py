@@ -59,10 +59,25 @@ def cmd_train_style(args: argparse.Namespace) -> int:
         style=args.style, data=args.data, out=args.out, name=args.name, image_size=args.image_size,
         batch_size=args.batch_size, iterations=args.iterations, lr=args.lr,
         content_weight=args.content_weight, style_weight=args.style_weight, tv_weight=args.tv_weight,
-        style_size=args.style_size, channels=args.channels, n_residual=args.residual_blocks, output=args.output,
+        style_size=args.style_size, channels=args.channels or ([24, 48, 96] if args.arch == "rt" else [32, 64, 128]),
+        n_residual=args.residual_blocks or (4 if args.arch == "rt" else 5), output=args.output, arch=args.arch,
         seed=args.seed, checkpoint_every=args.checkpoint_every, logdir=args.logdir, device=args.device,
         holdout_every=args.holdout_every)
     path = train_style(cfg, resume=args.resume, progress=not args.quiet)
+    print(f"model written to {path} (card: {path.with_suffix('.json')})")
+    return 0
+
+
+def cmd_distill(args: argparse.Namespace) -> int:
+    from percept.training.distill import DistillConfig, distill_style
+
+    rt = args.arch == "rt"
+    cfg = DistillConfig(teacher=args.teacher, data=args.data, out=args.out, name=args.name, arch=args.arch,
+                        channels=args.channels or ([24, 48, 96] if rt else [32, 64, 128]),
+                        n_residual=args.residual_blocks or (4 if rt else 5), image_size=args.image_size,
+                        pairs=args.pairs, batch_size=args.batch_size, iterations=args.iterations, lr=args.lr,
+                        seed=args.seed, logdir=args.logdir, device=args.device)
+    path = distill_style(cfg, progress=not args.quiet)
     print(f"model written to {path} (card: {path.with_suffix('.json')})")
     return 0
 
@@ -78,7 +93,8 @@ def cmd_models(args: argparse.Namespace) -> int:
     for m in models:
         card = m.card
         arch = card.get("architecture", {})
-        arch_s = "-".join(map(str, arch.get("channels", []))) + f" x{arch.get('n_residual', '?')} res"
+        arch_s = (arch.get("arch", "johnson") + " " + "-".join(map(str, arch.get("channels", [])))
+                  + f" x{arch.get('n_residual', '?')}")
         print(f"{m.name:<18} {card.get('kind', '?'):<18} {arch_s:<22} {card.get('iterations', '?'):>10}  "
               f"{card.get('device', '?')}")
     return 0
@@ -222,8 +238,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--style-weight", type=_nonneg_float, default=10.0)
     t.add_argument("--tv-weight", type=_nonneg_float, default=10.0)
     t.add_argument("--style-size", type=_positive_int, default=512, help="style image long side (default 512)")
-    t.add_argument("--channels", type=_channels, default=[32, 64, 128], help="encoder widths (default 32,64,128)")
-    t.add_argument("--residual-blocks", type=_positive_int, default=5)
+    t.add_argument("--arch", choices=["johnson", "rt"], default="johnson",
+                   help="johnson: the paper's network (default); rt: the real-time CPU network")
+    t.add_argument("--channels", type=_channels, help="encoder widths (default 32,64,128; rt 24,48,96)")
+    t.add_argument("--residual-blocks", type=_positive_int, help="default 5 (rt 4)")
     t.add_argument("--output", choices=["sigmoid", "residual"], default="sigmoid",
                    help="sigmoid: sigmoid(f(photo)) (default); residual: sigmoid(logit(photo) + f(photo)), "
                         "starts as the identity")
@@ -235,6 +253,25 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=cmd_train_style)
+
+    ds = sub.add_parser("distill", help="train a fast network to reproduce a trained one (no loss network)")
+    ds.add_argument("--teacher", required=True, help="the trained model to imitate (name or .pt)")
+    ds.add_argument("--data", required=True, help="folder of training photos")
+    ds.add_argument("--out", required=True, help="output folder: NAME.pt, NAME.json, tb/")
+    ds.add_argument("--name", help="default: TEACHER_ARCH")
+    ds.add_argument("--arch", choices=["rt", "johnson"], default="rt")
+    ds.add_argument("--channels", type=_channels, help="default 24,48,96 for rt")
+    ds.add_argument("--residual-blocks", type=_positive_int, help="default 4 for rt")
+    ds.add_argument("--image-size", type=_positive_int, default=256)
+    ds.add_argument("--pairs", type=_positive_int, default=384, help="teacher-stylised crops (default 384)")
+    ds.add_argument("--batch-size", type=_positive_int, default=8)
+    ds.add_argument("--iterations", type=_positive_int, default=1000)
+    ds.add_argument("--lr", type=_nonneg_float, default=3e-3)
+    ds.add_argument("--logdir")
+    ds.add_argument("--device", default="auto")
+    ds.add_argument("--seed", type=int, default=0)
+    ds.add_argument("--quiet", action="store_true")
+    ds.set_defaults(func=cmd_distill)
 
     m = sub.add_parser("models", help="list the shipped models")
     m.set_defaults(func=cmd_models)

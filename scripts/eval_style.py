@@ -76,7 +76,7 @@ def main() -> int:
     data = Path(args.data)
     _, held = split_holdout(list_images(data / "content"))
     models = {m.name: m for m in list_models("style-transformer")}
-    styles = args.styles or list(models)
+    styles = args.styles or [m for m in models if models[m].card.get("architecture", {}).get("arch", "johnson") == "johnson"]
     peer = StyleTransfer(device="cpu")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -90,7 +90,8 @@ def main() -> int:
             results["styles"] = {k: v for k, v in old.get("styles", {}).items() if k in models}
 
     for style in styles:
-        painting = load_image(data / "styles" / f"{style}.jpg")
+        painting_file = models[style].card.get("style", {}).get("file", f"{style}.jpg")  # rt models: the teacher's
+        painting = load_image(data / "styles" / painting_file)
         metric = StyleMetric(painting, args.size, loss)
         net = Stylizer(models[style].path, device="cpu")
         rows = {"ours": [], "peer": [], "gatys": []}

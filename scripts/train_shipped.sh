@@ -14,3 +14,11 @@ for s in "${styles[@]}"; do
     --iterations "${ITERATIONS:-400}" ${TRAIN_ARGS:-}
   cp out/train/$s.pt out/train/$s.json checkpoints/
 done
+# The real-time (rt) models: distilled from the full ones just trained (a few minutes each on a CPU),
+# then every shipped model gets its verified .onnx.
+for s in "${styles[@]}"; do
+  .venv/bin/percept distill --teacher "$s" --data "$DATA/content" --out out/distill --quiet
+  cp out/distill/${s}_rt.pt out/distill/${s}_rt.json checkpoints/
+  .venv/bin/percept export "$s"
+  .venv/bin/percept export "${s}_rt"
+done

@@ -26,7 +26,8 @@ from percept.inference.engine import Engine, choose_providers
 from percept.inference.export import export_onnx
 from percept.inference.registry import checkpoints_dir
 
-SHIPPED = ["composition_vii", "starry_night", "the_scream", "wave"]
+STYLES = ["composition_vii", "starry_night", "the_scream", "wave"]
+SHIPPED = STYLES + [f"{s}_rt" for s in STYLES]
 
 
 def make_video(path: Path, frames: int = 12, size=(160, 120), fps: float = 12.0) -> Path:

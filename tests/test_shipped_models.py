@@ -11,16 +11,18 @@ from percept.cli import main
 from percept.imageio import load_image, resize_long_side
 from percept.inference.registry import checkpoints_dir, list_models
 
-SHIPPED = ["composition_vii", "starry_night", "the_scream", "wave"]
+STYLES = ["composition_vii", "starry_night", "the_scream", "wave"]
+SHIPPED = sorted(STYLES + [f"{s}_rt" for s in STYLES])  # full-size (johnson) and real-time (rt) networks
 
 
-def test_four_models_are_shipped_with_cards():
+def test_every_style_ships_in_both_architectures_with_cards():
     models = list_models("style-transformer")
     assert [m.name for m in models] == SHIPPED
     for m in models:
         torch.load(m.path, map_location="cpu", weights_only=True)
         card = json.loads(m.path.with_suffix(".json").read_text())
-        assert card["style"]["file"] == f"{m.name}.jpg"
+        assert card["style"]["file"] == f"{m.name.removesuffix('_rt')}.jpg"
+        assert card["architecture"].get("arch", "johnson") == ("rt" if m.name.endswith("_rt") else "johnson")
         for key in ("data", "architecture", "hyperparameters", "iterations", "device", "wall_time_s",
                     "final_losses_running_avg"):
             assert key in card, (m.name, key)
@@ -55,7 +57,7 @@ def test_demo_writes_results_and_contact_sheet(tmp_path):
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == sorted(["coffee.png", "contact_sheet.png"] + [f"coffee_{s}.png" for s in SHIPPED])
     img = Image.open(sheet)
-    assert img.size == (8 + 5 * (64 + 8), 8 + 64 + 18 + 8)  # photo + four styles in one row
+    assert img.size == (8 + 9 * (64 + 8), 8 + 64 + 18 + 8)  # photo + four styles x two architectures
     for s in SHIPPED:
         assert Image.open(tmp_path / f"coffee_{s}.png").size == Image.open(tmp_path / "coffee.png").size
 

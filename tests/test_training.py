@@ -107,3 +107,30 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_pat
                     resume=True, progress=False)
     assert state.read_bytes() == before
     assert load_checkpoint(state)["step"] == 2
+
+
+def test_distilled_student_learns_its_teacher(tiny_model, small_data, tmp_path):
+    """The student's L1 distance to the teacher on held-out photos falls well below an untrained one's."""
+    import torch.nn.functional as F
+
+    from percept.imageio import load_image, resize_long_side, to_tensor
+    from percept.inference.stylize import load_style_model
+    from percept.models.transformer import build_transformer
+    from percept.training.distill import DistillConfig, distill_style
+
+    cfg = DistillConfig(teacher=str(tiny_model), data=str(small_data), out=str(tmp_path), name="student",
+                        channels=[8, 8, 16], n_residual=1, image_size=32, pairs=16, batch_size=4,
+                        iterations=80, lr=5e-3, holdout_every=3, device="cpu")
+    path = distill_style(cfg, progress=False)
+    card = json.loads(path.with_suffix(".json").read_text())
+    assert card["distilled_from"]["model"] == "tiny" and card["architecture"]["arch"] == "rt"
+    teacher, _ = load_style_model(tiny_model)
+    torch.manual_seed(0)
+    untrained = build_transformer({"arch": "rt", "channels": [8, 8, 16], "n_residual": 1}).eval()
+    student, _ = load_style_model(path)
+    photos = [to_tensor(resize_long_side(load_image(p), 64)) for p in sorted(small_data.iterdir())[2::3]]
+    with torch.no_grad():
+        before = sum(float(F.l1_loss(untrained(x), teacher(x))) for x in photos)
+        after = sum(float(F.l1_loss(student(x), teacher(x))) for x in photos)
+    assert after < 0.6 * before
+    assert list((tmp_path / "tb" / "student").iterdir())  # TensorBoard events written

@@ -40,3 +40,36 @@ def test_residual_output_starts_near_the_identity():
     assert torch.allclose(y, 0.05 + 0.9 * x, atol=1e-5)
     with pytest.raises(ValueError, match="unknown output"):
         TransformerNet(output="tanh")
+
+
+@pytest.mark.parametrize("h,w", [(64, 64), (33, 47), (17, 100)])
+def test_realtime_net_keeps_any_size_and_has_no_transposed_conv(h, w):
+    from percept.models.transformer import RealtimeTransformerNet
+
+    net = RealtimeTransformerNet().eval()
+    with torch.no_grad():
+        y = net(torch.rand(2, 3, h, w))
+    assert y.shape == (2, 3, h, w) and 0 <= float(y.min()) and float(y.max()) <= 1
+    assert not any(isinstance(m, nn.ConvTranspose2d) for m in net.modules())
+    assert any(isinstance(m, nn.Conv2d) and m.groups == m.in_channels > 1 for m in net.modules())  # separable
+
+
+def test_realtime_net_is_much_smaller_than_the_papers():
+    from percept.models.transformer import RealtimeTransformerNet
+
+    small = sum(p.numel() for p in RealtimeTransformerNet().parameters())
+    full = sum(p.numel() for p in TransformerNet().parameters())
+    assert small < full / 5
+
+
+def test_build_transformer_from_config_round_trips():
+    from percept.models.transformer import build_transformer
+
+    for cfg in ({"arch": "rt", "channels": [8, 16, 32], "n_residual": 2},
+                {"channels": [8, 16, 32], "n_residual": 2, "output": "sigmoid"}):
+        net = build_transformer(cfg)
+        again = build_transformer(net.config)
+        again.load_state_dict(net.state_dict())
+        assert again.config == net.config
+    with pytest.raises(ValueError, match="unknown architecture 'vit'"):
+        build_transformer({"arch": "vit"})

@@ -21,17 +21,19 @@ from percept.device import resolve_device
 from percept.errors import PerceptError
 from percept.imageio import ImageLike, blend, load_image, preserve_color, resize_long_side, to_image, to_tensor
 from percept.inference.registry import resolve_model
-from percept.models.transformer import TransformerNet
+from percept.models.transformer import build_transformer
 
 
-def load_style_model(model: str | os.PathLike) -> tuple[TransformerNet, dict]:
+def load_style_model(model: str | os.PathLike) -> tuple[torch.nn.Module, dict]:
     """Load a style network by shipped name or path; returns (network in eval mode, model card)."""
     path = resolve_model(model)
     ckpt = load_checkpoint(path)
     if ckpt["kind"] != "style-transformer":
         raise PerceptError(f"{path}: a '{ckpt['kind']}' checkpoint, not a style model")
-    cfg = ckpt.get("config", {})
-    net = TransformerNet(cfg.get("channels", (32, 64, 128)), cfg.get("n_residual", 5), cfg.get("output", "sigmoid"))
+    try:
+        net = build_transformer(ckpt.get("config", {}))
+    except (ValueError, TypeError) as exc:
+        raise PerceptError(f"{path}: {exc}") from None
     try:
         net.load_state_dict(ckpt["state_dict"])
     except RuntimeError:

@@ -31,7 +31,7 @@ from percept.device import resolve_device
 from percept.errors import PerceptError
 from percept.imageio import load_image, resize_long_side, to_tensor
 from percept.models.losses import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, PerceptualLoss
-from percept.models.transformer import TransformerNet
+from percept.models.transformer import build_transformer
 from percept.training.data import RandomCropDataset, list_images, make_loader, split_holdout
 
 
@@ -56,6 +56,7 @@ class StyleTrainConfig:
     channels: list[int] = field(default_factory=lambda: [32, 64, 128])
     n_residual: int = 5
     output: str = "sigmoid"
+    arch: str = "johnson"
     seed: int = 0
     holdout_every: int = 10
     checkpoint_every: int = 100
@@ -91,7 +92,11 @@ def train_style(cfg: StyleTrainConfig, resume: bool = False, progress: bool = Tr
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
 
-    model = TransformerNet(cfg.channels, cfg.n_residual, cfg.output)
+    try:
+        model = build_transformer({"arch": cfg.arch, "channels": cfg.channels, "n_residual": cfg.n_residual,
+                                   "output": cfg.output})
+    except ValueError as exc:
+        raise PerceptError(str(exc)) from None
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     start_step, elapsed_before = 0, 0.0
     if resume:
@@ -99,7 +104,7 @@ def train_style(cfg: StyleTrainConfig, resume: bool = False, progress: bool = Tr
             raise PerceptError(f"--resume: no training state at {state_path}")
         state = load_checkpoint(state_path)
         saved = state.get("config", {})
-        for key in ("channels", "n_residual", "output", "batch_size", "image_size", "seed"):
+        for key in ("arch", "channels", "n_residual", "output", "batch_size", "image_size", "seed"):
             if key in saved and saved[key] != getattr(cfg, key):
                 raise PerceptError(f"--resume: {key} was {saved[key]} in {state_path}, now {getattr(cfg, key)}")
         model.load_state_dict(state["state_dict"])
@@ -196,7 +201,7 @@ def train_style(cfg: StyleTrainConfig, resume: bool = False, progress: bool = Tr
         "style": {"file": style_path.name, "sha1": _sha1(style_path), "size": cfg.style_size},
         "data": {"folder": str(cfg.data), "train_images": len(train_files),
                  "held_out": [f.name for f in held]},
-        "architecture": {"class": "TransformerNet", **model.config,
+        "architecture": {"class": type(model).__name__, **model.config,
                          "parameters": sum(p.numel() for p in model.parameters())},
         "hyperparameters": {k: v for k, v in asdict(cfg).items()
                             if k not in ("style", "data", "out", "name", "logdir", "device", "workers")},

@@ -1,0 +1,177 @@
+#!/usr/bin/env python
+"""Per-frame latency of the shipped architectures, with the peer measured in the same run.
+
+For each frame size (256x256, 512x512, 1280x720, 1920x1080) and each shipped architecture
+(``johnson``: the paper's network, ``rt``: the real-time one), one RGB uint8 frame -> one stylised
+uint8 frame through
+
+* PyTorch eager (``Engine(backend="torch")``),
+* onnxruntime fp32 (``Engine(backend="onnx")``, the shipped ``.onnx``),
+* onnxruntime fp16 weights (``percept export --fp16``, float32 I/O),
+
+and the peer ``styletransfer-lite`` (its built-in ``multistyle26.onnx`` through
+``StyleTransfer.stylize(image, style=0, max_size=None)``) on the same frame. Each number is the
+median of ``--repeats`` timed calls after one warm-up call; all run in one process, one after the
+other, on every core of this machine.
+
+Then the webcam pipeline (capture thread, stylise, draw) on a 640x480 video file played at 30 fps
+as the camera, headless, with the rt model: shown FPS and dropped frames.
+
+    .venv/bin/python scripts/bench_inference.py              # ~6 min on 2 cores
+    .venv/bin/python scripts/bench_inference.py --repeats 3 --sizes 512x512
+
+Writes the tables into docs/BENCHMARKS.md (between the bench_inference markers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from percept.inference.engine import Engine  # noqa: E402
+from percept.inference.export import export_onnx  # noqa: E402
+from percept.inference.registry import checkpoints_dir  # noqa: E402
+
+BEGIN, END = "<!-- bench_inference:begin -->", "<!-- bench_inference:end -->"
+SIZES = ["256x256", "512x512", "1280x720", "1920x1080"]
+
+
+def median_time(fn, repeats: int) -> float:
+    fn()  # warm-up (session/graph init, allocator)
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def frame_of(w: int, h: int) -> np.ndarray:
+    from PIL import Image
+    from skimage import data
+
+    return np.asarray(Image.fromarray(data.astronaut()).resize((w, h), Image.LANCZOS))
+
+
+def webcam_fps(model: str, seconds: float = 10.0) -> dict:
+    import cv2
+    from skimage import data
+
+    from percept.inference.webcam import run_webcam
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "cam640x480.mp4"
+        img = data.astronaut()
+        writer = cv2.VideoWriter(str(src), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (640, 480))
+        big = cv2.resize(img, (800, 800))
+        for i in range(int(30 * seconds)):
+            dy, dx = (2 * i) % 300, (3 * i) % 150
+            writer.write(np.ascontiguousarray(big[dy:dy + 480, dx:dx + 640, ::-1]))
+        writer.release()
+        stats = run_webcam([model], source=str(src), size=640, headless=True, output=Path(tmp) / "out.mp4")
+    return {"shown": stats.shown, "captured": stats.captured, "dropped": stats.dropped, "fps": stats.fps,
+            "seconds": stats.seconds}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--style", default="starry_night")
+    ap.add_argument("--sizes", nargs="*", default=SIZES)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--no-webcam", action="store_true")
+    ap.add_argument("--no-docs", action="store_true")
+    ap.add_argument("--out", default=str(REPO / "out" / "bench_inference.json"))
+    args = ap.parse_args()
+
+    from PIL import Image
+    from styletransfer_lite import StyleTransfer
+
+    peer = StyleTransfer(device="cpu")
+    archs = {"johnson": args.style, "rt": f"{args.style}_rt"}
+    results = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "style": args.style,
+               "repeats": args.repeats, "rows": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        engines = {}
+        for arch, name in archs.items():
+            if not (checkpoints_dir() / f"{name}.pt").is_file():
+                print(f"skipping {arch}: no checkpoints/{name}.pt")
+                continue
+            half = Path(tmp) / f"{name}_fp16.onnx"
+            export_onnx(name, half, fp16=True)
+            engines[arch] = {"torch": Engine(name, backend="torch", device="cpu"),
+                             "onnx fp32": Engine(name, backend="onnx", device="cpu"),
+                             "onnx fp16": Engine(half, backend="onnx", device="cpu")}
+        for size in args.sizes:
+            w, h = (int(v) for v in size.split("x"))
+            frame = frame_of(w, h)
+            pil = Image.fromarray(frame)
+            reps = args.repeats if w * h <= 512 * 512 else max(3, args.repeats // 2)
+            row = {"size": size, "peer": median_time(lambda: peer.stylize(pil, style=0, max_size=None), reps)}
+            for arch, backends in engines.items():
+                for backend, eng in backends.items():
+                    row[f"{arch} {backend}"] = median_time(lambda e=eng: e.frames([frame]), reps)
+            results["rows"].append(row)
+            print(json.dumps(row), flush=True)
+    if not args.no_webcam and "rt" in engines:
+        results["webcam"] = webcam_fps(archs["rt"])
+        print(json.dumps(results["webcam"]), flush=True)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=2))
+    md = render(results)
+    print(md)
+    if not args.no_docs:
+        update_docs(md)
+    return 0
+
+
+def render(res: dict) -> str:
+    cols = [k for k in res["rows"][0] if k not in ("size",)]
+    lines = [f"Machine: {res['machine']}; style {res['style']}; median of {res['repeats']} calls (3 at the two "
+             "large sizes) after a warm-up, one uint8 RGB frame in, one out. Command: "
+             "`.venv/bin/python scripts/bench_inference.py`.", "",
+             "Per-frame latency in milliseconds (FPS in brackets):", "",
+             "| frame | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    for r in res["rows"]:
+        lines.append(f"| {r['size']} | " + " | ".join(f"{1000 * r[c]:.0f} ({1 / r[c]:.1f})" for c in cols) + " |")
+    lines += ["", "Ratios at each size (lower is faster):", "",
+              "| frame | rt onnx fp32 FPS / peer FPS (target >= 3) | johnson onnx fp32 / johnson torch (target <= 0.6) |",
+              "|---|---|---|"]
+    for r in res["rows"]:
+        rt = r["peer"] / r["rt onnx fp32"] if "rt onnx fp32" in r else float("nan")
+        jo = r["johnson onnx fp32"] / r["johnson torch"] if "johnson torch" in r else float("nan")
+        lines.append(f"| {r['size']} | {rt:.1f}x | {jo:.2f} |")
+    if "webcam" in res:
+        c = res["webcam"]
+        lines += ["", f"Webcam pipeline (`run_webcam`, headless, capture thread + stylise + overlay + encode) on a "
+                  f"640x480 source delivering 30 fps, rt model at full 640x480: **{c['fps']:.1f} FPS** shown "
+                  f"({c['shown']} of {c['captured']} captured frames, {c['dropped']} dropped, "
+                  f"{c['seconds']:.1f} s)."]
+    return "\n".join(lines)
+
+
+def update_docs(md: str) -> None:
+    path = REPO / "docs" / "BENCHMARKS.md"
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    block = f"{BEGIN}\n{md}\n{END}"
+    if BEGIN in text:
+        head, rest = text.split(BEGIN, 1)
+        text = head + block + rest.split(END, 1)[1]
+    else:
+        text = text.rstrip() + "\n\n## Inference speed (CPU)\n\n" + block + "\n"
+    path.write_text(text)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
