@@ -39,3 +39,21 @@ def load_checkpoint(path: str | Path) -> dict:
 
 def write_json_atomic(obj: Any, path: str | Path) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
+
+
+def save_style_model(model: torch.nn.Module, card: dict, out: str | Path, name: str) -> Path:
+    """Write a finished style network as ``out/name.pt`` (weights, config, card) + ``out/name.json``."""
+    out = Path(out)
+    final = out / f"{name}.pt"
+    card = {**card, "trained_at": card.get("trained_at") or _now(), "torch": str(torch.__version__)}
+    save_atomic({"kind": "style-transformer", "config": model.config,
+                 "state_dict": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
+                 "card": card}, final)
+    write_json_atomic(card, out / f"{name}.json")
+    return final
+
+
+def _now() -> str:
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import platform
+
 import torch
 
 from percept.errors import PerceptError
@@ -18,3 +20,10 @@ def resolve_device(name: str = "auto") -> torch.device:
             raise PerceptError("--device cuda was asked for, but no CUDA GPU is available (use --device cpu or auto)")
         return torch.device(name)
     raise PerceptError(f"unknown device '{name}'; use auto, cpu or cuda")
+
+
+def device_name(device: torch.device) -> str:
+    """How model cards name the device a network was trained on."""
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"

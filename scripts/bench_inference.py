@@ -39,12 +39,13 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "scripts"))
 
+from benchdocs import update_block  # noqa: E402
 from percept.inference.engine import Engine  # noqa: E402
 from percept.inference.export import export_onnx  # noqa: E402
 from percept.inference.registry import checkpoints_dir  # noqa: E402
 
-BEGIN, END = "<!-- bench_inference:begin -->", "<!-- bench_inference:end -->"
 SIZES = ["256x256", "512x512", "1280x720", "1920x1080"]
 
 
@@ -162,15 +163,8 @@ def render(res: dict) -> str:
 
 
 def update_docs(md: str) -> None:
-    path = REPO / "docs" / "BENCHMARKS.md"
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    block = f"{BEGIN}\n{md}\n{END}"
-    if BEGIN in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + block + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip() + "\n\n## Inference speed (CPU)\n\n" + block + "\n"
-    path.write_text(text)
+    update_block("bench_inference", "Inference speed (CPU)", md)
+
 
 
 if __name__ == "__main__":

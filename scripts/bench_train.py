@@ -26,13 +26,14 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "scripts"))
 
+from benchdocs import update_block  # noqa: E402
 from percept.models.losses import PerceptualLoss, content_loss, gram_matrix, tv_loss  # noqa: E402
 from percept.models.transformer import TransformerNet  # noqa: E402
 from percept.models.vgg import LossNetwork  # noqa: E402
 from percept.training.style import train_step  # noqa: E402
 
-BEGIN, END = "<!-- bench_train:begin -->", "<!-- bench_train:end -->"
 
 
 def reference_step(model, vgg, style_grams, optimizer, x, cw, sw, tvw):
@@ -114,15 +115,7 @@ def main() -> int:
         f"| percept `train_step` | {mo:.3f} | {mo * args.batch:.2f} | {mo / mr:.2f}x |"])
     print(md)
     if not args.no_docs:
-        path = REPO / "docs" / "BENCHMARKS.md"
-        text = path.read_text() if path.exists() else "# Benchmarks\n"
-        block = f"{BEGIN}\n{md}\n{END}"
-        if BEGIN in text:
-            head, rest = text.split(BEGIN, 1)
-            text = head + block + rest.split(END, 1)[1]
-        else:
-            text = text.rstrip() + "\n\n## Training throughput\n\n" + block + "\n"
-        path.write_text(text)
+        update_block("bench_train", "Training throughput", md)
     return 0
 
 

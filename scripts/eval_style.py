@@ -33,7 +33,9 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "scripts"))
 
+from benchdocs import update_block  # noqa: E402
 from percept.demo import contact_sheet  # noqa: E402
 from percept.evaluation import StyleMetric  # noqa: E402
 from percept.imageio import load_image, resize_long_side, save_image, to_tensor  # noqa: E402
@@ -43,7 +45,6 @@ from percept.models.losses import PerceptualLoss  # noqa: E402
 from percept.training.data import list_images, split_holdout  # noqa: E402
 from percept.visualize.gatys import optimize_style  # noqa: E402
 
-BEGIN, END = "<!-- eval_style:begin -->", "<!-- eval_style:end -->"
 
 
 def mean(xs):
@@ -188,15 +189,8 @@ def render(res: dict, args) -> str:
 
 
 def update_docs(md: str) -> None:
-    path = REPO / "docs" / "BENCHMARKS.md"
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    block = f"{BEGIN}\n{md}\n{END}"
-    if BEGIN in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + block + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip() + "\n\n## Style transfer quality (held-out photos)\n\n" + block + "\n"
-    path.write_text(text)
+    update_block("eval_style", "Style transfer quality (held-out photos)", md)
+
 
 
 if __name__ == "__main__":

@@ -14,10 +14,8 @@ student previews).
 
 from __future__ import annotations
 
-import platform
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
@@ -25,8 +23,8 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from percept import __version__
-from percept.checkpoint import save_atomic, write_json_atomic
-from percept.device import resolve_device
+from percept.checkpoint import save_style_model
+from percept.device import device_name, resolve_device
 from percept.errors import PerceptError
 from percept.imageio import load_image, resize_long_side, to_tensor
 from percept.inference.stylize import load_style_model
@@ -134,19 +132,12 @@ def distill_style(cfg: DistillConfig, progress: bool = True) -> Path:
                            "hyperparameters": teacher_card.get("hyperparameters", {})},
         "hyperparameters": {k: v for k, v in asdict(cfg).items()
                             if k not in ("teacher", "data", "out", "name", "logdir", "device")},
-        "iterations": cfg.iterations, "device": _device_name(device), "wall_time_s": round(wall, 1),
+        "iterations": cfg.iterations, "device": device_name(device), "wall_time_s": round(wall, 1),
         "teacher_seconds": round(t_teacher, 1),
         "final_losses_running_avg": {"l1_to_teacher": round(running or float("nan"), 5)},
         "held_out_l1_to_teacher": round(sum(held_l1) / max(len(held_l1), 1), 5),
-        "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "torch": str(torch.__version__),
     }
-    final = out / f"{name}.pt"
-    save_atomic({"kind": "style-transformer", "config": student.config,
-                 "state_dict": {k: v.detach().cpu().contiguous() for k, v in student.state_dict().items()},
-                 "card": card}, final)
-    write_json_atomic(card, out / f"{name}.json")
-    return final
+    return save_style_model(student, card, out, name)
 
 
 def _log_preview(writer, teacher, student, preview, device, step: int) -> None:
@@ -163,8 +154,3 @@ def _log_preview(writer, teacher, student, preview, device, step: int) -> None:
     tiles = [F.pad(t, (0, wmax - t.shape[2], 0, hmax - t.shape[1]), value=1.0) for t in tiles]
     writer.add_image("held_out/photo_teacher_student", make_grid(tiles, nrow=3, padding=4, pad_value=1.0), step)
 
-
-def _device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(device)})"
-    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"

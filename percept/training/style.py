@@ -16,18 +16,16 @@ from __future__ import annotations
 
 import hashlib
 import math
-import platform
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
 from percept import __version__
-from percept.checkpoint import load_checkpoint, save_atomic, write_json_atomic
-from percept.device import resolve_device
+from percept.checkpoint import load_checkpoint, save_atomic, save_style_model
+from percept.device import device_name, resolve_device
 from percept.errors import PerceptError
 from percept.imageio import load_image, resize_long_side, to_tensor
 from percept.models.losses import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, PerceptualLoss
@@ -205,17 +203,10 @@ def train_style(cfg: StyleTrainConfig, resume: bool = False, progress: bool = Tr
                          "parameters": sum(p.numel() for p in model.parameters())},
         "hyperparameters": {k: v for k, v in asdict(cfg).items()
                             if k not in ("style", "data", "out", "name", "logdir", "device", "workers")},
-        "iterations": step, "device": _device_name(device), "wall_time_s": round(wall, 1),
+        "iterations": step, "device": device_name(device), "wall_time_s": round(wall, 1),
         "final_losses_running_avg": {k: round(v, 5) for k, v in running.items()},
-        "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "torch": str(torch.__version__),
     }
-    final = out / f"{name}.pt"
-    save_atomic({"kind": "style-transformer", "config": model.config,
-                 "state_dict": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
-                 "card": card}, final)
-    write_json_atomic(card, out / f"{name}.json")
-    return final
+    return save_style_model(model, card, out, name)
 
 
 def train_step(model: torch.nn.Module, loss_fn: PerceptualLoss, optimizer: torch.optim.Optimizer,
@@ -244,8 +235,3 @@ def _optimizer_to_cpu(state: dict) -> dict:
         out["state"][k] = {n: (t.detach().cpu() if isinstance(t, torch.Tensor) else t) for n, t in v.items()}
     return out
 
-
-def _device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(device)})"
-    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
