@@ -23,6 +23,18 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _nonneg_int(text: str) -> int:
+    value = _positive_int(text) if text.strip() != "0" else 0
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = _nonneg_float(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be positive, got 0")
+    return value
+
+
 def _nonneg_float(text: str) -> float:
     try:
         value = float(text)
@@ -62,7 +74,8 @@ def cmd_train_style(args: argparse.Namespace) -> int:
         style_size=args.style_size, channels=args.channels or ([16, 32, 64] if args.arch == "rt" else [32, 64, 128]),
         n_residual=args.residual_blocks or (4 if args.arch == "rt" else 5), output=args.output, arch=args.arch,
         seed=args.seed, checkpoint_every=args.checkpoint_every, logdir=args.logdir, device=args.device,
-        holdout_every=args.holdout_every)
+        holdout_every=args.holdout_every, time_limit=args.time_limit, workers=args.workers,
+        init=args.init)
     path = train_style(cfg, resume=args.resume, progress=not args.quiet)
     print(f"model written to {path} (card: {path.with_suffix('.json')})")
     return 0
@@ -247,6 +260,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "starts as the identity")
     t.add_argument("--holdout-every", type=int, default=10, help="hold out every Nth photo for previews (0: none)")
     t.add_argument("--checkpoint-every", type=_positive_int, default=100)
+    t.add_argument("--init", metavar="MODEL",
+                   help="start from a trained model of the same architecture (name or .pt), e.g. a distilled rt model")
+    t.add_argument("--time-limit", type=_positive_float, metavar="MINUTES",
+                   help="stop after this many minutes and save the model (--resume continues it)")
+    t.add_argument("--workers", type=_nonneg_int, help="data-loading processes (default 0 on a CPU, 4 on a GPU)")
     t.add_argument("--logdir", help="TensorBoard folder (default OUT/tb/NAME)")
     t.add_argument("--resume", action="store_true", help="continue from OUT/NAME.train.pt")
     t.add_argument("--device", default="auto", help="auto, cpu or cuda")

@@ -36,16 +36,18 @@ class StyleScore:
 class StyleMetric:
     """Scores stylised images against one painting (its Gram matrices are computed once)."""
 
-    def __init__(self, painting: Image.Image, size: int = 512, loss: PerceptualLoss | None = None) -> None:
+    def __init__(self, painting: Image.Image, size: int = 512, loss: PerceptualLoss | None = None,
+                 device: str | torch.device = "cpu") -> None:
         self.size = size
-        self.loss = loss or PerceptualLoss()
-        self.loss.set_style(to_tensor(resize_long_side(painting, size)))
+        self.device = torch.device(device)
+        self.loss = (loss or PerceptualLoss()).to(self.device)
+        self.loss.set_style(to_tensor(resize_long_side(painting, size)).to(self.device))
 
     @torch.no_grad()
     def __call__(self, stylized: Image.Image, photo: Image.Image) -> StyleScore:
-        x = to_tensor(resize_long_side(photo, self.size))
+        x = to_tensor(resize_long_side(photo, self.size)).to(self.device)
         y = stylized if stylized.size == (x.shape[3], x.shape[2]) else stylized.resize((x.shape[3], x.shape[2]), Image.LANCZOS)
-        yt = to_tensor(y)
+        yt = to_tensor(y).to(self.device)
         out = self.loss(yt, x)
         feats = self.loss.net(yt, self.loss.style.layers)
         raw = sum(F.mse_loss(gram_matrix(feats[k]), t) for k, t in self.loss.style.targets.items())

@@ -5,7 +5,7 @@ Reference (what a first implementation does): the full-depth VGG19 (through pool
 stylised batch and on the content batch, fp32, NCHW, every layer's features kept, the losses picked
 out of that dict afterwards. Ours: ``percept.training.style.train_step`` as ``train-style`` runs
 it (loss network truncated at the deepest layer needed, content targets without gradients and only
-as deep as the content layer, channels_last; bf16 autocast on a GPU).
+as deep as the content layer; memory format and autocast from ``step_precision``).
 
 Both run the same transformer network, batch and losses, alternating in one process; the median of
 ``--repeats`` timed windows is reported. Writes the table into docs/BENCHMARKS.md.
@@ -32,7 +32,7 @@ from benchdocs import update_block  # noqa: E402
 from percept.models.losses import PerceptualLoss, content_loss, gram_matrix, tv_loss  # noqa: E402
 from percept.models.transformer import TransformerNet  # noqa: E402
 from percept.models.vgg import LossNetwork  # noqa: E402
-from percept.training.style import train_step  # noqa: E402
+from percept.training.style import step_precision, train_step  # noqa: E402
 
 
 
@@ -69,13 +69,13 @@ def main() -> int:
     x = torch.rand(args.batch, 3, args.size, args.size, device=dev)
 
     # ours
-    model_o = TransformerNet().to(dev).to(memory_format=torch.channels_last)
+    mf, amp = step_precision(dev, args.batch)
+    model_o = TransformerNet().to(dev).to(memory_format=mf)
     loss_o = PerceptualLoss(1.0, 20.0, 10.0).to(dev)
-    loss_o.net.to(memory_format=torch.channels_last)
+    loss_o.net.to(memory_format=mf)
     loss_o.set_style(style)
     opt_o = torch.optim.Adam(model_o.parameters(), 1e-3)
-    x_o = x.contiguous(memory_format=torch.channels_last)
-    amp = dev.type == "cuda"
+    x_o = x.contiguous(memory_format=mf)
 
     # reference
     model_r = TransformerNet().to(dev)
@@ -112,10 +112,14 @@ def main() -> int:
         f"--steps {args.steps} --repeats {args.repeats} --device {args.device}`", "",
         "| loop | iterations/s | images/s | speed-up |", "|---|---|---|---|",
         f"| reference (full-depth VGG19, fp32, NCHW) | {mr:.3f} | {mr * args.batch:.2f} | 1.00x |",
-        f"| percept `train_step` | {mo:.3f} | {mo * args.batch:.2f} | {mo / mr:.2f}x |"])
+        f"| percept `train_step` ({'bf16 autocast' if amp else 'fp32'}, "
+        f"{'channels_last' if mf == torch.channels_last else 'NCHW'}) | {mo:.3f} | {mo * args.batch:.2f} | {mo / mr:.2f}x |"])
     print(md)
     if not args.no_docs:
-        update_block("bench_train", "Training throughput", md)
+        if dev.type == "cuda":
+            update_block("bench_train_gpu", "Training throughput (GPU)", md)
+        else:
+            update_block("bench_train", "Training throughput (CPU)", md)
     return 0
 
 

@@ -63,7 +63,15 @@ class StyleTrainConfig:
     logdir: str | None = None
     device: str = "auto"
     workers: int | None = None
-    channels_last: bool = True
+    channels_last: bool | None = None
+    """None: channels_last on the CPU, NCHW on a GPU (see :func:`step_precision`)."""
+    amp: bool | None = None
+    """None: bf16 autocast on a GPU at batch >= 8, fp32 (TF32) below and on the CPU."""
+    init: str | None = None
+    """Start from this trained model's weights (same architecture) instead of a random init."""
+    time_limit: float | None = None
+    """Stop after this many minutes of training in this call (the model is saved as if finished;
+    ``--resume`` with the same or more ``iterations`` continues it)."""
 
 
 def _sha1(path: Path) -> str:
@@ -95,6 +103,13 @@ def train_style(cfg: StyleTrainConfig, resume: bool = False, progress: bool = Tr
                                    "output": cfg.output})
     except ValueError as exc:
         raise PerceptError(str(exc)) from None
+    if cfg.init and not resume:
+        from percept.inference.stylize import load_style_model
+
+        init_net, _ = load_style_model(cfg.init)
+        if init_net.config != model.config:
+            raise PerceptError(f"--init: {cfg.init} is a {init_net.config} network, this run trains {model.config}")
+        model.load_state_dict(init_net.state_dict())
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     start_step, elapsed_before = 0, 0.0
     if resume:
@@ -115,7 +130,7 @@ def train_style(cfg: StyleTrainConfig, resume: bool = False, progress: bool = Tr
         for k, v in group.items():
             if isinstance(v, torch.Tensor) and k != "step":
                 group[k] = v.to(device)
-    memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    memory_format, use_amp = step_precision(device, cfg.batch_size, cfg.channels_last, cfg.amp)
     model.to(memory_format=memory_format)
     loss_fn = PerceptualLoss(cfg.content_weight, cfg.style_weight, cfg.tv_weight,
                              cfg.content_layers, cfg.style_layers).to(device)
@@ -123,7 +138,6 @@ def train_style(cfg: StyleTrainConfig, resume: bool = False, progress: bool = Tr
     style_t = to_tensor(resize_long_side(style_img, cfg.style_size)).to(device)
     loss_fn.set_style(style_t)
 
-    use_amp = device.type == "cuda"
     amp_dtype = torch.bfloat16
     dataset = RandomCropDataset(train_files, cfg.image_size, cfg.iterations * cfg.batch_size, seed=cfg.seed)
     workers = cfg.workers if cfg.workers is not None else (4 if device.type == "cuda" else 0)
@@ -186,8 +200,13 @@ def train_style(cfg: StyleTrainConfig, resume: bool = False, progress: bool = Tr
                 writer.add_scalar("speed/it_per_s", (step - start_step) / (time.perf_counter() - t0), step)
             if step % cfg.preview_every == 0 or step == cfg.iterations:
                 log_preview(step)
-            if step % cfg.checkpoint_every == 0 or step == cfg.iterations:
+            out_of_time = cfg.time_limit is not None and time.perf_counter() - t0 >= 60.0 * cfg.time_limit
+            if step % cfg.checkpoint_every == 0 or step == cfg.iterations or out_of_time:
                 save_state(step, elapsed_before + time.perf_counter() - t0)
+            if out_of_time:
+                if step % cfg.preview_every:
+                    log_preview(step)
+                break
     finally:
         bar.close()
         writer.close()
@@ -202,11 +221,29 @@ def train_style(cfg: StyleTrainConfig, resume: bool = False, progress: bool = Tr
         "architecture": {"class": type(model).__name__, **model.config,
                          "parameters": sum(p.numel() for p in model.parameters())},
         "hyperparameters": {k: v for k, v in asdict(cfg).items()
-                            if k not in ("style", "data", "out", "name", "logdir", "device", "workers")},
-        "iterations": step, "device": device_name(device), "wall_time_s": round(wall, 1),
+                            if k not in ("style", "data", "out", "name", "logdir", "device", "workers", "time_limit")},
+        "precision": {"amp_bf16": use_amp, "channels_last": memory_format == torch.channels_last},
+        "iterations": step, "stopped_by_time_limit": step < cfg.iterations,
+        "device": device_name(device), "wall_time_s": round(wall, 1),
         "final_losses_running_avg": {k: round(v, 5) for k, v in running.items()},
     }
     return save_style_model(model, card, out, name)
+
+
+def step_precision(device: torch.device, batch_size: int, channels_last: bool | None = None,
+                   amp: bool | None = None) -> tuple[torch.memory_format, bool]:
+    """Memory format and autocast for a training step, measured rather than assumed.
+
+    On the CPU channels_last is faster (docs/BENCHMARKS.md; bf16 is not: AVX2-only here). On an
+    H100 the 32-64-128 network at batch 4, 256 px, is launch-bound: fp32 NCHW (TF32 convolutions)
+    ran 38 it/s, bf16 autocast 33, bf16 + channels_last 30; at batch 16 bf16 wins (24 vs 17 it/s).
+    ``None`` picks those defaults; a bool forces the choice.
+    """
+    if channels_last is None:
+        channels_last = device.type == "cpu"
+    if amp is None:
+        amp = device.type == "cuda" and batch_size >= 8
+    return (torch.channels_last if channels_last else torch.contiguous_format), bool(amp)
 
 
 def train_step(model: torch.nn.Module, loss_fn: PerceptualLoss, optimizer: torch.optim.Optimizer,
