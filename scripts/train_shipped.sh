@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Trains the four shipped style models on ../shared/data/content (every 10th photo held out) and
-# copies the finished weights and model cards into checkpoints/. The training runs, their resumable
+# The CPU recipe: trains the four style models on ../shared/data/content (every 10th photo held out)
+# and copies the finished weights and model cards into checkpoints/. The models that ship now were
+# trained on a GPU instead (scripts/gpu_sweep.sh, scripts/gpu_rt.sh; see docs/BENCHMARKS.md): 400
+# CPU steps give visibly stylised pictures but miss the quality targets. The training runs, their resumable
 # state and TensorBoard logs stay in out/train/ (not in git).
 #   usage: scripts/train_shipped.sh [STYLE ...]     (default: all four)
 # Extra arguments for `percept train-style` can be given in TRAIN_ARGS.
