@@ -117,7 +117,8 @@ def main() -> int:
         summary["ratio_style"] = summary["ours"]["style"] / summary["peer"]["style"]
         summary["ratio_content"] = summary["ours"]["content"] / summary["peer"]["content"]
         summary["ratio_style_raw"] = summary["ours"]["style_raw"] / summary["peer"]["style_raw"]
-        results["styles"][style] = {"summary": summary, "per_photo": rows}
+        arch = models[style].card.get("architecture", {}).get("arch", "johnson")
+        results["styles"][style] = {"arch": arch, "summary": summary, "per_photo": rows}
 
         if not args.no_fig5:
             card = models[style].card.get("hyperparameters", {})
@@ -162,7 +163,9 @@ def render(res: dict, args) -> str:
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in res["styles"].items():
         s = r["summary"]
-        ts, tc = (1.0, 1.0) if name.endswith("_rt") else (0.6, 0.9)  # rt: beat the peer on both
+        # the real-time architecture's target is to beat the peer on both; the full-size one's is 0.6 / 0.9
+        arch = r.get("arch", "rt" if name.endswith("_rt") else "johnson")  # older JSON has no "arch"
+        ts, tc = (0.6, 0.9) if arch == "johnson" else (1.0, 1.0)
         ok_s = "yes" if s["ratio_style"] <= ts else "**no**"
         ok_c = "yes" if s["ratio_content"] <= tc else "**no**"
         g = s["gatys"]

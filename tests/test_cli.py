@@ -112,6 +112,15 @@ def test_argument_errors_are_one_line(capsys, photo_path):
     assert err.count("\n") == 1 and "must be between 0 and 1" in err
 
 
+@pytest.mark.parametrize("value,message", [("-1", "must be 0 or more, got -1"), ("two", "expected a whole number, got 'two'")])
+def test_workers_must_be_a_count(capsys, value, message):
+    with pytest.raises(SystemExit) as exc:
+        main(["train-style", "--style", "s.jpg", "--data", "d", "--out", "o", "--workers", value])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
+
+
 def test_console_script_end_to_end(tmp_path, tiny_model, photo_path):
     """The installed `percept` entry point, in a real subprocess."""
     exe = [sys.executable, "-m", "percept.cli"]
