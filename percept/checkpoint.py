@@ -43,14 +43,27 @@ def write_json_atomic(obj: Any, path: str | Path) -> None:
 
 def save_style_model(model: torch.nn.Module, card: dict, out: str | Path, name: str) -> Path:
     """Write a finished style network as ``out/name.pt`` (weights, config, card) + ``out/name.json``."""
+    return save_model(model, card, out, name, kind="style-transformer")
+
+
+def save_model(model: torch.nn.Module, card: dict, out: str | Path, name: str, kind: str,
+               dtype: torch.dtype | None = None) -> Path:
+    """Write a finished network of ``kind`` as ``out/name.pt`` (weights, config, card) + ``out/name.json``.
+
+    ``dtype`` stores the floating-point weights in that type (``load_state_dict`` casts them back).
+    """
     out = Path(out)
     final = out / f"{name}.pt"
     card = {**card, "trained_at": card.get("trained_at") or _now(), "torch": str(torch.__version__)}
-    save_atomic({"kind": "style-transformer", "config": model.config,
-                 "state_dict": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
+    save_atomic({"kind": kind, "config": model.config,
+                 "state_dict": {k: _cast(v.detach().cpu().contiguous(), dtype) for k, v in model.state_dict().items()},
                  "card": card}, final)
     write_json_atomic(card, out / f"{name}.json")
     return final
+
+
+def _cast(t: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
+    return t.to(dtype) if dtype is not None and t.is_floating_point() else t
 
 
 def _now() -> str:

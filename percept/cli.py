@@ -86,6 +86,20 @@ def cmd_train_style(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_decoder(args: argparse.Namespace) -> int:
+    from percept.training.decoder import DecoderTrainConfig, train_decoder
+
+    cfg = DecoderTrainConfig(
+        layer=args.layer, data=args.data, out=args.out, name=args.name, loss=args.loss,
+        feature_weight=args.feature_weight, image_size=args.image_size, batch_size=args.batch_size,
+        iterations=args.iterations, lr=args.lr, width=args.width, n_blocks=args.blocks, seed=args.seed,
+        holdout_every=args.holdout_every, checkpoint_every=args.checkpoint_every, logdir=args.logdir,
+        device=args.device, workers=args.workers, time_limit=args.time_limit)
+    path = train_decoder(cfg, resume=args.resume, progress=not args.quiet)
+    print(f"decoder written to {path} (card: {path.with_suffix('.json')})")
+    return 0
+
+
 def cmd_distill(args: argparse.Namespace) -> int:
     from percept.training.distill import DistillConfig, distill_style
 
@@ -111,8 +125,11 @@ def cmd_models(args: argparse.Namespace) -> int:
     for m in models:
         card = m.card
         arch = card.get("architecture", {})
-        arch_s = (arch.get("arch", "johnson") + " " + "-".join(map(str, arch.get("channels", [])))
-                  + f" x{arch.get('n_residual', '?')}")
+        if card.get("kind") == "feature-decoder":
+            arch_s = f"{card.get('layer', '?')} w{arch.get('width', '?')} x{arch.get('n_blocks', '?')}"
+        else:
+            arch_s = (arch.get("arch", "johnson") + " " + "-".join(map(str, arch.get("channels", [])))
+                      + f" x{arch.get('n_residual', '?')}")
         print(f"{m.name:<18} {card.get('kind', '?'):<18} {arch_s:<22} {card.get('iterations', '?'):>10}  "
               f"{card.get('device', '?')}")
     return 0
@@ -176,6 +193,42 @@ def cmd_optimize_style(args: argparse.Namespace) -> int:
     save_image(result.image, out)
     print(f"wrote {out} (content {result.losses['content']:.4f}, style {result.losses['style']:.4f}, "
           f"{result.seconds:.1f} s)")
+    return 0
+
+
+def cmd_invert(args: argparse.Namespace) -> int:
+    from percept.imageio import check_output_path, load_image, resize_long_side, save_image, to_tensor
+    from percept.inference.invert import Inverter, crop_to_stride
+    from percept.models.decoder import check_decoder_layer
+    from percept.models.vgg import LossNetwork, layer_stride
+
+    out = check_output_path(args.output)
+    if args.method == "optimize":
+        from percept.models.vgg import check_layers
+
+        check_layers([args.layer])
+        if args.model:
+            raise PerceptError("--model is a decoder; --method optimize does not use one")
+    else:
+        check_decoder_layer(args.layer)
+    photo = resize_long_side(load_image(args.image), args.size)
+    x = crop_to_stride(to_tensor(photo), layer_stride(args.layer))
+    from percept.visualize.inversion import feature_space_error, image_space_error, invert_optimize
+
+    if args.method == "decoder":
+        inv = Inverter(args.layer, args.model, device=args.device)
+        res = inv(photo)
+        image, y, seconds, net = res.image, res.tensor, res.seconds, inv.net
+    else:
+        net = LossNetwork(args.layer)
+        opt = invert_optimize(x, args.layer, iterations=args.iterations, net=net, device=args.device,
+                              seed=args.seed, progress=not args.quiet)
+        image, y, seconds = opt.image, opt.tensor, opt.seconds
+    save_image(image, out)
+    img_err = image_space_error(y, x)
+    feat_err = feature_space_error(net, y, x, args.layer)
+    print(f"wrote {out} ({args.layer}, {args.method}, {x.shape[3]}x{x.shape[2]}): image-space error {img_err:.4f}, "
+          f"feature-space error {feat_err:.4f}, {seconds:.3f} s")
     return 0
 
 
@@ -276,6 +329,50 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=cmd_train_style)
+
+    td = sub.add_parser("train-decoder", help="train a feature-inversion decoder for a VGG19 layer "
+                                              "(Dosovitskiy & Brox 2016)")
+    td.add_argument("--layer", required=True, help="the VGG19 layer to invert, e.g. relu3_1 (relu*/pool* layers)")
+    td.add_argument("--data", required=True, help="folder of training photos")
+    td.add_argument("--out", required=True, help="output folder: NAME.pt, NAME.json, NAME.train.pt, tb/")
+    td.add_argument("--name", help="model name (default decoder_LAYER)")
+    td.add_argument("--loss", choices=["pixel", "pixel+feature"], default="pixel",
+                    help="pixel: MSE (CVPR 2016, default); pixel+feature: plus the relative feature error at "
+                         "the layer (NeurIPS 2016), sharper at deep layers")
+    td.add_argument("--feature-weight", type=_nonneg_float, default=0.01, help="weight of the feature term (0.01)")
+    td.add_argument("--image-size", type=_positive_int, default=128,
+                    help="training crop size, a multiple of the layer's stride (default 128)")
+    td.add_argument("--batch-size", type=_positive_int, default=8)
+    td.add_argument("--iterations", type=_positive_int, default=2000)
+    td.add_argument("--lr", type=_nonneg_float, default=1e-3, help="Adam, cosine decay to 1e-4 (default 1e-3)")
+    td.add_argument("--width", type=_positive_int, help="channels at the feature resolution (default min(C, 256))")
+    td.add_argument("--blocks", type=_nonneg_int, default=2, help="residual blocks before upsampling (default 2)")
+    td.add_argument("--holdout-every", type=int, default=10, help="hold out every Nth photo for previews (0: none)")
+    td.add_argument("--checkpoint-every", type=_positive_int, default=100)
+    td.add_argument("--time-limit", type=_positive_float, metavar="MINUTES",
+                    help="stop after this many minutes and save the decoder (the LR schedule fits in it)")
+    td.add_argument("--workers", type=_nonneg_int, help="data-loading processes (default 0 on a CPU, 4 on a GPU)")
+    td.add_argument("--logdir", help="TensorBoard folder (default OUT/tb/NAME)")
+    td.add_argument("--resume", action="store_true", help="continue from OUT/NAME.train.pt")
+    td.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    td.add_argument("--seed", type=int, default=0)
+    td.add_argument("--quiet", action="store_true", help="no progress bar")
+    td.set_defaults(func=cmd_train_decoder)
+
+    iv = sub.add_parser("invert", help="reconstruct a photo from one VGG19 layer's features "
+                                       "(decoder: Dosovitskiy & Brox; optimize: Mahendran & Vedaldi)")
+    iv.add_argument("image", help="the photo")
+    iv.add_argument("--layer", required=True, help="VGG19 layer, e.g. relu3_1")
+    iv.add_argument("--method", choices=["decoder", "optimize"], default="decoder",
+                    help="decoder: one pass of a trained decoder (default); optimize: Mahendran-Vedaldi optimisation")
+    iv.add_argument("-o", "--output", required=True, help="the reconstruction (.png, .jpg, ...)")
+    iv.add_argument("--model", help="decoder .pt (default: the shipped decoder_LAYER)")
+    iv.add_argument("--size", type=_positive_int, default=256, help="photo's long side in pixels (default 256)")
+    iv.add_argument("--iterations", type=_positive_int, help="optimize: steps of the first stage (default 300)")
+    iv.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    iv.add_argument("--seed", type=int, default=0, help="optimize: seeds the initial noise and the jitter")
+    iv.add_argument("--quiet", action="store_true", help="no progress bar")
+    iv.set_defaults(func=cmd_invert)
 
     ds = sub.add_parser("distill", help="train a fast network to reproduce a trained one (no loss network)")
     ds.add_argument("--teacher", required=True, help="the trained model to imitate (name or .pt)")

@@ -30,6 +30,8 @@ from percept.errors import PerceptError
 from percept.imageio import load_image, resize_long_side, to_tensor
 from percept.models.losses import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, PerceptualLoss
 from percept.models.transformer import build_transformer
+from percept.training.common import (check_finite_weights, nonfinite_loss_message, optimizer_to,
+                                     optimizer_to_cpu, preview_grid)
 from percept.training.data import RandomCropDataset, list_images, make_loader, split_holdout
 
 
@@ -126,10 +128,7 @@ def train_style(cfg: StyleTrainConfig, resume: bool = False, progress: bool = Tr
         elapsed_before = float(state.get("elapsed", 0.0))
 
     model.to(device)
-    for group in optimizer.state.values():
-        for k, v in group.items():
-            if isinstance(v, torch.Tensor) and k != "step":
-                group[k] = v.to(device)
+    optimizer_to(optimizer, device)
     memory_format, use_amp = step_precision(device, cfg.batch_size, cfg.channels_last, cfg.amp)
     model.to(memory_format=memory_format)
     loss_fn = PerceptualLoss(cfg.content_weight, cfg.style_weight, cfg.tv_weight,
@@ -150,13 +149,10 @@ def train_style(cfg: StyleTrainConfig, resume: bool = False, progress: bool = Tr
     preview = _preview_batch(held or train_files)
 
     def save_state(step: int, elapsed: float) -> None:
-        for p in model.parameters():
-            if not torch.isfinite(p).all():
-                raise PerceptError(f"weights became non-finite by step {step}; kept the last good checkpoint "
-                                   f"{state_path}")
+        check_finite_weights(model, step, state_path)
         save_atomic({"kind": "style-transformer-training", "step": step, "elapsed": elapsed,
                      "config": asdict(cfg), "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-                     "optimizer": _optimizer_to_cpu(optimizer.state_dict())}, state_path)
+                     "optimizer": optimizer_to_cpu(optimizer.state_dict())}, state_path)
 
     def log_preview(step: int) -> None:
         model.eval()
@@ -166,11 +162,7 @@ def train_style(cfg: StyleTrainConfig, resume: bool = False, progress: bool = Tr
                 y = model(x.to(device)).float().cpu()
                 tiles += [x[0], y[0]]
         model.train()
-        from torchvision.utils import make_grid
-        hmax = max(t.shape[1] for t in tiles)
-        wmax = max(t.shape[2] for t in tiles)
-        padded = [torch.nn.functional.pad(t, (0, wmax - t.shape[2], 0, hmax - t.shape[1]), value=1.0) for t in tiles]
-        writer.add_image("held_out/photo_vs_stylized", make_grid(padded, nrow=2, padding=4, pad_value=1.0), step)
+        writer.add_image("held_out/photo_vs_stylized", preview_grid(tiles), step)
 
     running: dict[str, float] = {}
     model.train()
@@ -184,10 +176,7 @@ def train_style(cfg: StyleTrainConfig, resume: bool = False, progress: bool = Tr
             losses = train_step(model, loss_fn, optimizer, x, use_amp, amp_dtype)
             total = losses["total"]
             if not torch.isfinite(total):
-                raise PerceptError(f"the loss became {total.item()} at step {step + 1}; training stopped. "
-                                   f"The last good checkpoint is {state_path}" if state_path.exists() else
-                                   f"the loss became {total.item()} at step {step + 1}; training stopped "
-                                   "before any checkpoint was written")
+                raise PerceptError(nonfinite_loss_message(total.item(), step + 1, state_path))
             step += 1
             vals = {k: float(v.detach()) for k, v in losses.items()}
             for k, v in vals.items():
@@ -264,11 +253,4 @@ def train_step(model: torch.nn.Module, loss_fn: PerceptualLoss, optimizer: torch
         total.backward()
         optimizer.step()
     return {k: v.detach() for k, v in losses.items()}
-
-
-def _optimizer_to_cpu(state: dict) -> dict:
-    out = {"state": {}, "param_groups": state["param_groups"]}
-    for k, v in state["state"].items():
-        out["state"][k] = {n: (t.detach().cpu() if isinstance(t, torch.Tensor) else t) for n, t in v.items()}
-    return out
 

