@@ -238,7 +238,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     out = Path(args.output) if args.output else resolve_model(args.model).with_suffix(".onnx")
     report = export_onnx(args.model, out, opset=args.opset, fp16=args.fp16)
-    sizes = ", ".join(f"{n}x3x{h}x{w}" for n, h, w in report.sizes)
+    sizes = ", ".join(f"{n}x{report.channels}x{h}x{w}" for n, h, w in report.sizes)
     print(f"wrote {report.path} ({report.precision}, opset {report.opset}, {report.bytes / 1e6:.1f} MB); "
           f"onnxruntime vs PyTorch max abs diff {report.max_abs_diff:.2e} on {sizes}")
     return 0

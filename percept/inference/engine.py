@@ -101,6 +101,9 @@ class _OnnxBackend:
         meta = self.session.get_modelmeta().custom_metadata_map
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         kind = meta.get("percept.kind")
+        if kind == "feature-decoder":
+            raise PerceptError(f"{path}: a feature decoder (VGG19 {meta.get('percept.layer', '?')} features in), "
+                               "not a style model; see `percept invert`")
         if kind not in KNOWN_KINDS:
             raise PerceptError(f"{path}: not a percept model (no percept.kind in its metadata; "
                                "export one with `percept export`)")

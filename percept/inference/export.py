@@ -3,9 +3,12 @@
 ``percept export MODEL -o OUT.onnx`` turns a percept checkpoint into an ONNX file that any ONNX
 runtime can run:
 
-* one input ``image`` and one output ``stylized``, both float32 NCHW RGB in [0, 1], with dynamic
-  batch, height and width (the graph pads to a multiple of 4 itself and crops back, so any size from
-  8 px up goes in and the same size comes out);
+* style networks: one input ``image`` and one output ``stylized``, both float32 NCHW RGB in [0, 1],
+  with dynamic batch, height and width (the graph pads to a multiple of 4 itself and crops back, so
+  any size from 8 px up goes in and the same size comes out);
+* feature decoders: one input ``features`` (float32 NCHW, the VGG19 layer's channels, as
+  ``percept.models.vgg.LossNetwork`` computes them from RGB in [0, 1]) and one output ``image``
+  (RGB in [0, 1], ``stride`` times the feature map's height and width), dynamic batch/height/width;
 * metadata inside the file (``percept.kind``, ``percept.name``, ``percept.input``, ``percept.card``
   - a JSON summary of the model card ...), which :class:`percept.inference.engine.Engine` checks;
 * ``--fp16`` stores the weights and arithmetic in float16 with float32 inputs and outputs kept, so it
@@ -41,7 +44,9 @@ TOLERANCE = {"fp32": 1e-3, "fp16": 2e-2}
 """Largest accepted max-abs difference between onnxruntime and PyTorch (images in [0, 1])."""
 INPUT_NAME, OUTPUT_NAME = "image", "stylized"
 INPUT_SPEC = "float32 NCHW RGB in [0, 1], any batch, height and width >= 8"
-EXPORTABLE_KINDS = ("style-transformer",)
+EXPORTABLE_KINDS = ("style-transformer", "feature-decoder")
+DECODER_CHECK_SIZES: tuple[tuple[int, int, int], ...] = ((1, 8, 8), (2, 13, 7), (1, 5, 9))
+"""(batch, height, width) of the random feature maps a decoder is checked on."""
 
 
 @dataclass
@@ -54,13 +59,15 @@ class ExportReport:
     max_abs_diff: float
     sizes: list[tuple[int, int, int]] = field(default_factory=list)
     bytes: int = 0
+    channels: int = 3
+    """Channels of the input (3 for a style network, the layer's for a decoder)."""
 
 
 def _card_summary(card: dict) -> dict:
     hp = card.get("hyperparameters", {})
-    keep = ("image_size", "batch_size", "iterations", "content_weight", "style_weight", "tv_weight")
+    keep = ("image_size", "batch_size", "iterations", "content_weight", "style_weight", "tv_weight", "layer", "loss")
     return {
-        "name": card.get("name"), "style": card.get("style", {}).get("file"),
+        "name": card.get("name"), "style": card.get("style", {}).get("file"), "layer": card.get("layer"),
         "architecture": card.get("architecture", {}), "hyperparameters": {k: hp[k] for k in keep if k in hp},
         "iterations": card.get("iterations"), "device": card.get("device"),
         "wall_time_s": card.get("wall_time_s"), "trained_at": card.get("trained_at"),
@@ -75,23 +82,48 @@ def _load_torch_model(model: str | os.PathLike) -> tuple[torch.nn.Module, dict, 
     kind = load_checkpoint(path)["kind"]
     if kind not in EXPORTABLE_KINDS:
         raise PerceptError(f"{path}: cannot export a '{kind}' checkpoint (exportable: {', '.join(EXPORTABLE_KINDS)})")
-    net, card = load_style_model(path)
+    if kind == "feature-decoder":
+        from percept.inference.invert import load_decoder
+
+        net, card = load_decoder(path)
+    else:
+        net, card = load_style_model(path)
     return net.float().eval(), card, kind
+
+
+def _io(net: torch.nn.Module) -> tuple[str, str, str, str]:
+    """(input name, output name, input spec, output spec) of a network kind."""
+    if hasattr(net, "in_channels"):  # a FeatureDecoder
+        return ("features", "image",
+                f"float32 NCHW {net.layer} features of VGG19 (Caffe weights; {net.in_channels} channels), "
+                "any batch, height and width >= 2",
+                f"float32 NCHW RGB in [0, 1], {net.stride}x the features' height and width")
+    return INPUT_NAME, OUTPUT_NAME, INPUT_SPEC, "float32 NCHW RGB in [0, 1], the input's batch, height and width"
+
+
+def _example(net: torch.nn.Module, n: int, h: int, w: int, gen: torch.Generator | None = None) -> torch.Tensor:
+    """A random input for ``net``: an RGB image, or (for a decoder) relu-like features at its scale."""
+    if hasattr(net, "in_channels"):
+        return torch.rand(n, net.in_channels, h, w, generator=gen) * 2.0 / net.in_scale.float()
+    return torch.rand(n, 3, h, w, generator=gen)
 
 
 def _to_onnx_bytes(net: torch.nn.Module, opset: int) -> bytes:
     """Export with dynamic batch/height/width through the torch.export-based exporter."""
+    decoder = hasattr(net, "in_channels")
+    in_name, out_name, _, _ = _io(net)
     batch = torch.export.Dim("batch", min=1, max=1024)
-    height = torch.export.Dim("height", min=8, max=16384)
-    width = torch.export.Dim("width", min=8, max=16384)
-    example = torch.rand(2, 3, 64, 72)
+    height = torch.export.Dim("height", min=2 if decoder else 8, max=16384)
+    width = torch.export.Dim("width", min=2 if decoder else 8, max=16384)
+    example = _example(net, 2, 12, 14) if decoder else torch.rand(2, 3, 64, 72)
+    arg = "features" if decoder else "x"
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings(), \
             contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
         target = Path(tmp) / "model.onnx"
         torch.onnx.export(net, (example,), str(target), dynamo=True, opset_version=opset,
-                          input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                          dynamic_shapes={"x": {0: batch, 2: height, 3: width}},
+                          input_names=[in_name], output_names=[out_name],
+                          dynamic_shapes={arg: {0: batch, 2: height, 3: width}},
                           external_data=False, verbose=False)
         return target.read_bytes()
 
@@ -136,28 +168,31 @@ def _topological_sort(graph) -> None:
 
 
 def compare_with_torch(onnx_bytes: bytes, net: torch.nn.Module,
-                       sizes=CHECK_SIZES, seed: int = 0) -> float:
+                       sizes=None, seed: int = 0) -> float:
     """Max abs difference between onnxruntime (CPU) and PyTorch over random inputs of ``sizes``."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     sess = ort.InferenceSession(onnx_bytes, opts, providers=["CPUExecutionProvider"])
+    in_name, out_name, _, _ = _io(net)
+    if sizes is None:
+        sizes = DECODER_CHECK_SIZES if hasattr(net, "in_channels") else CHECK_SIZES
     gen = torch.Generator().manual_seed(seed)
     worst = 0.0
     for n, h, w in sizes:
-        x = torch.rand(n, 3, h, w, generator=gen)
+        x = _example(net, n, h, w, gen)
         with torch.inference_mode():
             ref = net(x).numpy()
-        got = sess.run([OUTPUT_NAME], {INPUT_NAME: x.numpy()})[0]
+        got = sess.run([out_name], {in_name: x.numpy()})[0]
         if got.shape != ref.shape:
-            raise PerceptError(f"ONNX output shape {got.shape} differs from PyTorch's {ref.shape} at {n}x3x{h}x{w}")
+            raise PerceptError(f"ONNX output shape {got.shape} differs from PyTorch's {ref.shape} at {tuple(x.shape)}")
         worst = max(worst, float(np.abs(got.astype(np.float32) - ref).max()))
     return worst
 
 
 def export_onnx(model: str | os.PathLike, out: str | os.PathLike, opset: int = DEFAULT_OPSET,
-                fp16: bool = False, sizes=CHECK_SIZES, tolerance: float | None = None) -> ExportReport:
+                fp16: bool = False, sizes=None, tolerance: float | None = None) -> ExportReport:
     """Export a percept checkpoint (shipped name or ``.pt`` path) to a verified ONNX file.
 
     Args:
@@ -165,7 +200,8 @@ def export_onnx(model: str | os.PathLike, out: str | os.PathLike, opset: int = D
         out: the ``.onnx`` file to write (atomically, and only after it passed every check).
         opset: ONNX opset (18 by default; 17 and newer work).
         fp16: float16 weights and arithmetic, float32 inputs and outputs.
-        sizes: (batch, height, width) of the random inputs the check runs.
+        sizes: (batch, height, width) of the random inputs the check runs (default: ``CHECK_SIZES``
+            for style networks, ``DECODER_CHECK_SIZES`` feature maps for decoders).
         tolerance: largest accepted max-abs difference to PyTorch (default 1e-3, fp16 2e-2).
 
     Raises:
@@ -182,6 +218,9 @@ def export_onnx(model: str | os.PathLike, out: str | os.PathLike, opset: int = D
     if not 7 <= opset <= 23:
         raise PerceptError(f"--opset {opset} is not supported; use 17 to 23 (default {DEFAULT_OPSET})")
     net, card, kind = _load_torch_model(model)
+    if sizes is None:
+        sizes = DECODER_CHECK_SIZES if kind == "feature-decoder" else CHECK_SIZES
+    _, _, in_spec, out_spec = _io(net)
     precision = "fp16" if fp16 else "fp32"
     tolerance = TOLERANCE[precision] if tolerance is None else tolerance
 
@@ -192,20 +231,23 @@ def export_onnx(model: str | os.PathLike, out: str | os.PathLike, opset: int = D
         "percept.kind": kind,
         "percept.name": str(card.get("name") or Path(str(model)).stem),
         "percept.version": __version__,
-        "percept.input": INPUT_SPEC,
-        "percept.output": "float32 NCHW RGB in [0, 1], the input's batch, height and width",
+        "percept.input": in_spec,
+        "percept.output": out_spec,
         "percept.precision": precision,
         "percept.style": str(card.get("style", {}).get("file", "")),
         "percept.architecture": json.dumps(card.get("architecture", {})),
         "percept.card": json.dumps(_card_summary(card)),
     }
+    if kind == "feature-decoder":
+        meta["percept.layer"] = net.layer
+        meta["percept.stride"] = str(net.stride)
     del proto.metadata_props[:]
     for k, v in meta.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = k, v
     proto.producer_name = "percept"
     proto.producer_version = __version__
-    proto.doc_string = f"percept {kind} '{meta['percept.name']}'. Input: {INPUT_SPEC}."
+    proto.doc_string = f"percept {kind} '{meta['percept.name']}'. Input: {in_spec}."
     try:
         onnx.checker.check_model(proto, full_check=True)
     except Exception as exc:  # noqa: BLE001 - the checker has several exception types
@@ -218,4 +260,5 @@ def export_onnx(model: str | os.PathLike, out: str | os.PathLike, opset: int = D
     from percept.imageio import atomic_write_bytes
 
     atomic_write_bytes(out, data)
-    return ExportReport(out, opset, precision, diff, [tuple(s) for s in sizes], len(data))
+    return ExportReport(out, opset, precision, diff, [tuple(s) for s in sizes], len(data),
+                        getattr(net, "in_channels", 3))

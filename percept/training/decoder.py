@@ -119,7 +119,7 @@ def train_decoder(cfg: DecoderTrainConfig, resume: bool = False, progress: bool 
             raise PerceptError(f"--resume: no training state at {state_path}")
         state = load_checkpoint(state_path)
         saved = state.get("config", {})
-        for key in ("layer", "width", "n_blocks", "batch_size", "image_size", "seed", "loss"):
+        for key in ("layer", "width", "n_blocks", "batch_size", "image_size", "seed"):
             if key in saved and saved[key] != getattr(cfg, key):
                 raise PerceptError(f"--resume: {key} was {saved[key]} in {state_path}, now {getattr(cfg, key)}")
         model.load_state_dict(state["state_dict"])
@@ -137,7 +137,7 @@ def train_decoder(cfg: DecoderTrainConfig, resume: bool = False, progress: bool 
 
     dataset = RandomCropDataset(train_files, cfg.image_size, cfg.iterations * cfg.batch_size, seed=cfg.seed)
     if not resume:  # the input scale: measured once on training features (saved with the weights)
-        calib = torch.stack([dataset[i] for i in range(min(32, len(dataset)))]).to(device)
+        calib = torch.stack([dataset[i] for i in range(32)]).to(device)  # the first 32 samples, any run length
         with torch.no_grad():
             model.calibrate(features(calib))
     workers = cfg.workers if cfg.workers is not None else (4 if device.type == "cuda" else 0)
