@@ -28,6 +28,7 @@ test-slow: $(STAMP)
 
 eval: $(STAMP)
 	$(BIN)/python scripts/eval_style.py
+	$(BIN)/python scripts/eval_inversion.py
 
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_train.py
