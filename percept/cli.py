@@ -374,6 +374,12 @@ def build_parser() -> argparse.ArgumentParser:
     iv.add_argument("--quiet", action="store_true", help="no progress bar")
     iv.set_defaults(func=cmd_invert)
 
+    vz = sub.add_parser("viz", help="look inside networks: filters, activations, attribution, DeepDream, ...")
+    vsub = vz.add_subparsers(dest="technique", metavar="TECHNIQUE", required=True)
+    from percept.visualize.commands import add_viz_commands
+
+    add_viz_commands(vsub)
+
     ds = sub.add_parser("distill", help="train a fast network to reproduce a trained one (no loss network)")
     ds.add_argument("--teacher", required=True, help="the trained model to imitate (name or .pt)")
     ds.add_argument("--data", required=True, help="folder of training photos")

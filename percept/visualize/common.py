@@ -1,0 +1,199 @@
+"""Shared pieces of the visualisation tools: targets (``layer`` / ``layer:channel`` of the loss
+network, or a class of a classifier), hooks that never outlive a call, local classifiers, montages
+and heatmap overlays.
+
+Every tool in :mod:`percept.visualize` takes its target through :func:`parse_target` and draws its
+pictures with :func:`montage` / :func:`overlay_heatmap`, so the messages and the looks agree.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+from torch import nn
+
+from percept.errors import PerceptError
+from percept.models.vgg import LAYERS, check_layers, layer_channels
+
+
+@dataclass(frozen=True)
+class ChannelTarget:
+    """A layer of the loss network, optionally one channel of it (``relu4_1:12``)."""
+
+    layer: str
+    channel: int | None = None
+
+    def __str__(self) -> str:
+        return self.layer if self.channel is None else f"{self.layer}:{self.channel}"
+
+
+def parse_target(text: str, allow_layer_only: bool = True) -> ChannelTarget:
+    """``"relu4_1"`` or ``"relu4_1:12"`` -> :class:`ChannelTarget`; a bad layer lists the valid ones,
+    a bad channel gives the layer's range."""
+    layer, _, ch = text.partition(":")
+    check_layers([layer])
+    if not ch:
+        if not allow_layer_only:
+            raise PerceptError(f"'{text}': give a channel as LAYER:CHANNEL, e.g. {layer}:0")
+        return ChannelTarget(layer)
+    n = layer_channels(layer)
+    try:
+        c = int(ch)
+    except ValueError:
+        raise PerceptError(f"'{text}': the channel must be a whole number 0..{n - 1}") from None
+    if not 0 <= c < n:
+        raise PerceptError(f"'{text}': {layer} has channels 0..{n - 1}, got {c}")
+    return ChannelTarget(layer, c)
+
+
+def check_class_index(index: int, num_classes: int) -> int:
+    if not 0 <= index < num_classes:
+        raise PerceptError(f"class index {index} is out of range; this classifier has classes 0..{num_classes - 1}")
+    return index
+
+
+@contextlib.contextmanager
+def hooks(registrations: Sequence[Callable[[], torch.utils.hooks.RemovableHandle]]) -> Iterator[list]:
+    """Register hooks for the length of a ``with`` block and always remove them (captum's rule)::
+
+        with hooks([lambda: module.register_forward_hook(fn)]) as handles:
+            model(x)
+    """
+    handles = []
+    try:
+        for register in registrations:
+            handles.append(register())
+        yield handles
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def count_hooks(model: nn.Module) -> int:
+    """Forward, pre-forward and backward hooks registered anywhere in ``model`` (tests use it)."""
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
+               + len(getattr(m, "_backward_pre_hooks", {})) for m in model.modules())
+
+
+# ----------------------------------------------------------------------------------- classifiers
+
+TORCHVISION_CLASSIFIERS = ("alexnet", "vgg11", "vgg13", "vgg16", "vgg19", "resnet18", "resnet34", "resnet50",
+                           "mobilenet_v2", "mobilenet_v3_small", "squeezenet1_1", "densenet121")
+
+
+def load_classifier(arch: str, weights: str | Path) -> nn.Module:
+    """A torchvision classifier with weights from a local file (a state dict, as torch hub caches
+    them); nothing is downloaded. The model is in eval mode with gradients off for its weights."""
+    import torchvision
+
+    if arch not in TORCHVISION_CLASSIFIERS:
+        raise PerceptError(f"unknown classifier '{arch}'; known: {', '.join(TORCHVISION_CLASSIFIERS)}")
+    path = Path(weights)
+    if not path.is_file():
+        raise PerceptError(f"{path}: no such weight file (torch hub keeps them in ~/.cache/torch/hub/checkpoints)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's to fix
+        raise PerceptError(f"{path}: not a readable torch weight file ({exc.__class__.__name__})") from None
+    model = getattr(torchvision.models, arch)(weights=None)
+    try:
+        model.load_state_dict(state.get("state_dict", state) if isinstance(state, dict) else state)
+    except (RuntimeError, AttributeError):
+        raise PerceptError(f"{path}: these weights do not fit torchvision's {arch}") from None
+    return model.eval().requires_grad_(False)
+
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class Normalized(nn.Module):
+    """Wrap a classifier that expects ImageNet-normalised input so it takes RGB in [0, 1]."""
+
+    def __init__(self, model: nn.Module, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> None:
+        super().__init__()
+        self.model = model
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model((x - self.mean) / self.std)
+
+
+# ----------------------------------------------------------------------------------- pictures
+
+def normalize01(t: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Rescale to [0, 1] by the tensor's own min and max (a flat tensor becomes 0.5)."""
+    t = t.detach().float()
+    lo, hi = t.min(), t.max()
+    if float(hi - lo) < eps:
+        return torch.full_like(t, 0.5)
+    return (t - lo) / (hi - lo)
+
+
+def montage(images: Sequence[Image.Image | torch.Tensor], labels: Sequence[str] | None = None,
+            cols: int | None = None, tile: int | None = None, pad: int = 4,
+            background: tuple[int, int, int] = (255, 255, 255)) -> Image.Image:
+    """Lay images (PIL, or (3, H, W) / (1, H, W) / (H, W) tensors in [0, 1]) out on a grid, each with an
+    optional label under it. ``tile`` resizes every image to that size (nearest for small ones, so
+    filters stay crisp)."""
+    from percept.imageio import to_image
+
+    pics = []
+    for im in images:
+        if isinstance(im, torch.Tensor):
+            t = im.detach().float().cpu()
+            if t.dim() == 2:
+                t = t[None]
+            if t.shape[0] == 1:
+                t = t.expand(3, -1, -1)
+            im = to_image(t[None].clamp(0, 1))
+        pics.append(im.convert("RGB"))
+    if not pics:
+        raise PerceptError("nothing to draw")
+    if tile:
+        pics = [p.resize((tile, max(1, round(tile * p.height / p.width))),
+                         Image.NEAREST if max(p.size) < tile else Image.LANCZOS) for p in pics]
+    cols = cols or math.ceil(math.sqrt(len(pics)))
+    rows = math.ceil(len(pics) / cols)
+    cw, ch = max(p.width for p in pics), max(p.height for p in pics)
+    lh = 14 if labels else 0
+    sheet = Image.new("RGB", (pad + cols * (cw + pad), pad + rows * (ch + lh + pad)), background)
+    draw = ImageDraw.Draw(sheet)
+    for i, p in enumerate(pics):
+        r, c = divmod(i, cols)
+        x, y = pad + c * (cw + pad), pad + r * (ch + lh + pad)
+        sheet.paste(p, (x, y))
+        if labels:
+            draw.text((x, y + ch + 1), str(labels[i])[: max(4, cw // 6)], fill=(0, 0, 0))
+    return sheet
+
+
+def overlay_heatmap(photo: Image.Image, heat: torch.Tensor | np.ndarray, alpha: float = 0.5,
+                    colormap: str = "jet") -> Image.Image:
+    """A heatmap (H', W'; any range, rescaled to [0, 1] and resized to the photo) drawn over the photo."""
+    import cv2
+
+    h = heat.detach().float().cpu().numpy() if isinstance(heat, torch.Tensor) else np.asarray(heat, np.float32)
+    h = np.squeeze(h)
+    if h.ndim != 2:
+        raise ValueError(f"a heatmap is 2-D, got shape {h.shape}")
+    lo, hi = float(h.min()), float(h.max())
+    h = (h - lo) / (hi - lo) if hi - lo > 1e-12 else np.zeros_like(h)
+    h = cv2.resize(h.astype(np.float32), photo.size, interpolation=cv2.INTER_LINEAR)
+    cmap = getattr(cv2, f"COLORMAP_{colormap.upper()}")
+    colored = cv2.cvtColor(cv2.applyColorMap((h * 255).astype(np.uint8), cmap), cv2.COLOR_BGR2RGB)
+    base = np.asarray(photo.convert("RGB"), dtype=np.float32)
+    out = (1 - alpha) * base + alpha * colored.astype(np.float32)
+    return Image.fromarray(out.clip(0, 255).astype(np.uint8))
+
+
+__all__ = ["ChannelTarget", "parse_target", "check_class_index", "hooks", "count_hooks", "load_classifier",
+           "Normalized", "normalize01", "montage", "overlay_heatmap", "TORCHVISION_CLASSIFIERS", "LAYERS"]
