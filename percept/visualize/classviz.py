@@ -1,0 +1,195 @@
+"""What a network wants to see, and how little it takes to fool it.
+
+* :func:`class_model` - class model visualisation (Simonyan, Vedaldi & Zisserman 2014, "Deep Inside
+  Convolutional Networks", section 2): gradient ascent on the *unnormalised* class score from a grey
+  (or lightly noisy) image, regularised the way Yosinski et al. 2015 ("Understanding Neural Networks
+  Through Deep Visualization") suggest: L2 decay, a Gaussian blur every few steps and clipping of
+  pixels with a small norm. With a loss-network target (``"relu4_1:12"``) it maximises the channel's
+  mean activation instead.
+* :func:`fooling_image` - an adversarial ("fooling") image (Szegedy et al. 2014, "Intriguing properties
+  of neural networks"; Goodfellow et al. 2015): small gradient steps from a photo until the network
+  assigns a chosen class, with the size of the change measured (L2, Linf).
+
+Both take the same targets as :mod:`percept.visualize.attribution`: a classifier (RGB [0, 1] in,
+logits out) and a class index, or a loss-network channel. For a channel target "assigns" means
+"the channel is the layer's most active one (by mean activation)".
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import torch
+from torch import nn
+
+from percept.errors import PerceptError
+from percept.visualize.attribution import Target, _device_of, _prepare, eval_mode
+
+
+def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    from torchvision.transforms.functional import gaussian_blur
+
+    k = max(3, 2 * math.ceil(3 * sigma) + 1)
+    return gaussian_blur(x, [k, k], [sigma, sigma])
+
+
+@dataclass
+class ClassModelResult:
+    """``image`` (1, 3, H, W) in [0, 1]; the target's score at the start and the end, and per step."""
+
+    image: torch.Tensor
+    target: str
+    index: int
+    start_score: float
+    score: float
+    probability: float | None
+    history: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def class_model(model: nn.Module | None, target: Target, size: int | tuple[int, int] = 224, steps: int = 200,
+                lr: float = 0.03, decay: float = 0.02, blur_every: int = 4, blur_sigma: float | None = None,
+                clip_percentile: float = 10.0, jitter: int | None = None, init: str = "noise", seed: int = 0,
+                device: str | torch.device | None = None, progress: bool = False,
+                callback: Callable[[int, torch.Tensor, float], None] | None = None,
+                labels: Sequence[str] | None = None) -> ClassModelResult:
+    """Class model visualisation: ``argmax_I S_c(I) - decay ||I||^2`` by normalised gradient ascent.
+
+    The image is optimised around grey (``I = 0.5 + d``). Every step: ``d += lr * g / mean|g|``
+    (``g`` the gradient of the pre-softmax score, of an image randomly shifted by up to ``jitter``
+    pixels), ``d *= 1 - decay`` (L2 decay), every ``blur_every`` steps a Gaussian blur of width
+    ``blur_sigma`` (default: ``max(0.5, size / 224)``), pixels whose colour norm is below the
+    ``clip_percentile`` percentile set to grey, and ``I`` clipped to [0, 1].
+
+    Args:
+        model: a classifier (``None`` for a loss-network target).
+        target: a class index, or ``"relu4_1:12"``.
+        size: side (or (H, W)) of the image made.
+        init: ``"zero"`` (a grey image) or ``"noise"`` (grey plus small noise).
+    """
+    if init not in ("zero", "noise"):
+        raise PerceptError(f"unknown init '{init}'; use zero or noise")
+    if steps < 1:
+        raise PerceptError(f"steps must be at least 1, got {steps}")
+    h, w = (size, size) if isinstance(size, int) else size
+    if min(h, w) < 8:
+        raise PerceptError(f"image size {w}x{h} is too small; use at least 8 px")
+    sigma = blur_sigma if blur_sigma is not None else max(0.5, max(h, w) / 224)
+    jitter = jitter if jitter is not None else max(0, round(max(h, w) / 56))
+    gen = torch.Generator().manual_seed(seed)
+    d = torch.zeros(1, 3, h, w) if init == "zero" else 0.1 * torch.randn(1, 3, h, w, generator=gen)
+    sc, _, out0 = _prepare(model, (0.5 + d).clamp(0, 1), target, labels, device)
+    d = d.to(_device_of(sc.model))
+    start = float(out0[0, sc.index])
+    history: list[float] = []
+    t0 = time.perf_counter()
+    from tqdm import tqdm
+
+    with eval_mode(sc.model):
+        for step in tqdm(range(steps), desc=f"classviz {sc.name()}", disable=not progress, leave=False):
+            ox, oy = (torch.randint(-jitter, jitter + 1, (2,), generator=gen).tolist() if jitter else (0, 0))
+            d.requires_grad_(True)
+            img = (0.5 + d).clamp(0, 1)
+            score = sc.model(torch.roll(img, (oy, ox), (2, 3)))[0, sc.index]
+            (g,) = torch.autograd.grad(score, d)
+            if step == 0 and not bool(g.any()):
+                raise PerceptError(f"the gradient of {sc.name()} is zero at the start image (no unit on its path "
+                                   "fires); start from noise (init='noise', --init noise)")
+            history.append(float(score.detach()))
+            with torch.no_grad():
+                d = d.detach() + lr * g / (g.abs().mean() + 1e-12)
+                d *= 1 - decay
+                if blur_every and sigma > 0 and (step + 1) % blur_every == 0:
+                    d = _blur(d, sigma)
+                if clip_percentile > 0:
+                    norm = d.norm(dim=1, keepdim=True)
+                    d = d * (norm >= torch.quantile(norm.flatten(), clip_percentile / 100))
+                d = (0.5 + d).clamp(0, 1) - 0.5
+            if callback is not None:
+                callback(step, (0.5 + d).detach(), history[-1])
+    img = (0.5 + d).detach()
+    with torch.no_grad():
+        out = sc.model(img)
+    p = float(out[0].softmax(0)[sc.index]) if sc.kind == "class" else None
+    return ClassModelResult(img.cpu(), sc.name(), sc.index, start, float(out[0, sc.index]), p, history,
+                            time.perf_counter() - t0)
+
+
+@dataclass
+class FoolResult:
+    """A fooling image and how big the change was (pixel units in [0, 1]; ``linf * 255`` in 8-bit steps).
+
+    ``l2`` is the Euclidean norm of the whole change, ``rms`` its root-mean-square per value."""
+
+    image: torch.Tensor
+    original: torch.Tensor
+    success: bool
+    steps: int
+    start_index: int
+    start_label: str
+    start_probability: float | None
+    index: int
+    label: str
+    probability: float | None
+    final_index: int
+    l2: float
+    rms: float
+    linf: float
+    final_label: str = ""
+
+    def difference(self, gain: float = 10.0) -> torch.Tensor:
+        """The change, magnified ``gain`` times and centred at grey: (1, 3, H, W) in [0, 1]."""
+        return (0.5 + gain * (self.image - self.original)).clamp(0, 1)
+
+
+def fooling_image(model: nn.Module | None, image: torch.Tensor, to: Target, step: float = 1 / 255,
+                  max_steps: int = 200, device: str | torch.device | None = None,
+                  labels: Sequence[str] | None = None) -> FoolResult:
+    """Change ``image`` by small gradient steps until the network assigns class ``to``.
+
+    Each step moves along the gradient of the margin ``score[to] - max(other scores)``, scaled so no
+    pixel moves more than ``step``; the image stays in [0, 1]. Success is checked on the image
+    rounded to 8 bits, so the saved PNG fools the network too. ``to`` is a class index, or
+    ``"relu4_1:12"`` (success: channel 12 is relu4_1's most active channel).
+    """
+    if step <= 0:
+        raise PerceptError(f"the step size must be positive, got {step}")
+    if max_steps < 1:
+        raise PerceptError(f"max_steps must be at least 1, got {max_steps}")
+    sc, x, out = _prepare(model, image, to, labels, device)
+    start = int(out[0].argmax())
+    probs0 = out[0].softmax(0) if sc.kind == "class" else None
+    adv = x.clone()
+    taken = 0
+    quant = x.clone()
+
+    def assigned(t: torch.Tensor) -> tuple[bool, torch.Tensor]:
+        with torch.no_grad():
+            o = sc.model(t)
+        return int(o[0].argmax()) == sc.index, o
+
+    with eval_mode(sc.model):
+        done, o = assigned(quant)
+        while not done and taken < max_steps:
+            adv.requires_grad_(True)
+            s = sc.model(adv)[0]
+            others = torch.cat([s[:sc.index], s[sc.index + 1:]])
+            (g,) = torch.autograd.grad(s[sc.index] - others.max(), adv)
+            with torch.no_grad():
+                adv = (adv.detach() + step * g.sign()).clamp(0, 1)
+            taken += 1
+            quant = torch.round(adv * 255) / 255
+            done, o = assigned(quant)
+    final = int(o[0].argmax())
+    delta = (quant - x).flatten()
+    p = o[0].softmax(0) if sc.kind == "class" else None
+    return FoolResult(quant.detach().cpu(), x.cpu(), done, taken, start, sc.name(start),
+                      None if probs0 is None else float(probs0[start]), sc.index, sc.name(),
+                      None if p is None else float(p[sc.index]), final, float(delta.norm()),
+                      float(delta.pow(2).mean().sqrt()), float(delta.abs().max()), sc.name(final))
+
+
+__all__ = ["ClassModelResult", "class_model", "FoolResult", "fooling_image"]

@@ -1,0 +1,466 @@
+"""``percept viz predict | saliency | guided-backprop | deconvnet | gradcam | occlusion | classviz | fool``.
+
+argparse only; the torch work (:mod:`percept.visualize.attribution`, :mod:`percept.visualize.classviz`)
+is imported when a command runs.
+
+Every command explains one target, given as either
+
+* ``--classifier ARCH --weights FILE`` - a torchvision classifier (resnet18, vgg16, ...) with weights
+  from a local file (nothing is downloaded), or ``--classifier FILE.pt`` - a percept classifier file
+  (``{"kind": "classifier", "arch": ..., "state_dict": ...}``, see
+  :func:`percept.visualize.attribution.save_classifier`); ``--class C`` picks the class (index, or a
+  label when labels are known; default: the top class), ``--labels FILE`` names the classes (one per
+  line; ``imagenet`` for the 1000 ImageNet names torchvision carries); or
+* ``--target LAYER:CHANNEL`` - a channel of the VGG19 loss network, scored by its mean activation.
+
+Each writes PNGs named after the photo into ``-o/--out`` and prints what it wrote.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from percept.errors import PerceptError
+from percept.visualize.commands import common_options
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    return value
+
+
+def _nonneg_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def _nonneg_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def _quantile(text: str) -> float:
+    value = _positive_float(text)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
+# ------------------------------------------------------------------------------------------ shared set-up
+
+class _Job:
+    """What every command needs: the model (or None for a loss-network target), the target, the
+    labels, the photo at the working size and the output folder."""
+
+    def __init__(self, args: argparse.Namespace, image: bool = True, layer_only: bool = False,
+                 class_arg: str | None = "klass") -> None:
+        import torch
+
+        from percept.device import resolve_device
+        from percept.visualize.attribution import LayerScores, open_classifier, read_labels
+        from percept.visualize.common import parse_target
+
+        self.t0 = time.perf_counter()
+        self.device = resolve_device(args.device)
+        torch.manual_seed(args.seed)
+        self.out = Path(args.out)
+        if self.out.exists() and not self.out.is_dir():
+            raise PerceptError(f"{self.out}: -o/--out must be a folder")
+        self.labels = None
+        if args.target is not None:
+            for opt, val in (("--weights", args.weights), ("--labels", args.labels),
+                             ("--class", getattr(args, "klass", None)), ("--to", getattr(args, "to", None))):
+                if val not in (None, []):
+                    raise PerceptError(f"{opt} goes with --classifier; a --target LAYER:CHANNEL names its "
+                                       "channel itself")
+            t = parse_target(args.target, allow_layer_only=layer_only)
+            self.model = LayerScores(t.layer).to(self.device)
+            self.target = None if t.channel is None else f"{t.layer}:{t.channel}"
+            self.size = args.size or 224
+            self.name = str(t)
+        else:
+            lc = open_classifier(args.classifier, args.weights)
+            self.model = lc.model.to(self.device)
+            self.labels = read_labels(args.labels) if args.labels else lc.labels
+            self.size = args.size or lc.input_size or 224
+            self.name = lc.name
+            raw = getattr(args, class_arg, None) if class_arg else None
+            if isinstance(raw, list):
+                self.target = [self.class_index(r) for r in raw] if raw else None
+            else:
+                self.target = None if raw is None else self.class_index(raw)
+        self.photo = self.x = None
+        self.stem = "classviz"
+        if image:
+            from percept.imageio import load_image, resize_long_side, to_tensor
+
+            self.photo = resize_long_side(load_image(args.image), self.size)
+            self.x = to_tensor(self.photo)
+            self.stem = Path(args.image).stem
+
+    def class_index(self, text: str) -> int:
+        try:
+            return int(text)
+        except ValueError:
+            pass
+        if self.labels and text in self.labels:
+            return self.labels.index(text)
+        if self.labels:
+            raise PerceptError(f"--class '{text}': not a class index or one of this classifier's labels")
+        raise PerceptError(f"--class '{text}': give a class index (this classifier has no labels; see --labels)")
+
+    def save(self, img, what: str) -> Path:
+        from percept.imageio import save_image
+        from percept.visualize.common import montage
+
+        if not hasattr(img, "save"):
+            img = montage([img], pad=0)
+        path = save_image(img, self.out / f"{self.stem}_{what}.png")
+        print(f"wrote {path}")
+        return path
+
+    def sheet(self, pictures, labels, what: str) -> Path:
+        from percept.visualize.common import montage
+
+        w = max(p.width if hasattr(p, "width") else p.shape[-1] for p in pictures)
+        tile = 192 if w < 192 else None
+        return self.save(montage(pictures, labels, cols=len(pictures), tile=tile), what)
+
+    def describe(self, a) -> str:
+        p = f", p={a.probability:.3f}" if a.probability is not None else ""
+        return f"{a.target} (score {a.score:.4g}{p})"
+
+    def done(self) -> None:
+        print(f"{time.perf_counter() - self.t0:.1f} s")
+
+
+def _target_options(p: argparse.ArgumentParser, klass: str | None = "one", image: bool = True,
+                    size_help: str = "long side in px (default: the classifier file's input size, else 224)") -> None:
+    if image:
+        p.add_argument("image", help="the photo")
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--classifier", metavar="ARCH|FILE.pt",
+                   help="a torchvision classifier name (with --weights) or a percept classifier file")
+    g.add_argument("--target", metavar="LAYER:CHANNEL", help="a loss-network channel, e.g. relu4_1:12")
+    p.add_argument("--weights", metavar="FILE", help="local torchvision weights for --classifier ARCH")
+    p.add_argument("--labels", metavar="FILE", help="class names, one per line ('imagenet': torchvision's list)")
+    if klass == "one":
+        p.add_argument("--class", dest="klass", metavar="C", help="class index or label (default: the top class)")
+    elif klass == "many":
+        p.add_argument("--class", dest="klass", metavar="C", action="append", default=[],
+                       help="class index or label (repeat for several; default: class 0)")
+    p.add_argument("--size", type=_positive_int, help=size_help)
+
+
+# ------------------------------------------------------------------------------------------ commands
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from percept.visualize.attribution import predict
+
+    job = _Job(args, layer_only=True, class_arg=None)
+    preds = predict(job.model, job.x.to(job.device), k=args.k, labels=job.labels,
+                    target=args.target.partition(":")[0] if args.target else None)
+    print(f"{job.stem} ({job.photo.width}x{job.photo.height}) with {job.name}:")
+    for rank, pr in enumerate(preds, 1):
+        if pr.probability is None:
+            print(f"  {rank}. {pr.label:<24} mean activation {pr.score:.4g}")
+        else:
+            print(f"  {rank}. {pr.label:<24} p={pr.probability:.3f}  (score {pr.score:.3g})")
+    job.save(_prediction_card(job.photo, preds), "predict")
+    job.done()
+    return 0
+
+
+def _prediction_card(photo, preds):
+    """The photo with its top predictions as bars underneath."""
+    from PIL import Image, ImageDraw
+
+    pic = photo if photo.width >= 256 else photo.resize((256, max(1, round(256 * photo.height / photo.width))),
+                                                        Image.NEAREST)
+    line = 16
+    card = Image.new("RGB", (pic.width, pic.height + 6 + line * len(preds)), (255, 255, 255))
+    card.paste(pic, (0, 0))
+    draw = ImageDraw.Draw(card)
+    top = max((p.probability if p.probability is not None else p.score) for p in preds) or 1.0
+    for i, p in enumerate(preds):
+        y = pic.height + 4 + i * line
+        v = p.probability if p.probability is not None else p.score / top
+        draw.rectangle([0, y + 1, int(v * (pic.width - 1)), y + line - 3], fill=(160, 200, 255))
+        val = f"{p.probability:.3f}" if p.probability is not None else f"{p.score:.4g}"
+        draw.text((3, y + 1), f"{p.label[:40]}  {val}", fill=(0, 0, 0))
+    return card
+
+
+def cmd_saliency(args: argparse.Namespace) -> int:
+    import numpy as np
+    from PIL import Image
+
+    from percept.visualize.attribution import heat_image, saliency, segment_salient
+    from percept.visualize.common import overlay_heatmap
+
+    job = _Job(args)
+    a = saliency(job.model, job.x.to(job.device), job.target, labels=job.labels)
+    print(f"saliency of {job.describe(a)}")
+    raw = heat_image(a.map, percentile=99)
+    over = overlay_heatmap(job.photo, _smooth(a.map))
+    job.save(raw, "saliency")
+    job.save(over, "saliency_overlay")
+    pics, names = [job.photo, raw, over], ["photo", "saliency", "overlay"]
+    if args.segment:
+        mask = segment_salient(job.x, a.map, fg_quantile=args.fg_quantile, bg_quantile=args.bg_quantile)
+        rgb = np.asarray(job.photo).copy()
+        rgb[~mask] = 255
+        cut = Image.fromarray(rgb)
+        job.save(Image.fromarray((mask * 255).astype(np.uint8), "L").convert("RGB"), "segment_mask")
+        job.save(cut, "segment")
+        print(f"segment: {mask.mean() * 100:.1f}% of the image")
+        pics.append(cut)
+        names.append("GrabCut")
+    job.sheet(pics, names, "saliency_sheet")
+    job.done()
+    return 0
+
+
+def _smooth(m):
+    """A light blur for overlays of speckled gradient maps (the raw map is written as it is)."""
+    import cv2
+    import torch
+
+    a = m.detach().float().cpu().numpy()
+    return torch.from_numpy(cv2.GaussianBlur(a, (0, 0), max(a.shape) / 150))
+
+
+def _gradient_command(args: argparse.Namespace, fn_name: str, what: str) -> int:
+    from percept.visualize import attribution as A
+    from percept.visualize.common import overlay_heatmap
+
+    job = _Job(args)
+    a = getattr(A, fn_name)(job.model, job.x.to(job.device), job.target, labels=job.labels)
+    print(f"{what.replace('_', ' ')} of {job.describe(a)}")
+    img = A.gradient_image(a.map)
+    over = overlay_heatmap(job.photo, _smooth(a.map.abs().amax(0)))
+    job.save(img, what)
+    job.sheet([job.photo, img, over], ["photo", what.replace("_", " "), "|.| overlay"], f"{what}_sheet")
+    job.done()
+    return 0
+
+
+def cmd_guided_backprop(args: argparse.Namespace) -> int:
+    return _gradient_command(args, "guided_backprop", "guided_backprop")
+
+
+def cmd_deconvnet(args: argparse.Namespace) -> int:
+    return _gradient_command(args, "deconvnet", "deconvnet")
+
+
+def cmd_gradcam(args: argparse.Namespace) -> int:
+    from percept.visualize.attribution import grad_cam, gradient_image, heat_image
+    from percept.visualize.common import overlay_heatmap
+
+    job = _Job(args)
+    a = grad_cam(job.model, job.x.to(job.device), job.target, layer=args.layer, labels=job.labels)
+    cam = a.extra["cam"]
+    print(f"Grad-CAM of {job.describe(a)} at {a.extra['layer']} ({cam.shape[1]}x{cam.shape[0]} map)")
+    raw = heat_image(a.map)
+    over = overlay_heatmap(job.photo, a.map)
+    guided = gradient_image(a.extra["guided"])
+    job.save(raw, "gradcam")
+    job.save(over, "gradcam_overlay")
+    job.save(guided, "guided_gradcam")
+    job.sheet([job.photo, raw, over, guided], ["photo", f"Grad-CAM {a.extra['layer']}", "overlay", "guided Grad-CAM"],
+              "gradcam_sheet")
+    job.done()
+    return 0
+
+
+def cmd_occlusion(args: argparse.Namespace) -> int:
+    from percept.visualize.attribution import heat_image, occlusion
+    from percept.visualize.common import overlay_heatmap
+
+    job = _Job(args)
+    a = occlusion(job.model, job.x.to(job.device), job.target, patch=args.patch, stride=args.stride,
+                  baseline=args.baseline, labels=job.labels, progress=not args.quiet, probability=not args.logit)
+    what = ("mean activation" if a.probability is None else "class score" if args.logit else "probability")
+    flat = int(a.map.flatten().argmax())
+    y, x = divmod(flat, a.map.shape[1])
+    print(f"occlusion of {job.describe(a)}: {a.extra['patch']} px patch, stride {a.extra['stride']}; "
+          f"largest fall of the {what} {float(a.map.max()):.4g} (to {float(a.extra['occluded'].min()):.4g}) "
+          f"around x={x}, y={y}")
+    raw = heat_image(a.map)
+    over = overlay_heatmap(job.photo, a.map)
+    job.save(raw, "occlusion")
+    job.save(over, "occlusion_overlay")
+    job.sheet([job.photo, raw, over], ["photo", f"fall of the {what}", "overlay"], "occlusion_sheet")
+    job.done()
+    return 0
+
+
+def cmd_classviz(args: argparse.Namespace) -> int:
+    from percept.visualize.classviz import class_model
+    from percept.visualize.common import montage
+
+    job = _Job(args, image=False)
+    if args.target is not None:
+        targets = [job.target]
+        size = args.size or 128
+    else:
+        targets = job.target or [0]
+        size = args.size or job.size
+    pics, names = [], []
+    for t in targets:
+        r = class_model(job.model, t, size=size, steps=args.steps, lr=args.lr, decay=args.decay,
+                        blur_every=args.blur_every, blur_sigma=args.blur_sigma, clip_percentile=args.clip_percentile,
+                        jitter=args.jitter, init=args.init, seed=args.seed, device=job.device,
+                        progress=not args.quiet, labels=job.labels)
+        p = f", p={r.probability:.3f}" if r.probability is not None else ""
+        print(f"{r.target}: score {r.start_score:.4g} -> {r.score:.4g}{p} ({args.steps} steps, {r.seconds:.1f} s)")
+        safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in r.target)
+        job.save(_picture(r.image), safe)
+        pics.append(r.image[0])
+        names.append(r.target)
+    if len(pics) > 1:
+        job.save(montage(pics, names, tile=max(128, size)), "sheet")
+    job.done()
+    return 0
+
+
+def cmd_fool(args: argparse.Namespace) -> int:
+    from percept.visualize.classviz import fooling_image
+
+    job = _Job(args, class_arg="to")
+    if args.target is None and job.target is None:
+        raise PerceptError("fool needs --to CLASS (the class the classifier should see)")
+    if args.target is not None and job.target is None:
+        raise PerceptError("fool with --target needs LAYER:CHANNEL: the channel to make the layer's most active")
+    r = fooling_image(job.model, job.x.to(job.device), job.target, step=args.step / 255, max_steps=args.max_steps,
+                      labels=job.labels)
+
+    def name(label, p):
+        return f"{label} (p={p:.3f})" if p is not None else label
+
+    diff = r.difference(args.gain)
+    job.save(_picture(r.image), "fooled")
+    job.save(_picture(diff), "fool_diff")
+    job.sheet([job.photo, _picture(r.image), _picture(diff)],
+              [name(r.start_label, r.start_probability),
+               name(r.label if r.success else f"not {r.label}", r.probability), f"change x{args.gain:g}"],
+              "fool_sheet")
+    if r.success:
+        print(f"fooled in {r.steps} steps: {name(r.start_label, r.start_probability)} -> "
+              f"{name(r.label, r.probability)}")
+    else:
+        print(f"not fooled after {r.steps} steps: {r.label} not reached, the network sees {r.final_label} "
+              "(try more --max-steps or a bigger --step)")
+    print(f"change: L2 {r.l2:.3f}, RMS {r.rms * 255:.2f}/255, Linf {r.linf:.4f} ({r.linf * 255:.0f}/255)")
+    job.done()
+    return 0 if r.success else 1
+
+
+def _picture(t):
+    """(1, 3, H, W) or (3, H, W) tensor in [0, 1] -> PIL image."""
+    from percept.imageio import to_image
+
+    return to_image(t.clamp(0, 1))
+
+
+# ------------------------------------------------------------------------------------------ parsers
+
+def add_parsers(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("predict", help="a classifier's top classes (or a layer's most active channels)")
+    _target_options(p, klass=None)
+    p.add_argument("-k", type=_positive_int, default=5, help="how many (default 5)")
+    common_options(p)
+    p.set_defaults(func=cmd_predict)
+
+    p = subparsers.add_parser("saliency", help="image-specific class saliency (Simonyan et al. 2014), "
+                                               "optionally a GrabCut segmentation")
+    _target_options(p)
+    p.add_argument("--segment", action="store_true", help="also cut the object out with GrabCut seeded by saliency")
+    p.add_argument("--fg-quantile", type=_quantile, default=0.95,
+                   help="saliency above this quantile seeds probable foreground (default 0.95)")
+    p.add_argument("--bg-quantile", type=_quantile, default=0.3,
+                   help="saliency below this quantile is background (default 0.3)")
+    common_options(p)
+    p.set_defaults(func=cmd_saliency)
+
+    p = subparsers.add_parser("guided-backprop", help="guided backpropagation (Springenberg et al. 2015)")
+    _target_options(p)
+    common_options(p)
+    p.set_defaults(func=cmd_guided_backprop)
+
+    p = subparsers.add_parser("deconvnet", help="deconvnet reconstruction (Zeiler & Fergus 2014)")
+    _target_options(p)
+    common_options(p)
+    p.set_defaults(func=cmd_deconvnet)
+
+    p = subparsers.add_parser("gradcam", help="Grad-CAM and guided Grad-CAM (Selvaraju et al. 2017)")
+    _target_options(p)
+    p.add_argument("--layer", help="where to take the feature maps: a loss-network layer for --target (default: "
+                                   "the block before the target's, e.g. relu3_4 for relu4_1), a module name for "
+                                   "a classifier (default: its last feature map, e.g. layer4 of a ResNet)")
+    common_options(p)
+    p.set_defaults(func=cmd_gradcam)
+
+    p = subparsers.add_parser("occlusion", help="score as a grey patch slides over the image (Zeiler & Fergus 2014)")
+    _target_options(p)
+    p.add_argument("--patch", type=_positive_int, help="patch side in px (default: 1/7 of the short side)")
+    p.add_argument("--stride", type=_positive_int, help="step in px (default: half the patch)")
+    p.add_argument("--baseline", type=_nonneg_float, default=0.5, help="patch grey level in [0, 1] (default 0.5)")
+    p.add_argument("--logit", action="store_true",
+                   help="a classifier's class score (logit) instead of its probability, which saturates near 1")
+    common_options(p)
+    p.set_defaults(func=cmd_occlusion)
+
+    p = subparsers.add_parser("classviz", help="class model visualisation by gradient ascent (Simonyan et al. "
+                                               "2014, Yosinski et al. 2015 regularisers)")
+    _target_options(p, klass="many", image=False,
+                    size_help="side of the square image (default: the classifier file's input size, else 224; "
+                              "128 for --target)")
+    p.add_argument("--steps", type=_positive_int, default=200)
+    p.add_argument("--lr", type=_positive_float, default=0.03, help="step size (normalised gradient; default 0.03)")
+    p.add_argument("--decay", type=_nonneg_float, default=0.02, help="L2 decay per step (default 0.02)")
+    p.add_argument("--blur-every", type=_nonneg_int, default=4, help="Gaussian blur every N steps (0: never)")
+    p.add_argument("--blur-sigma", type=_nonneg_float, help="blur width in px (default max(0.5, size/224))")
+    p.add_argument("--clip-percentile", type=_nonneg_float, default=10.0,
+                   help="set pixels whose norm is below this percentile to grey (default 10)")
+    p.add_argument("--jitter", type=_nonneg_int, help="random shift in px per step (default size/56)")
+    p.add_argument("--init", choices=["noise", "zero"], default="noise", help="start image (default noise)")
+    common_options(p)
+    p.set_defaults(func=cmd_classviz)
+
+    p = subparsers.add_parser("fool", help="a fooling image: small gradient steps until the classifier sees --to")
+    _target_options(p, klass=None)
+    p.add_argument("--to", metavar="C", help="the class to reach (index or label); with --target, the channel "
+                                             "comes from LAYER:CHANNEL")
+    p.add_argument("--step", type=_positive_float, default=1.0, help="per-step change in 8-bit levels (default 1)")
+    p.add_argument("--max-steps", type=_positive_int, default=200)
+    p.add_argument("--gain", type=_positive_float, default=10.0, help="magnification of the difference image")
+    common_options(p)
+    p.set_defaults(func=cmd_fool)
