@@ -42,7 +42,7 @@ sys.path.insert(0, str(REPO / "scripts"))
 
 from benchdocs import update_block  # noqa: E402
 from percept.demo import contact_sheet  # noqa: E402
-from percept.imageio import load_image, resize_long_side, save_image, to_image, to_tensor  # noqa: E402
+from percept.imageio import load_image, resize_long_side, to_image, to_tensor  # noqa: E402
 from percept.inference.invert import Inverter, crop_to_stride  # noqa: E402
 from percept.inference.registry import list_models  # noqa: E402
 from percept.models.vgg import LossNetwork, layer_names  # noqa: E402

@@ -15,7 +15,6 @@ A NaN or infinite loss stops the run with a message naming the step; the last go
 from __future__ import annotations
 
 import hashlib
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
