@@ -354,7 +354,6 @@ def test_cli_torchvision_classifier_from_a_local_file(capsys, tmp_path, photo_pa
     (["gradcam", "{photo}", "--classifier", "{clf}", "--layer", "layer4"], "unknown layer 'layer4' for Grad-CAM"),
     (["fool", "{photo}", "--classifier", "{clf}"], "fool needs --to CLASS"),
     (["fool", "{photo}", "--target", "relu2_1:3", "--to", "4"], "--to goes with --classifier"),
-    (["predict", "{photo}", "--classifier", "resnet18"], "needs --weights PATH"),
     (["predict", "{photo}", "--classifier", "{clf}", "--labels", "{photo}"], "not a UTF-8 text file"),
     (["classviz", "--classifier", "{clf}", "--class", "7"], "this classifier has classes 0..3"),
 ])
@@ -364,6 +363,20 @@ def test_cli_errors_are_one_line(capsys, tmp_path, clf_file, photo_path, argv, m
     assert code == 2
     assert err.count("\n") == 1 and err.startswith("percept: error: ") and "Traceback" not in err
     assert message in err
+
+
+def test_torchvision_weights_come_from_the_hub_cache(capsys, tmp_path, monkeypatch, photo_path):
+    import torchvision
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "th"))  # an empty cache first: a clear error
+    code, _, err = run(capsys, "viz", "predict", photo_path, "--classifier", "resnet18", "--size", 32, "-o", tmp_path)
+    assert code == 2 and err.count("\n") == 1 and "no weights for resnet18: give --weights PATH, or put" in err
+    cache = tmp_path / "th" / "hub" / "checkpoints"
+    cache.mkdir(parents=True)
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), cache / "resnet18-f37072fd.pth")
+    code, out, err = run(capsys, "viz", "predict", photo_path, "--classifier", "resnet18", "--size", 32, "-o", tmp_path)
+    assert code == 0, err
+    assert out.count(" p=") == 5
 
 
 def test_cli_fool_that_does_not_get_there_says_so(capsys, tmp_path, clf_file, photo_path):

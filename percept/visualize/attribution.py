@@ -156,12 +156,9 @@ def load_classifier_file(path: str | Path) -> LoadedClassifier:
 
 
 def open_classifier(spec: str, weights: str | Path | None = None) -> LoadedClassifier:
-    """``--classifier`` on the command line: a torchvision name with a local ``weights`` file, or a
-    percept classifier file."""
+    """``--classifier`` on the command line: a torchvision name with a local ``weights`` file (or the
+    torch hub cache's file for it), or a percept classifier file."""
     if spec in TORCHVISION_CLASSIFIERS:
-        if weights is None:
-            raise PerceptError(f"--classifier {spec} needs --weights PATH (a local torchvision state dict; "
-                               "nothing is downloaded)")
         return LoadedClassifier(Normalized(load_classifier(spec, weights)).eval(), spec)
     if weights is not None:
         raise PerceptError(f"--weights is for torchvision classifiers ({', '.join(TORCHVISION_CLASSIFIERS)}); "

@@ -88,13 +88,26 @@ TORCHVISION_CLASSIFIERS = ("alexnet", "vgg11", "vgg13", "vgg16", "vgg19", "resne
                            "mobilenet_v2", "mobilenet_v3_small", "squeezenet1_1", "densenet121")
 
 
-def load_classifier(arch: str, weights: str | Path) -> nn.Module:
+def hub_weights(arch: str) -> Path | None:
+    """The newest ``ARCH-*.pth`` in the torch hub cache (``torch.hub.get_dir()/checkpoints``), if any."""
+    folder = Path(torch.hub.get_dir()) / "checkpoints"
+    found = sorted(folder.glob(f"{arch}-*.pth"), key=lambda p: p.stat().st_mtime) if folder.is_dir() else []
+    return found[-1] if found else None
+
+
+def load_classifier(arch: str, weights: str | Path | None = None) -> nn.Module:
     """A torchvision classifier with weights from a local file (a state dict, as torch hub caches
-    them); nothing is downloaded. The model is in eval mode with gradients off for its weights."""
+    them), or, without ``weights``, the one torch hub has cached for ``arch``; nothing is downloaded.
+    The model is in eval mode with gradients off for its weights."""
     import torchvision
 
     if arch not in TORCHVISION_CLASSIFIERS:
         raise PerceptError(f"unknown classifier '{arch}'; known: {', '.join(TORCHVISION_CLASSIFIERS)}")
+    if weights is None:
+        weights = hub_weights(arch)
+        if weights is None:
+            raise PerceptError(f"no weights for {arch}: give --weights PATH, or put {arch}-*.pth in "
+                               f"{Path(torch.hub.get_dir()) / 'checkpoints'} (nothing is downloaded)")
     path = Path(weights)
     if not path.is_file():
         raise PerceptError(f"{path}: no such weight file (torch hub keeps them in ~/.cache/torch/hub/checkpoints)")
