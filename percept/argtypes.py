@@ -4,42 +4,43 @@ argparse's one-line error."""
 from __future__ import annotations
 
 import argparse
+from typing import Callable, TypeVar
+
+N = TypeVar("N", int, float)
+
+
+def _parse(text: str, cast: Callable[[str], N], what: str) -> N:
+    try:
+        return cast(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got '{text}'") from None
 
 
 def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+    value = _parse(text, int, "a whole number")
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be positive, got {value}")
     return value
 
 
 def nonneg_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+    value = _parse(text, int, "a whole number")
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
     return value
 
 
-def positive_float(text: str) -> float:
-    value = nonneg_float(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError("must be positive, got 0")
+def nonneg_float(text: str) -> float:
+    value = _parse(text, float, "a number")
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
     return value
 
 
-def nonneg_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+def positive_float(text: str) -> float:
+    value = _parse(text, float, "a number")
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
     return value
 
 

@@ -24,17 +24,45 @@ def save_atomic(obj: Any, path: str | Path) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def load_checkpoint(path: str | Path) -> dict:
+def read_torch_file(path: str | Path, missing: str = "no such file",
+                    unreadable: str = "not a readable torch file") -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU; a missing or unreadable file is the user's to
+    fix, so it becomes one :class:`PerceptError` line (``"{path}: {missing}"`` / ``"{path}: {unreadable} (...)"``)."""
     path = Path(path)
     if not path.is_file():
-        raise PerceptError(f"{path}: no such checkpoint")
+        raise PerceptError(f"{path}: {missing}")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - a corrupt or foreign file is a user error
-        raise PerceptError(f"{path}: not a readable percept checkpoint ({exc.__class__.__name__})") from None
+        raise PerceptError(f"{path}: {unreadable} ({exc.__class__.__name__})") from None
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    obj = read_torch_file(path, "no such checkpoint", "not a readable percept checkpoint")
     if not isinstance(obj, dict) or "state_dict" not in obj or "kind" not in obj:
         raise PerceptError(f"{path}: not a percept checkpoint (no model kind / weights inside)")
     return obj
+
+
+def load_network(path: Path, kind: str, what: str, build) -> tuple[torch.nn.Module, dict]:
+    """A finished network of ``kind`` from checkpoint ``path``: ``build(config)`` makes the module, the
+    weights go in, and it comes back in eval mode without gradients, with its model card. Another
+    kind, a config ``build`` rejects, or weights that do not fit are one-line errors naming ``what``."""
+    ckpt = load_checkpoint(path)
+    if ckpt["kind"] != kind:
+        raise PerceptError(f"{path}: a '{ckpt['kind']}' checkpoint, not {what}")
+    try:
+        net = build(ckpt.get("config", {}))
+    except KeyError as exc:
+        raise PerceptError(f"{path}: its config has no {exc} entry") from None
+    except (ValueError, TypeError) as exc:
+        raise PerceptError(f"{path}: {exc}") from None
+    try:
+        net.load_state_dict(ckpt["state_dict"])
+    except RuntimeError:
+        raise PerceptError(f"{path}: weights do not fit the architecture its config describes") from None
+    net.eval().requires_grad_(False)
+    return net, ckpt.get("card", {})
 
 
 def write_json_atomic(obj: Any, path: str | Path) -> None:

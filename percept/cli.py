@@ -255,6 +255,19 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+def _training_run_options(p: argparse.ArgumentParser, time_limit_help: str) -> None:
+    """Options every training command shares (held-out previews, checkpoints, time limit, resume, ...)."""
+    p.add_argument("--holdout-every", type=int, default=10, help="hold out every Nth photo for previews (0: none)")
+    p.add_argument("--checkpoint-every", type=_positive_int, default=100)
+    p.add_argument("--time-limit", type=_positive_float, metavar="MINUTES", help=time_limit_help)
+    p.add_argument("--workers", type=_nonneg_int, help="data-loading processes (default 0 on a CPU, 4 on a GPU)")
+    p.add_argument("--logdir", help="TensorBoard folder (default OUT/tb/NAME)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/NAME.train.pt")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="percept", description="Fast style transfer and feature inversion with perceptual losses.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -279,18 +292,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--output", choices=["sigmoid", "residual"], default="sigmoid",
                    help="sigmoid: sigmoid(f(photo)) (default); residual: sigmoid(logit(photo) + f(photo)), "
                         "starts as the identity")
-    t.add_argument("--holdout-every", type=int, default=10, help="hold out every Nth photo for previews (0: none)")
-    t.add_argument("--checkpoint-every", type=_positive_int, default=100)
     t.add_argument("--init", metavar="MODEL",
                    help="start from a trained model of the same architecture (name or .pt), e.g. a distilled rt model")
-    t.add_argument("--time-limit", type=_positive_float, metavar="MINUTES",
-                   help="stop after this many minutes and save the model (--resume continues it)")
-    t.add_argument("--workers", type=_nonneg_int, help="data-loading processes (default 0 on a CPU, 4 on a GPU)")
-    t.add_argument("--logdir", help="TensorBoard folder (default OUT/tb/NAME)")
-    t.add_argument("--resume", action="store_true", help="continue from OUT/NAME.train.pt")
-    t.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    _training_run_options(t, "stop after this many minutes and save the model (--resume continues it)")
     t.set_defaults(func=cmd_train_style)
 
     td = sub.add_parser("train-decoder", help="train a feature-inversion decoder for a VGG19 layer "
@@ -310,16 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
     td.add_argument("--lr", type=_nonneg_float, default=1e-3, help="Adam, cosine decay to 1e-4 (default 1e-3)")
     td.add_argument("--width", type=_positive_int, help="channels at the feature resolution (default min(C, 256))")
     td.add_argument("--blocks", type=_nonneg_int, default=2, help="residual blocks before upsampling (default 2)")
-    td.add_argument("--holdout-every", type=int, default=10, help="hold out every Nth photo for previews (0: none)")
-    td.add_argument("--checkpoint-every", type=_positive_int, default=100)
-    td.add_argument("--time-limit", type=_positive_float, metavar="MINUTES",
-                    help="stop after this many minutes and save the decoder (the LR schedule fits in it)")
-    td.add_argument("--workers", type=_nonneg_int, help="data-loading processes (default 0 on a CPU, 4 on a GPU)")
-    td.add_argument("--logdir", help="TensorBoard folder (default OUT/tb/NAME)")
-    td.add_argument("--resume", action="store_true", help="continue from OUT/NAME.train.pt")
-    td.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    td.add_argument("--seed", type=int, default=0)
-    td.add_argument("--quiet", action="store_true", help="no progress bar")
+    _training_run_options(td, "stop after this many minutes and save the decoder (the LR schedule fits in it)")
     td.set_defaults(func=cmd_train_decoder)
 
     iv = sub.add_parser("invert", help="reconstruct a photo from one VGG19 layer's features "

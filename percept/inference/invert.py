@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 from PIL import Image
 
-from percept.checkpoint import load_checkpoint
+from percept.checkpoint import load_network
 from percept.device import resolve_device
 from percept.errors import PerceptError
 from percept.imageio import ImageLike, load_image, resize_long_side, to_image, to_tensor
@@ -29,17 +29,7 @@ from percept.models.vgg import LossNetwork, layer_stride
 
 def load_decoder(model: str | os.PathLike) -> tuple[FeatureDecoder, dict]:
     """Load a decoder by shipped name or path; returns (decoder in eval mode, model card)."""
-    path = resolve_model(model)
-    ckpt = load_checkpoint(path)
-    if ckpt["kind"] != "feature-decoder":
-        raise PerceptError(f"{path}: a '{ckpt['kind']}' checkpoint, not a feature decoder")
-    try:
-        dec = build_decoder(ckpt.get("config", {}))
-        dec.load_state_dict(ckpt["state_dict"])
-    except (KeyError, ValueError, TypeError, RuntimeError):
-        raise PerceptError(f"{path}: weights do not fit the decoder its config describes") from None
-    dec.eval().requires_grad_(False)
-    return dec, ckpt.get("card", {})
+    return load_network(resolve_model(model), "feature-decoder", "a feature decoder", build_decoder)
 
 
 def shipped_decoder(layer: str) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from percept.checkpoint import load_checkpoint
+from percept.checkpoint import load_network
 from percept.device import resolve_device
 from percept.errors import PerceptError
 from percept.imageio import ImageLike, blend, load_image, preserve_color, resize_long_side, to_image, to_tensor
@@ -26,20 +26,7 @@ from percept.models.transformer import build_transformer
 
 def load_style_model(model: str | os.PathLike) -> tuple[torch.nn.Module, dict]:
     """Load a style network by shipped name or path; returns (network in eval mode, model card)."""
-    path = resolve_model(model)
-    ckpt = load_checkpoint(path)
-    if ckpt["kind"] != "style-transformer":
-        raise PerceptError(f"{path}: a '{ckpt['kind']}' checkpoint, not a style model")
-    try:
-        net = build_transformer(ckpt.get("config", {}))
-    except (ValueError, TypeError) as exc:
-        raise PerceptError(f"{path}: {exc}") from None
-    try:
-        net.load_state_dict(ckpt["state_dict"])
-    except RuntimeError:
-        raise PerceptError(f"{path}: weights do not fit the architecture its config describes") from None
-    net.eval().requires_grad_(False)
-    return net, ckpt.get("card", {})
+    return load_network(resolve_model(model), "style-transformer", "a style model", build_transformer)
 
 
 class Stylizer:

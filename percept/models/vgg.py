@@ -99,12 +99,9 @@ def _caffe_vgg19_state() -> dict[str, torch.Tensor]:
 
 def _torchvision_state(path: Path, arch: str) -> dict[str, torch.Tensor]:
     """Map a torchvision ``vgg16``/``vgg19`` state dict (``features.N.weight``) onto paper names."""
-    if not path.is_file():
-        raise PerceptError(f"{path}: no such weight file")
-    try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's to fix
-        raise PerceptError(f"{path}: not a readable torch weight file ({exc.__class__.__name__})") from None
+    from percept.checkpoint import read_torch_file
+
+    raw = read_torch_file(path, "no such weight file", "not a readable torch weight file")
     if isinstance(raw, dict) and "state_dict" in raw:
         raw = raw["state_dict"]
     convs = [n for n in VGG_LAYERS[arch] if n.startswith("conv")]

@@ -1,9 +1,16 @@
-"""Pieces every training loop here shares (style networks, decoders): optimizer state that moves
-between devices, preview grids for TensorBoard, non-finite checks."""
+"""What every training run here shares (style networks, decoders): the loop itself (:func:`run_loop`),
+resuming and saving the training state, optimizer state that moves between devices, preview grids
+for TensorBoard, non-finite checks."""
 
 from __future__ import annotations
 
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
 import torch
+from tqdm import tqdm
 
 from percept.errors import PerceptError
 
@@ -46,3 +53,106 @@ def nonfinite_loss_message(value: float, step: int, state_path) -> str:
         return (f"the loss became {value} at step {step}; training stopped. "
                 f"The last good checkpoint is {state_path}")
     return f"the loss became {value} at step {step}; training stopped before any checkpoint was written"
+
+
+def resume_state(state_path: Path, cfg, keys: tuple[str, ...], model: torch.nn.Module,
+                 optimizer: torch.optim.Optimizer) -> tuple[int, float]:
+    """Load ``state_path`` into ``model`` and ``optimizer`` for ``--resume``; a saved setting in ``keys``
+    that differs from ``cfg``'s is refused. Returns (step, seconds trained before)."""
+    from percept.checkpoint import load_checkpoint
+
+    if not state_path.is_file():
+        raise PerceptError(f"--resume: no training state at {state_path}")
+    state = load_checkpoint(state_path)
+    saved = state.get("config", {})
+    for key in keys:
+        if key in saved and saved[key] != getattr(cfg, key):
+            raise PerceptError(f"--resume: {key} was {saved[key]} in {state_path}, now {getattr(cfg, key)}")
+    model.load_state_dict(state["state_dict"])
+    optimizer.load_state_dict(state["optimizer"])
+    return int(state["step"]), float(state.get("elapsed", 0.0))
+
+
+def save_training_state(state_path: Path, kind: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                        step: int, elapsed: float, cfg) -> None:
+    """Atomically write the training state (weights, optimizer, step, config) that ``--resume`` reads."""
+    from percept.checkpoint import save_atomic
+
+    check_finite_weights(model, step, state_path)
+    save_atomic({"kind": kind, "step": step, "elapsed": elapsed, "config": asdict(cfg),
+                 "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                 "optimizer": optimizer_to_cpu(optimizer.state_dict())}, state_path)
+
+
+def log_previews(writer, tag: str, model: torch.nn.Module, preview: list[torch.Tensor],
+                 forward: Callable[[torch.Tensor], torch.Tensor], device: torch.device, step: int) -> None:
+    """Held-out inputs next to the model's outputs (``forward(x)``), as one TensorBoard image."""
+    model.eval()
+    tiles = []
+    with torch.no_grad():
+        for x in preview:
+            y = forward(x.to(device)).float().cpu()
+            tiles += [x[0], y[0]]
+    model.train()
+    writer.add_image(tag, preview_grid(tiles), step)
+
+
+@dataclass
+class LoopResult:
+    step: int
+    wall: float
+    """Seconds of training, this call and the ones it resumed."""
+    running: dict[str, float]
+    """Exponential moving averages of every loss term."""
+
+
+def run_loop(cfg, loader, train_step: Callable[[torch.Tensor, int, float], dict[str, torch.Tensor]], *,
+             name: str, start_step: int, elapsed_before: float, state_path: Path,
+             save_state: Callable[[int, float], None], log_preview: Callable[[int], None], writer,
+             postfix: Callable[[dict[str, float]], dict[str, str]],
+             scalars: Callable[[], dict[str, float]] | None = None, progress: bool = True) -> LoopResult:
+    """The training loop every model here shares.
+
+    ``train_step(batch, step, seconds)`` runs one optimisation step and returns the (detached) loss
+    terms, ``total`` among them. Around it: a non-finite total stops the run naming the step (the last
+    good checkpoint stays); running averages; tqdm; TensorBoard scalars (``loss/*``, ``speed/it_per_s``
+    and ``scalars()``) every ``cfg.log_every`` steps; previews every ``cfg.preview_every``; the
+    training state every ``cfg.checkpoint_every`` and at the end; ``cfg.time_limit`` minutes stop it
+    early (saved, previewed). The writer is closed at the end.
+    """
+    running: dict[str, float] = {}
+    t0 = time.perf_counter()
+    step = start_step
+    bar = tqdm(total=cfg.iterations, initial=start_step, desc=f"train {name}", disable=not progress,
+               unit="it", dynamic_ncols=True)
+    try:
+        for batch in loader:
+            losses = train_step(batch, step, time.perf_counter() - t0)
+            total = losses["total"]
+            if not torch.isfinite(total):
+                raise PerceptError(nonfinite_loss_message(total.item(), step + 1, state_path))
+            step += 1
+            vals = {k: float(v) for k, v in losses.items()}
+            for k, v in vals.items():
+                running[k] = v if k not in running else 0.95 * running[k] + 0.05 * v
+            bar.update(1)
+            if step % cfg.log_every == 0 or step == cfg.iterations:
+                for k, v in vals.items():
+                    writer.add_scalar(f"loss/{k}", v, step)
+                for k, v in (scalars() if scalars else {}).items():
+                    writer.add_scalar(k, v, step)
+                writer.add_scalar("speed/it_per_s", (step - start_step) / (time.perf_counter() - t0), step)
+                bar.set_postfix(**postfix(running))
+            if step % cfg.preview_every == 0 or step == cfg.iterations:
+                log_preview(step)
+            out_of_time = cfg.time_limit is not None and time.perf_counter() - t0 >= 60.0 * cfg.time_limit
+            if step % cfg.checkpoint_every == 0 or step == cfg.iterations or out_of_time:
+                save_state(step, elapsed_before + time.perf_counter() - t0)
+            if out_of_time:
+                if step % cfg.preview_every:
+                    log_preview(step)
+                break
+    finally:
+        bar.close()
+        writer.close()
+    return LoopResult(step, elapsed_before + time.perf_counter() - t0, running)

@@ -19,23 +19,20 @@ decoder and its model card), ``tb/{name}`` (TensorBoard) unless ``logdir`` says 
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from percept import __version__
-from percept.checkpoint import load_checkpoint, save_atomic, save_model
+from percept.checkpoint import save_model
 from percept.device import device_name, resolve_device
 from percept.errors import PerceptError
 from percept.imageio import load_image, resize_long_side, to_tensor
 from percept.models.decoder import FeatureDecoder, check_decoder_layer
 from percept.models.vgg import LossNetwork, layer_stride
-from percept.training.common import (check_finite_weights, nonfinite_loss_message, optimizer_to,
-                                     optimizer_to_cpu, preview_grid)
+from percept.training.common import log_previews, optimizer_to, resume_state, run_loop, save_training_state
 from percept.training.data import RandomCropDataset, list_images, make_loader, split_holdout
 
 LOSSES = ("pixel", "pixel+feature")
@@ -115,17 +112,8 @@ def train_decoder(cfg: DecoderTrainConfig, resume: bool = False, progress: bool 
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     start_step, elapsed_before = 0, 0.0
     if resume:
-        if not state_path.is_file():
-            raise PerceptError(f"--resume: no training state at {state_path}")
-        state = load_checkpoint(state_path)
-        saved = state.get("config", {})
-        for key in ("layer", "width", "n_blocks", "batch_size", "image_size", "seed"):
-            if key in saved and saved[key] != getattr(cfg, key):
-                raise PerceptError(f"--resume: {key} was {saved[key]} in {state_path}, now {getattr(cfg, key)}")
-        model.load_state_dict(state["state_dict"])
-        optimizer.load_state_dict(state["optimizer"])
-        start_step = int(state["step"])
-        elapsed_before = float(state.get("elapsed", 0.0))
+        start_step, elapsed_before = resume_state(
+            state_path, cfg, ("layer", "width", "n_blocks", "batch_size", "image_size", "seed"), model, optimizer)
 
     model.to(device)
     optimizer_to(optimizer, device)
@@ -150,60 +138,24 @@ def train_decoder(cfg: DecoderTrainConfig, resume: bool = False, progress: bool 
     preview = [_crop_to_stride(to_tensor(_fit(load_image(f), 256)), model.stride) for f in (held or train_files)[:4]]
 
     def save_state(step: int, elapsed: float) -> None:
-        check_finite_weights(model, step, state_path)
-        save_atomic({"kind": "feature-decoder-training", "step": step, "elapsed": elapsed, "config": asdict(cfg),
-                     "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-                     "optimizer": optimizer_to_cpu(optimizer.state_dict())}, state_path)
+        save_training_state(state_path, "feature-decoder-training", model, optimizer, step, elapsed, cfg)
 
     def log_preview(step: int) -> None:
-        model.eval()
-        tiles = []
-        with torch.no_grad():
-            for x in preview:
-                y = model(features(x.to(device))).float().cpu()
-                tiles += [x[0], y[0]]
-        model.train()
-        writer.add_image("held_out/photo_vs_reconstruction", preview_grid(tiles), step)
+        log_previews(writer, "held_out/photo_vs_reconstruction", model, preview,
+                     lambda x: model(features(x)), device, step)
 
-    running: dict[str, float] = {}
+    def step_fn(batch: torch.Tensor, step: int, seconds: float) -> dict[str, torch.Tensor]:
+        for group in optimizer.param_groups:
+            group["lr"] = _lr_at(cfg, step, seconds)
+        x = batch.to(device, non_blocking=True)
+        return decoder_step(model, features, optimizer, x, cfg.loss, cfg.feature_weight, use_amp)
+
     model.train()
-    t0 = time.perf_counter()
-    step = start_step
-    bar = tqdm(total=cfg.iterations, initial=start_step, desc=f"train {name}", disable=not progress,
-               unit="it", dynamic_ncols=True)
-    try:
-        for batch in loader:
-            for group in optimizer.param_groups:
-                group["lr"] = _lr_at(cfg, step, time.perf_counter() - t0)
-            x = batch.to(device, non_blocking=True)
-            losses = decoder_step(model, features, optimizer, x, cfg.loss, cfg.feature_weight, use_amp)
-            total = losses["total"]
-            if not torch.isfinite(total):
-                raise PerceptError(nonfinite_loss_message(total.item(), step + 1, state_path))
-            step += 1
-            vals = {k: float(v) for k, v in losses.items()}
-            for k, v in vals.items():
-                running[k] = v if k not in running else 0.95 * running[k] + 0.05 * v
-            bar.update(1)
-            if step % cfg.log_every == 0 or step == cfg.iterations:
-                for k, v in vals.items():
-                    writer.add_scalar(f"loss/{k}", v, step)
-                writer.add_scalar("lr", optimizer.param_groups[0]["lr"], step)
-                writer.add_scalar("speed/it_per_s", (step - start_step) / (time.perf_counter() - t0), step)
-                bar.set_postfix(pixel=f"{running['pixel']:.4f}", psnr=f"{running['psnr']:.1f}")
-            if step % cfg.preview_every == 0 or step == cfg.iterations:
-                log_preview(step)
-            out_of_time = cfg.time_limit is not None and time.perf_counter() - t0 >= 60.0 * cfg.time_limit
-            if step % cfg.checkpoint_every == 0 or step == cfg.iterations or out_of_time:
-                save_state(step, elapsed_before + time.perf_counter() - t0)
-            if out_of_time:
-                if step % cfg.preview_every:
-                    log_preview(step)
-                break
-    finally:
-        bar.close()
-        writer.close()
-    wall = elapsed_before + time.perf_counter() - t0
+    res = run_loop(cfg, loader, step_fn, name=name, start_step=start_step, elapsed_before=elapsed_before,
+                   state_path=state_path, save_state=save_state, log_preview=log_preview, writer=writer,
+                   postfix=lambda r: {"pixel": f"{r['pixel']:.4f}", "psnr": f"{r['psnr']:.1f}"},
+                   scalars=lambda: {"lr": optimizer.param_groups[0]["lr"]}, progress=progress)
+    step, wall, running = res.step, res.wall, res.running
 
     card = {
         "name": name, "kind": "feature-decoder", "percept_version": __version__,

@@ -15,22 +15,19 @@ A NaN or infinite loss stops the run with a message naming the step; the last go
 from __future__ import annotations
 
 import hashlib
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from percept import __version__
-from percept.checkpoint import load_checkpoint, save_atomic, save_style_model
+from percept.checkpoint import save_style_model
 from percept.device import device_name, resolve_device
 from percept.errors import PerceptError
 from percept.imageio import load_image, resize_long_side, to_tensor
 from percept.models.losses import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, PerceptualLoss
 from percept.models.transformer import build_transformer
-from percept.training.common import (check_finite_weights, nonfinite_loss_message, optimizer_to,
-                                     optimizer_to_cpu, preview_grid)
+from percept.training.common import log_previews, optimizer_to, resume_state, run_loop, save_training_state
 from percept.training.data import RandomCropDataset, list_images, make_loader, split_holdout
 
 
@@ -114,17 +111,9 @@ def train_style(cfg: StyleTrainConfig, resume: bool = False, progress: bool = Tr
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     start_step, elapsed_before = 0, 0.0
     if resume:
-        if not state_path.is_file():
-            raise PerceptError(f"--resume: no training state at {state_path}")
-        state = load_checkpoint(state_path)
-        saved = state.get("config", {})
-        for key in ("arch", "channels", "n_residual", "output", "batch_size", "image_size", "seed"):
-            if key in saved and saved[key] != getattr(cfg, key):
-                raise PerceptError(f"--resume: {key} was {saved[key]} in {state_path}, now {getattr(cfg, key)}")
-        model.load_state_dict(state["state_dict"])
-        optimizer.load_state_dict(state["optimizer"])
-        start_step = int(state["step"])
-        elapsed_before = float(state.get("elapsed", 0.0))
+        start_step, elapsed_before = resume_state(
+            state_path, cfg, ("arch", "channels", "n_residual", "output", "batch_size", "image_size", "seed"),
+            model, optimizer)
 
     model.to(device)
     optimizer_to(optimizer, device)
@@ -148,57 +137,21 @@ def train_style(cfg: StyleTrainConfig, resume: bool = False, progress: bool = Tr
     preview = _preview_batch(held or train_files)
 
     def save_state(step: int, elapsed: float) -> None:
-        check_finite_weights(model, step, state_path)
-        save_atomic({"kind": "style-transformer-training", "step": step, "elapsed": elapsed,
-                     "config": asdict(cfg), "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-                     "optimizer": optimizer_to_cpu(optimizer.state_dict())}, state_path)
+        save_training_state(state_path, "style-transformer-training", model, optimizer, step, elapsed, cfg)
 
     def log_preview(step: int) -> None:
-        model.eval()
-        with torch.no_grad():
-            tiles = []
-            for x in preview:
-                y = model(x.to(device)).float().cpu()
-                tiles += [x[0], y[0]]
-        model.train()
-        writer.add_image("held_out/photo_vs_stylized", preview_grid(tiles), step)
+        log_previews(writer, "held_out/photo_vs_stylized", model, preview, model, device, step)
 
-    running: dict[str, float] = {}
+    def step_fn(batch: torch.Tensor, step: int, seconds: float) -> dict[str, torch.Tensor]:
+        x = batch.to(device, non_blocking=True).contiguous(memory_format=memory_format)
+        return train_step(model, loss_fn, optimizer, x, use_amp, amp_dtype)
+
     model.train()
-    t0 = time.perf_counter()
-    step = start_step
-    bar = tqdm(total=cfg.iterations, initial=start_step, desc=f"train {name}", disable=not progress,
-               unit="it", dynamic_ncols=True)
-    try:
-        for batch in loader:
-            x = batch.to(device, non_blocking=True).contiguous(memory_format=memory_format)
-            losses = train_step(model, loss_fn, optimizer, x, use_amp, amp_dtype)
-            total = losses["total"]
-            if not torch.isfinite(total):
-                raise PerceptError(nonfinite_loss_message(total.item(), step + 1, state_path))
-            step += 1
-            vals = {k: float(v.detach()) for k, v in losses.items()}
-            for k, v in vals.items():
-                running[k] = v if k not in running else 0.95 * running[k] + 0.05 * v
-            bar.update(1)
-            if step % cfg.log_every == 0 or step == cfg.iterations:
-                for k, v in vals.items():
-                    writer.add_scalar(f"loss/{k}", v, step)
-                bar.set_postfix(content=f"{running['content']:.3f}", style=f"{running['style']:.3f}")
-                writer.add_scalar("speed/it_per_s", (step - start_step) / (time.perf_counter() - t0), step)
-            if step % cfg.preview_every == 0 or step == cfg.iterations:
-                log_preview(step)
-            out_of_time = cfg.time_limit is not None and time.perf_counter() - t0 >= 60.0 * cfg.time_limit
-            if step % cfg.checkpoint_every == 0 or step == cfg.iterations or out_of_time:
-                save_state(step, elapsed_before + time.perf_counter() - t0)
-            if out_of_time:
-                if step % cfg.preview_every:
-                    log_preview(step)
-                break
-    finally:
-        bar.close()
-        writer.close()
-    wall = elapsed_before + time.perf_counter() - t0
+    res = run_loop(cfg, loader, step_fn, name=name, start_step=start_step, elapsed_before=elapsed_before,
+                   state_path=state_path, save_state=save_state, log_preview=log_preview, writer=writer,
+                   postfix=lambda r: {"content": f"{r['content']:.3f}", "style": f"{r['style']:.3f}"},
+                   progress=progress)
+    step, wall, running = res.step, res.wall, res.running
 
     # final losses: a clean pass over held-out photos (or the last running averages when none)
     card = {

@@ -124,13 +124,10 @@ def load_classifier_file(path: str | Path) -> LoadedClassifier:
     """Read a percept classifier file (see the module docstring) with ``weights_only=True``."""
     import torchvision
 
+    from percept.checkpoint import read_torch_file
+
     path = Path(path)
-    if not path.is_file():
-        raise PerceptError(f"{path}: no such classifier file")
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's to fix
-        raise PerceptError(f"{path}: not a readable torch file ({exc.__class__.__name__})") from None
+    blob = read_torch_file(path, "no such classifier file", "not a readable torch file")
     if not isinstance(blob, dict) or blob.get("kind") != "classifier":
         raise PerceptError(f"{path}: not a percept classifier file (expected kind 'classifier'); for torchvision "
                            f"weights give the architecture, e.g. --classifier resnet18 --weights {path}")

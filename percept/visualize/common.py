@@ -108,13 +108,11 @@ def load_classifier(arch: str, weights: str | Path | None = None) -> nn.Module:
         if weights is None:
             raise PerceptError(f"no weights for {arch}: give --weights PATH, or put {arch}-*.pth in "
                                f"{Path(torch.hub.get_dir()) / 'checkpoints'} (nothing is downloaded)")
+    from percept.checkpoint import read_torch_file
+
     path = Path(weights)
-    if not path.is_file():
-        raise PerceptError(f"{path}: no such weight file (torch hub keeps them in ~/.cache/torch/hub/checkpoints)")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's to fix
-        raise PerceptError(f"{path}: not a readable torch weight file ({exc.__class__.__name__})") from None
+    state = read_torch_file(path, "no such weight file (torch hub keeps them in ~/.cache/torch/hub/checkpoints)",
+                            "not a readable torch weight file")
     model = getattr(torchvision.models, arch)(weights=None)
     try:
         model.load_state_dict(state.get("state_dict", state) if isinstance(state, dict) else state)
