@@ -136,6 +136,23 @@ def test_every_shipped_model_has_a_verified_onnx(name):
 
 # ----------------------------------------------------------------------------------------- engine
 
+@pytest.mark.parametrize("backend", ["onnx", "torch"])
+def test_each_model_states_its_smallest_frame(backend):
+    """The real-time network needs 9 px (8 would leave a 1x1 bottleneck): a clear error, not a crash."""
+    rt = Engine("starry_night_rt", backend=backend, device="cpu")
+    assert rt.min_size == 9 and Engine("starry_night", backend=backend, device="cpu").min_size == 8
+    with pytest.raises(PerceptError, match=r"at least 9x9 px for starry_night_rt, got 8x8"):
+        rt.frames([np.zeros((8, 8, 3), np.uint8)])
+    assert rt.frames([np.zeros((9, 11, 3), np.uint8)])[0].shape == (9, 11, 3)
+
+
+def test_stylizer_tensor_api_states_the_smallest_image():
+    from percept.inference.stylize import Stylizer
+
+    with pytest.raises(PerceptError, match=r"at least 9x9 px for starry_night_rt, got 12x8"):
+        Stylizer("starry_night_rt", device="cpu").tensor(torch.rand(1, 3, 8, 12))
+
+
 def test_auto_backend_prefers_onnx_and_falls_back_to_torch(tiny_onnx, tiny_model):
     e = Engine(tiny_onnx.with_suffix(".pt"))
     assert e.backend == "onnx" and e.provider == "CPUExecutionProvider"

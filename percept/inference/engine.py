@@ -11,7 +11,8 @@ one of two backends that give the same picture:
 
 Input frames are float32 NCHW RGB in [0, 1] (:meth:`Engine.run`), uint8 HxWx3 RGB arrays
 (:meth:`Engine.frames`, batched) or PIL images (``engine(image, ...)``). Sizes that are not a
-multiple of 4 are padded inside the network and cropped back, so any size >= 8 px works.
+multiple of 4 are padded inside the network and cropped back, so any size from the model's minimum
+(:attr:`Engine.min_size`: 8 px for the full-size networks, 9 px for the real-time ones) up works.
 """
 
 from __future__ import annotations
@@ -114,6 +115,7 @@ class _OnnxBackend:
         self.provider = self.session.get_providers()[0]
         self.card = json.loads(meta.get("percept.card", "{}") or "{}")
         self.name = meta.get("percept.name", path.stem)
+        self.min_size = _meta_min_size(meta, self.card)
         self._gpu = self.provider != "CPUExecutionProvider"
 
     def run(self, x: np.ndarray) -> np.ndarray:
@@ -126,6 +128,17 @@ class _OnnxBackend:
         binding.bind_output(self.output_name, "cuda")
         self.session.run_with_iobinding(binding)
         return binding.copy_outputs_to_cpu()[0]
+
+
+def _meta_min_size(meta: dict, card: dict) -> int:
+    """The smallest frame side of an exported model: its metadata, or (files exported before that
+    entry existed) its architecture."""
+    if "percept.min_size" in meta:
+        return int(meta["percept.min_size"])
+    from percept.models.transformer import ARCHITECTURES
+
+    arch = (card.get("architecture") or {}).get("arch", "johnson")
+    return int(getattr(ARCHITECTURES.get(arch), "min_size", 8))
 
 
 class _TorchBackend:
@@ -145,6 +158,7 @@ class _TorchBackend:
         self.kind = "style-transformer"
         self.name = self.card.get("name", path.stem)
         self.provider = f"torch ({self.device.type})"
+        self.min_size = int(getattr(self.net, "min_size", 8))
 
     def run(self, x: np.ndarray) -> np.ndarray:
         import torch
@@ -191,13 +205,16 @@ class Engine:
         self.provider: str = self._impl.provider
         self.name: str = self._impl.name
         self.card: dict = self._impl.card
+        self.min_size: int = self._impl.min_size
+        """Smallest frame height and width the model takes."""
 
     def run(self, x: np.ndarray) -> np.ndarray:
         """float32 (N, 3, H, W) RGB in [0, 1] -> the stylised batch, same shape, on the CPU."""
         if x.ndim != 4 or x.shape[1] != 3:
             raise PerceptError(f"expected a (N, 3, H, W) batch, got shape {tuple(x.shape)}")
-        if min(x.shape[2:]) < 8:
-            raise PerceptError(f"frames must be at least 8x8 px, got {x.shape[3]}x{x.shape[2]}")
+        if min(x.shape[2:]) < self.min_size:
+            raise PerceptError(f"frames must be at least {self.min_size}x{self.min_size} px for {self.name}, "
+                               f"got {x.shape[3]}x{x.shape[2]}")
         return self._impl.run(x)
 
     def frames(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]:

@@ -14,6 +14,10 @@ runtime can run:
 * ``--fp16`` stores the weights and arithmetic in float16 with float32 inputs and outputs kept, so it
   is a drop-in replacement (half the file; faster on GPUs, usually not on CPUs).
 
+Networks are exported in their deploy form (``percept.models.deploy``): exact rewrites of the
+upsampling and output layers that onnxruntime runs faster; the check below compares the file with the
+network as trained.
+
 Before the file is written, the ONNX checker runs on it and onnxruntime is compared with PyTorch on
 several sizes (odd ones included); a model that disagrees by more than the tolerance is refused and
 nothing is left on disk.
@@ -43,7 +47,7 @@ CHECK_SIZES: tuple[tuple[int, int, int], ...] = ((1, 64, 64), (2, 97, 131), (1, 
 TOLERANCE = {"fp32": 1e-3, "fp16": 2e-2}
 """Largest accepted max-abs difference between onnxruntime and PyTorch (images in [0, 1])."""
 INPUT_NAME, OUTPUT_NAME = "image", "stylized"
-INPUT_SPEC = "float32 NCHW RGB in [0, 1], any batch, height and width >= 8"
+INPUT_SPEC = "float32 NCHW RGB in [0, 1], any batch, height and width >= {min_size}"
 EXPORTABLE_KINDS = ("style-transformer", "feature-decoder")
 DECODER_CHECK_SIZES: tuple[tuple[int, int, int], ...] = ((1, 8, 8), (2, 13, 7), (1, 5, 9))
 """(batch, height, width) of the random feature maps a decoder is checked on."""
@@ -98,7 +102,13 @@ def _io(net: torch.nn.Module) -> tuple[str, str, str, str]:
                 f"float32 NCHW {net.layer} features of VGG19 (Caffe weights; {net.in_channels} channels), "
                 "any batch, height and width >= 2",
                 f"float32 NCHW RGB in [0, 1], {net.stride}x the features' height and width")
-    return INPUT_NAME, OUTPUT_NAME, INPUT_SPEC, "float32 NCHW RGB in [0, 1], the input's batch, height and width"
+    return (INPUT_NAME, OUTPUT_NAME, INPUT_SPEC.format(min_size=min_size(net)),
+            "float32 NCHW RGB in [0, 1], the input's batch, height and width")
+
+
+def min_size(net: torch.nn.Module) -> int:
+    """Smallest height/width a network takes (decoders: 2 feature pixels; style networks: their own)."""
+    return 2 if hasattr(net, "in_channels") else int(getattr(net, "min_size", 8))
 
 
 def _example(net: torch.nn.Module, n: int, h: int, w: int, gen: torch.Generator | None = None) -> torch.Tensor:
@@ -109,12 +119,20 @@ def _example(net: torch.nn.Module, n: int, h: int, w: int, gen: torch.Generator 
 
 
 def _to_onnx_bytes(net: torch.nn.Module, opset: int) -> bytes:
-    """Export with dynamic batch/height/width through the torch.export-based exporter."""
+    """Export with dynamic batch/height/width through the torch.export-based exporter.
+
+    The network is exported in its deploy form (:func:`percept.models.deploy.deploy_form`: the
+    same function with sub-pixel upsampling convolutions and a factorised output layer, which
+    onnxruntime runs faster on a CPU); the caller checks the result against ``net`` itself.
+    """
+    from percept.models.deploy import deploy_form
+
     decoder = hasattr(net, "in_channels")
+    net = deploy_form(net)
     in_name, out_name, _, _ = _io(net)
     batch = torch.export.Dim("batch", min=1, max=1024)
-    height = torch.export.Dim("height", min=2 if decoder else 8, max=16384)
-    width = torch.export.Dim("width", min=2 if decoder else 8, max=16384)
+    height = torch.export.Dim("height", min=min_size(net), max=16384)
+    width = torch.export.Dim("width", min=min_size(net), max=16384)
     example = _example(net, 2, 12, 14) if decoder else torch.rand(2, 3, 64, 72)
     arg = "features" if decoder else "x"
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings(), \
@@ -238,6 +256,7 @@ def export_onnx(model: str | os.PathLike, out: str | os.PathLike, opset: int = D
         "percept.architecture": json.dumps(card.get("architecture", {})),
         "percept.card": json.dumps(_card_summary(card)),
     }
+    meta["percept.min_size"] = str(min_size(net))
     if kind == "feature-decoder":
         meta["percept.layer"] = net.layer
         meta["percept.stride"] = str(net.stride)

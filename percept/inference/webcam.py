@@ -1,8 +1,9 @@
 """Real-time stylisation of a live camera (or a video file played as if it were one).
 
-Capture runs in its own thread and keeps only the newest frame; the display loop always stylises
-the newest one, so when inference is slower than the camera, frames are dropped (and counted)
-instead of piling up into an ever-growing delay. A video file given as ``source`` is read at its own
+Capture runs in its own thread and keeps only the newest frame; a second thread always stylises the
+newest one, so when inference is slower than the camera, frames are dropped (and counted) instead
+of piling up into an ever-growing delay; the display loop shows the newest stylised frame, so
+drawing and encoding overlap with the next inference and keys work even while a slow model runs. A video file given as ``source`` is read at its own
 frame rate, the way a camera delivers frames.
 
 The window shows the stylised view with an FPS overlay. Keys:
@@ -151,6 +152,86 @@ def has_display() -> bool:
     return True
 
 
+@dataclass
+class _Settings:
+    """What the keys change; the stylising thread reads a copy before each frame."""
+
+    current: int = 0
+    strength: float = 1.0
+    preserve_color: bool = False
+
+
+@dataclass
+class _Result:
+    frame: np.ndarray
+    styled: np.ndarray
+    name: str
+    settings: _Settings
+
+
+class _Stylist(threading.Thread):
+    """Stylises the newest camera frame with the current settings, over and over, in its own thread.
+
+    The display loop (the main thread: OpenCV windows want it) shows whatever result is newest, so
+    drawing, encoding and key handling overlap with the next frame's inference, and the window
+    answers keys even while a slow model works. Results that were overtaken before being shown are
+    counted in ``unshown``.
+    """
+
+    def __init__(self, grabber: FrameGrabber, engine: Callable, settings: _Settings, size: int | None,
+                 lock: threading.Lock) -> None:
+        super().__init__(daemon=True, name="percept-stylise")
+        self.grabber, self.engine, self.settings, self.size, self.lock = grabber, engine, settings, size, lock
+        self._cond = threading.Condition()
+        self._result: _Result | None = None
+        self._id = self._taken = 0
+        self.unshown = 0
+        self.ended = False
+        self.error: BaseException | None = None
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self._halt.is_set():
+                frame = self.grabber.newest()
+                if frame is None:
+                    break
+                with self.lock:
+                    st = _Settings(self.settings.current, self.settings.strength, self.settings.preserve_color)
+                eng = self.engine(st.current)
+                styled = FrameStyler(eng, self.size, st.strength, st.preserve_color)([frame])[0]
+                with self._cond:
+                    if self._taken < self._id:
+                        self.unshown += 1
+                    self._result, self._id = _Result(frame, styled, eng.name, st), self._id + 1
+                    self._cond.notify_all()
+        except BaseException as exc:  # noqa: BLE001 - handed to the display loop, which raises it
+            self.error = exc
+        finally:
+            with self._cond:
+                self.ended = True
+                self._cond.notify_all()
+
+    def newest(self, timeout: float = 0.05) -> _Result | None:
+        """The newest result not shown yet, waiting up to ``timeout``; None if there is none (yet)."""
+        with self._cond:
+            if self._taken == self._id and not self.ended:
+                self._cond.wait(timeout)
+            if self._taken == self._id:
+                return None
+            self._taken = self._id
+            return self._result
+
+    @property
+    def done(self) -> bool:
+        """The thread has stopped and every result it made has been handed out."""
+        with self._cond:
+            return self.ended and self._taken == self._id
+
+    def stop(self) -> None:
+        self._halt.set()
+
+
 def run_webcam(models: Sequence[str], camera: int = 0, source: str | None = None, size: int | None = 512,
                strength: float = 1.0, preserve_color: bool = False, backend: str = "auto",
                device: str = "auto", headless: bool = False, output: str | os.PathLike | None = None,
@@ -158,6 +239,9 @@ def run_webcam(models: Sequence[str], camera: int = 0, source: str | None = None
                side_by_side: bool = False, keys: Callable[[int], int] | None = None,
                progress: Callable[[WebcamStats], None] | None = None) -> WebcamStats:
     """Run the live loop until ``q``, the window closing, ``frames`` shown frames or the source's end.
+
+    Three threads: capture (:class:`FrameGrabber`), stylisation (:class:`_Stylist`) and this one,
+    which draws, shows or records, and handles keys.
 
     Args:
         models: model names or paths to cycle through with ``n``/``p``; the first one starts.
@@ -178,6 +262,8 @@ def run_webcam(models: Sequence[str], camera: int = 0, source: str | None = None
         raise PerceptError("no display to open a window on (DISPLAY is not set); use --headless -o OUT.mp4")
     if not models:
         raise PerceptError("no model to run (give --model)")
+    if not 0.0 <= strength <= 1.0:
+        raise PerceptError(f"strength must be between 0 and 1, got {strength}")
     engines: dict[int, Engine] = {}
 
     def engine(i: int) -> Engine:
@@ -185,7 +271,6 @@ def run_webcam(models: Sequence[str], camera: int = 0, source: str | None = None
             engines[i] = Engine(models[i], backend=backend, device=device)
         return engines[i]
 
-    current = 0
     engine(0)  # fail on a bad model before the camera is opened
     cap = open_capture(source if source is not None else int(camera))
     label = f"video {source}" if source is not None else f"camera {camera}"
@@ -193,29 +278,40 @@ def run_webcam(models: Sequence[str], camera: int = 0, source: str | None = None
     if source is not None and not (0 < fps_src < 1000):
         fps_src = 30.0
     grabber = FrameGrabber(cap, fps_src if source is not None else None, source is None, label)
+    settings, lock = _Settings(0, strength, preserve_color), threading.Lock()
+    stylist = _Stylist(grabber, engine, settings, size, lock)
     stats = WebcamStats(models=[str(m) for m in models])
     writer: AtomicVideoWriter | None = None
     window_open = False
     fps = 0.0
     try:
         grabber.start()
+        stylist.start()
         t_start = t_last = time.perf_counter()
         while frames is None or stats.shown < frames:
-            frame = grabber.newest()
-            if frame is None:
-                if grabber.error:
-                    raise PerceptError(grabber.error)
-                break
-            styler = FrameStyler(engine(current), size, strength, preserve_color)
-            styled = styler([frame])[0]
-            view = np.hstack([frame, styled]) if side_by_side else styled
+            result = stylist.newest()
+            if result is None:
+                if stylist.done:
+                    if stylist.error is not None:
+                        raise stylist.error
+                    if grabber.error:
+                        raise PerceptError(grabber.error)
+                    break
+                if not headless and window_open:  # keep the window alive while a slow model works
+                    cv2.waitKey(1)
+                    if cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) < 1:
+                        break
+                continue
+            st = result.settings
+            view = np.hstack([result.frame, result.styled]) if side_by_side else result.styled
             now = time.perf_counter()
             dt = now - t_last
             t_last = now
             if stats.shown and dt > 0:
                 fps = 1.0 / dt if fps == 0 else 0.9 * fps + 0.1 / dt
-            view = _overlay(view, [f"{engine(current).name}  {fps:4.1f} FPS", f"strength {strength:.1f}"
-                                   + ("  colour kept" if preserve_color else "") + f"  dropped {grabber.dropped}"])
+            view = _overlay(view, [f"{result.name}  {fps:4.1f} FPS", f"strength {st.strength:.1f}"
+                                   + ("  colour kept" if st.preserve_color else "")
+                                   + f"  dropped {grabber.dropped + stylist.unshown}"])
             if not headless:
                 view = np.vstack([view, _help_bar(view.shape[1])])
             stats.shown += 1
@@ -235,22 +331,23 @@ def run_webcam(models: Sequence[str], camera: int = 0, source: str | None = None
                 if cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) < 1:
                     break
             if progress:
-                stats.captured, stats.dropped = grabber.captured, grabber.dropped
+                stats.captured, stats.dropped = grabber.captured, grabber.dropped + stylist.unshown
                 progress(stats)
             if key in (ord("q"), 27):
                 break
-            if key == ord("n"):
-                current = (current + 1) % len(models)
-            elif key == ord("p"):
-                current = (current - 1) % len(models)
-            elif key == ord("b"):
+            with lock:
+                if key == ord("n"):
+                    settings.current = (settings.current + 1) % len(models)
+                elif key == ord("p"):
+                    settings.current = (settings.current - 1) % len(models)
+                elif key in (ord("+"), ord("=")):
+                    settings.strength = min(1.0, round(settings.strength + 0.1, 1))
+                elif key == ord("-"):
+                    settings.strength = max(0.0, round(settings.strength - 0.1, 1))
+                elif key == ord("c"):
+                    settings.preserve_color = not settings.preserve_color
+            if key == ord("b"):
                 side_by_side = not side_by_side
-            elif key in (ord("+"), ord("=")):
-                strength = min(1.0, round(strength + 0.1, 1))
-            elif key == ord("-"):
-                strength = max(0.0, round(strength - 0.1, 1))
-            elif key == ord("c"):
-                preserve_color = not preserve_color
             elif key == ord("s"):
                 from PIL import Image
 
@@ -264,7 +361,9 @@ def run_webcam(models: Sequence[str], camera: int = 0, source: str | None = None
             stats.output = writer.commit()
             writer = None
     finally:
+        stylist.stop()
         grabber.stop()
+        stylist.join(timeout=10.0)
         grabber.join(timeout=2.0)
         cap.release()
         if writer is not None:
@@ -272,6 +371,6 @@ def run_webcam(models: Sequence[str], camera: int = 0, source: str | None = None
         if window_open:
             cv2.destroyAllWindows()
             cv2.waitKey(1)
-    stats.captured, stats.dropped = grabber.captured, grabber.dropped
+    stats.captured, stats.dropped = grabber.captured, grabber.dropped + stylist.unshown
     stats.fps = (stats.shown - 1) / stats.seconds if stats.shown > 1 and stats.seconds > 0 else 0.0
     return stats

@@ -67,6 +67,9 @@ class TransformerNet(nn.Module):
             keeps black and white pixels off the sigmoid's flat tails, where they could not change.
     """
 
+    min_size = 8
+    """Smallest height and width the network takes (padded to 8, its bottleneck is 2x2)."""
+
     def __init__(self, channels: Sequence[int] = (32, 64, 128), n_residual: int = 5,
                  output: str = "sigmoid") -> None:
         super().__init__()
@@ -141,6 +144,10 @@ class RealtimeTransformerNet(nn.Module):
         channels: widths of the three downsampling stages (default 16, 32, 64).
         n_residual: separable residual blocks at the bottleneck (default 4).
     """
+
+    min_size = 9
+    """Smallest height and width: 9 px is padded to 16, a 2x2 bottleneck (8 px would leave 1x1,
+    which reflection padding and instance norm cannot take)."""
 
     def __init__(self, channels: Sequence[int] = (16, 32, 64), n_residual: int = 4) -> None:
         super().__init__()
