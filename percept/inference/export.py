@@ -118,17 +118,19 @@ def _example(net: torch.nn.Module, n: int, h: int, w: int, gen: torch.Generator 
     return torch.rand(n, 3, h, w, generator=gen)
 
 
-def _to_onnx_bytes(net: torch.nn.Module, opset: int) -> bytes:
+def _to_onnx_bytes(net: torch.nn.Module, opset: int, deploy: bool = True) -> bytes:
     """Export with dynamic batch/height/width through the torch.export-based exporter.
 
     The network is exported in its deploy form (:func:`percept.models.deploy.deploy_form`: the
     same function with sub-pixel upsampling convolutions and a factorised output layer, which
-    onnxruntime runs faster on a CPU); the caller checks the result against ``net`` itself.
+    onnxruntime runs faster on a CPU; ``deploy=False`` exports the layers as trained, for
+    ``scripts/bench_deploy.py``); the caller checks the result against ``net`` itself.
     """
     from percept.models.deploy import deploy_form
 
     decoder = hasattr(net, "in_channels")
-    net = deploy_form(net)
+    if deploy:
+        net = deploy_form(net)
     in_name, out_name, _, _ = _io(net)
     batch = torch.export.Dim("batch", min=1, max=1024)
     height = torch.export.Dim("height", min=min_size(net), max=16384)

@@ -1,10 +1,11 @@
-"""Exact rewrites of a trained transformer network into a form onnxruntime runs faster on a CPU.
+"""Exact rewrites of a trained network into a form onnxruntime runs faster on a CPU.
 
-The networks (style transformers and feature decoders) are trained in the form the papers describe; :func:`deploy_form` returns a copy that
-computes the same function (up to float rounding, ~1e-6) with fewer multiply-adds and with layouts
+The networks (style transformers and feature decoders) are trained in the form the papers
+describe; :func:`deploy_form` returns a copy that computes the same function (up to float rounding, ~1e-6) with fewer multiply-adds and with layouts
 that onnxruntime's blocked (NCHWc) convolutions handle well. ``percept export`` exports this form
 and checks it against the trained network before writing anything. Measured on a 2-core CPU
-(docs/BENCHMARKS.md): 15-20% off the full-size network, more off the real-time one.
+(docs/BENCHMARKS.md, `scripts/bench_deploy.py`): 18-20% off the full-size network, 23-28% off the
+real-time one.
 
 Two rewrites:
 
