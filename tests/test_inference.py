@@ -267,6 +267,17 @@ def test_headless_webcam_writes_video_and_obeys_keys(tiny_onnx, tiny_model, clip
         assert len(stats.snapshots) == 1 and stats.snapshots[0].is_file()
 
 
+def test_overlay_outline_hugs_the_text():
+    """The FPS overlay: white text with a dark outline around the same letters, not beside them."""
+    from percept.inference.webcam import _overlay
+
+    out = _overlay(np.full((60, 320, 3), 128, np.uint8), ["starry_night  13.9 FPS", "strength 1.0  dropped 0"])
+    white = np.nonzero((out > 200).all(axis=2).any(axis=0))[0]
+    dark = np.nonzero((out < 50).all(axis=2).any(axis=0))[0]
+    assert white.size and dark.size
+    assert dark.min() >= white.min() - 3 and dark.max() <= white.max() + 3
+
+
 def test_webcam_errors(tiny_onnx, tmp_path, capsys, monkeypatch):
     assert main(["webcam", "--model", str(tiny_onnx), "--camera", "7", "--headless",
                  "-o", str(tmp_path / "c.mp4")]) == 2

@@ -133,7 +133,10 @@ def _overlay(frame: np.ndarray, lines: Sequence[str]) -> np.ndarray:
     out = np.ascontiguousarray(frame)
     y = 22
     for text in lines:
-        cv2.putText(out, text, (8, y), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 3, cv2.LINE_AA)
+        # a dark outline: the same thin text shifted by one pixel each way (a thicker stroke would
+        # not do: OpenCV 5 renders thicker text wider, so the outline would drift off the letters)
+        for dx, dy in ((-1, -1), (0, -1), (1, -1), (-1, 0), (1, 0), (-1, 1), (0, 1), (1, 1)):
+            cv2.putText(out, text, (8 + dx, y + dy), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
         cv2.putText(out, text, (8, y), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 255, 255), 1, cv2.LINE_AA)
         y += 22
     return out
