@@ -82,20 +82,35 @@ def choose_providers(device: str, available: Sequence[str]) -> list[str]:
     return chain + ["CPUExecutionProvider"]
 
 
+def check_frame_size(height: int, width: int, smallest: int, name: str) -> None:
+    """One clear error for a frame smaller than a model takes (``smallest`` px on each side)."""
+    if min(height, width) < smallest:
+        raise PerceptError(f"frames must be at least {smallest}x{smallest} px for {name}, got {width}x{height}")
+
+
+def session_options(threads: int | None = None):
+    """The onnxruntime session options percept runs every model with: all graph optimisations
+    (the blocked NCHWc convolutions included), ``threads`` intra-op threads (default: every core),
+    warnings off."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.intra_op_num_threads = threads or os.cpu_count() or 1
+    opts.inter_op_num_threads = 1
+    return opts
+
+
 class _OnnxBackend:
     def __init__(self, path: Path, device: str, threads: int | None) -> None:
         try:
             import onnxruntime as ort
         except ImportError:
             raise PerceptError("the onnx backend needs onnxruntime: pip install onnxruntime") from None
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.intra_op_num_threads = threads or os.cpu_count() or 1
-        opts.inter_op_num_threads = 1
         providers = choose_providers(device, ort.get_available_providers())
         try:
-            self.session = ort.InferenceSession(str(path), opts, providers=providers)
+            self.session = ort.InferenceSession(str(path), session_options(threads), providers=providers)
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises several types for bad files
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
             raise PerceptError(f"{path}: not a readable ONNX model ({first[:200]})") from None
@@ -212,9 +227,7 @@ class Engine:
         """float32 (N, 3, H, W) RGB in [0, 1] -> the stylised batch, same shape, on the CPU."""
         if x.ndim != 4 or x.shape[1] != 3:
             raise PerceptError(f"expected a (N, 3, H, W) batch, got shape {tuple(x.shape)}")
-        if min(x.shape[2:]) < self.min_size:
-            raise PerceptError(f"frames must be at least {self.min_size}x{self.min_size} px for {self.name}, "
-                               f"got {x.shape[3]}x{x.shape[2]}")
+        check_frame_size(x.shape[2], x.shape[3], self.min_size, self.name)
         return self._impl.run(x)
 
     def frames(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]:

@@ -189,12 +189,13 @@ def _topological_sort(graph) -> None:
 
 def compare_with_torch(onnx_bytes: bytes, net: torch.nn.Module,
                        sizes=None, seed: int = 0) -> float:
-    """Max abs difference between onnxruntime (CPU) and PyTorch over random inputs of ``sizes``."""
+    """Max abs difference between onnxruntime (CPU, the session options the engine uses) and PyTorch
+    over random inputs of ``sizes``."""
     import onnxruntime as ort
 
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    sess = ort.InferenceSession(onnx_bytes, opts, providers=["CPUExecutionProvider"])
+    from percept.inference.engine import session_options
+
+    sess = ort.InferenceSession(onnx_bytes, session_options(), providers=["CPUExecutionProvider"])
     in_name, out_name, _, _ = _io(net)
     if sizes is None:
         sizes = DECODER_CHECK_SIZES if hasattr(net, "in_channels") else CHECK_SIZES

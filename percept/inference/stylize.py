@@ -41,10 +41,9 @@ class Stylizer:
     @torch.inference_mode()
     def tensor(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) in [0, 1] -> stylised (N, 3, H, W) in [0, 1], on the CPU."""
-        smallest = int(getattr(self.net, "min_size", 8))
-        if min(x.shape[-2:]) < smallest:
-            raise PerceptError(f"images must be at least {smallest}x{smallest} px for {self.name}, "
-                               f"got {x.shape[-1]}x{x.shape[-2]}")
+        from percept.inference.engine import check_frame_size
+
+        check_frame_size(x.shape[-2], x.shape[-1], int(getattr(self.net, "min_size", 8)), self.name)
         return self.net(x.to(self.device)).float().cpu()
 
     def __call__(self, image: ImageLike, size: int | None = None, strength: float = 1.0,

@@ -23,6 +23,7 @@ tests); the file appears only when the run ends normally.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import threading
@@ -200,7 +201,7 @@ class _Stylist(threading.Thread):
                 if frame is None:
                     break
                 with self.lock:
-                    st = _Settings(self.settings.current, self.settings.strength, self.settings.preserve_color)
+                    st = dataclasses.replace(self.settings)
                 eng = self.engine(st.current)
                 styled = FrameStyler(eng, self.size, st.strength, st.preserve_color)([frame])[0]
                 with self._cond:

@@ -104,28 +104,17 @@ class SeparableOutConv(nn.Module):
         return self.cols(self.rows(x))
 
 
-class _Replaced(nn.Module):
-    """An upsample-then-conv layer with its padding and convolution swapped for ``SubPixelConv``."""
+class _SubPixelStage(nn.Module):
+    """An upsampling stage with its first (pad + 3x3 conv) swapped for :class:`SubPixelConv`; the
+    layers after that convolution (instance norm, activations, more convolutions) are kept."""
 
-    def __init__(self, layer: nn.Sequential) -> None:
+    def __init__(self, conv: nn.Conv2d, rest: list[nn.Module]) -> None:
         super().__init__()
-        self.up = SubPixelConv(layer[1])
-        self.rest = nn.Sequential(*list(layer)[2:])  # instance norm, ReLU (if any)
+        self.up = SubPixelConv(conv)
+        self.rest = nn.Sequential(*rest)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.rest(self.up(x))
-
-
-class _ReplacedDecoderUp(nn.Module):
-    """A feature decoder's upsampling stage with its first convolution as ``SubPixelConv``."""
-
-    def __init__(self, up: nn.Module) -> None:
-        super().__init__()
-        self.first = SubPixelConv(up.body[0][1])
-        self.rest = nn.Sequential(*list(up.body)[1:])
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.rest(self.first(x))
 
 
 def deploy_form(net: nn.Module) -> nn.Module:
@@ -136,20 +125,20 @@ def deploy_form(net: nn.Module) -> nn.Module:
     :class:`~percept.models.decoder.FeatureDecoder`; other modules come back as an unchanged copy.
     """
     from percept.models.decoder import FeatureDecoder, _Up
-    from percept.models.transformer import ConvLayer, UpsampleConv, _UpsampleOut
+    from percept.models.transformer import ConvLayer, UpsampleConv
 
     out = copy.deepcopy(net).eval()
     if isinstance(out, FeatureDecoder):
         for i, block in enumerate(out.up):
-            if isinstance(block, _Up):
-                out.up[i] = _ReplacedDecoderUp(block)
+            if isinstance(block, _Up):  # body: (pad + conv), act, (pad + conv), act
+                out.up[i] = _SubPixelStage(block.body[0][1], list(block.body)[1:])
         return out
     decoder = getattr(out, "decoder", None)
     if not isinstance(decoder, nn.Sequential):
         return out
     for i, block in enumerate(decoder):
-        if isinstance(block, (UpsampleConv, _UpsampleOut)) and block.conv[1].kernel_size == (3, 3):
-            decoder[i] = _Replaced(block.conv)
+        if isinstance(block, UpsampleConv) and block.conv[1].kernel_size == (3, 3):
+            decoder[i] = _SubPixelStage(block.conv[1], list(block.conv)[2:])  # ConvLayer: pad, conv, ...
         elif isinstance(block, ConvLayer) and block[1].out_channels < 8 and block[1].kernel_size[0] > 3:
             conv = block[1]
             decoder[i] = nn.Sequential(block[0], SeparableOutConv(conv), *list(block)[2:])

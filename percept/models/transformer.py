@@ -47,9 +47,9 @@ class ResidualBlock(nn.Module):
 class UpsampleConv(nn.Module):
     """Nearest-neighbour x2 upsampling then a conv layer (no checkerboard artefacts)."""
 
-    def __init__(self, cin: int, cout: int, k: int = 3) -> None:
+    def __init__(self, cin: int, cout: int, k: int = 3, norm: bool = True, relu: bool = True) -> None:
         super().__init__()
-        self.conv = ConvLayer(cin, cout, k)
+        self.conv = ConvLayer(cin, cout, k, norm=norm, relu=relu)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(F.interpolate(x, scale_factor=2, mode="nearest"))
@@ -155,21 +155,13 @@ class RealtimeTransformerNet(nn.Module):
         self.config = {"arch": "rt", "channels": [c1, c2, c3], "n_residual": int(n_residual), "output": "sigmoid"}
         self.encoder = nn.Sequential(ConvLayer(3, c1, 3, 2), ConvLayer(c1, c2, 3, 2), ConvLayer(c2, c3, 3, 2))
         self.residual = nn.Sequential(*[SeparableResidualBlock(c3) for _ in range(n_residual)])
-        self.decoder = nn.Sequential(UpsampleConv(c3, c2), UpsampleConv(c2, c1), _UpsampleOut(c1))
+        self.decoder = nn.Sequential(UpsampleConv(c3, c2), UpsampleConv(c2, c1),
+                                     UpsampleConv(c1, 3, norm=False, relu=False))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
         y = self.decoder(self.residual(self.encoder(pad_to_multiple(x, 8))))
         return torch.sigmoid(y)[..., :h, :w]
-
-
-class _UpsampleOut(nn.Module):
-    def __init__(self, cin: int) -> None:
-        super().__init__()
-        self.conv = ConvLayer(cin, 3, 3, norm=False, relu=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(F.interpolate(x, scale_factor=2, mode="nearest"))
 
 
 ARCHITECTURES = {"johnson": TransformerNet, "rt": RealtimeTransformerNet}

@@ -1,6 +1,7 @@
-"""What every training run here shares (style networks, decoders): the loop itself (:func:`run_loop`),
-resuming and saving the training state, optimizer state that moves between devices, preview grids
-for TensorBoard, non-finite checks."""
+"""What every training run here shares (style networks, decoders, distillation): the run options
+(:class:`RunOptions`, :class:`LoopOptions`), the loop itself (:func:`run_loop`), resuming and saving
+the training state, optimizer state that moves between devices, preview grids for TensorBoard,
+non-finite checks."""
 
 from __future__ import annotations
 
@@ -13,6 +14,48 @@ import torch
 from tqdm import tqdm
 
 from percept.errors import PerceptError
+
+
+@dataclass(kw_only=True)
+class RunOptions:
+    """How a run goes, whatever it trains: seeding, the held-out split, logging and the device.
+    Keyword-only, so each run's own config keeps its required fields first."""
+
+    seed: int = 0
+    holdout_every: int = 10
+    logdir: str | None = None
+    device: str = "auto"
+
+
+@dataclass(kw_only=True)
+class LoopOptions(RunOptions):
+    """:class:`RunOptions` plus what a :func:`run_loop` run needs: checkpoints, logging cadence,
+    data-loading workers, mixed precision and a wall-clock budget."""
+
+    checkpoint_every: int = 100
+    log_every: int = 10
+    preview_every: int = 100
+    workers: int | None = None
+    amp: bool | None = None
+    """None: the run's own default (bf16 autocast on a GPU where it pays, fp32 on the CPU)."""
+    time_limit: float | None = None
+    """Stop after this many minutes of training in this call (the model is saved as if finished;
+    ``--resume`` with the same or more ``iterations`` continues it)."""
+
+
+def prepare_run(cfg) -> tuple[list[Path], list[Path], Path]:
+    """The start of every run: ``cfg.data``'s photos split into training and held-out ones (every
+    ``holdout_every``-th held out), the output folder ``cfg.out`` made, and the seed set. Returns
+    (training files, held-out files, output folder)."""
+    from percept.training.data import list_images, split_holdout
+
+    train_files, held = split_holdout(list_images(cfg.data), cfg.holdout_every)
+    if not train_files:
+        raise PerceptError(f"{cfg.data}: no training images left after holding out every {cfg.holdout_every}th")
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    return train_files, held, out
 
 
 def optimizer_to_cpu(state: dict) -> dict:

@@ -32,15 +32,17 @@ from percept.errors import PerceptError
 from percept.imageio import load_image, resize_long_side, to_tensor
 from percept.models.decoder import FeatureDecoder, check_decoder_layer
 from percept.models.vgg import LossNetwork, layer_stride
-from percept.training.common import log_previews, optimizer_to, resume_state, run_loop, save_training_state
-from percept.training.data import RandomCropDataset, list_images, make_loader, split_holdout
+from percept.training.common import LoopOptions, prepare_run, log_previews, optimizer_to, resume_state, run_loop, save_training_state
+from percept.training.data import RandomCropDataset, make_loader
 
 LOSSES = ("pixel", "pixel+feature")
 
 
 @dataclass
-class DecoderTrainConfig:
-    """Every hyper-parameter of a decoder training run (all of it goes into the model card)."""
+class DecoderTrainConfig(LoopOptions):
+    """Every hyper-parameter of a decoder training run (all of it goes into the model card); the run
+    options (seed, device, checkpoints, ``amp`` - None: bf16 autocast on a GPU, fp32 on the CPU -,
+    ``time_limit``, ...) come from :class:`LoopOptions`."""
 
     layer: str
     data: str
@@ -57,18 +59,6 @@ class DecoderTrainConfig:
     ``time_limit``, when that runs out first)."""
     width: int | None = None
     n_blocks: int = 2
-    seed: int = 0
-    holdout_every: int = 10
-    checkpoint_every: int = 100
-    log_every: int = 10
-    preview_every: int = 100
-    logdir: str | None = None
-    device: str = "auto"
-    workers: int | None = None
-    amp: bool | None = None
-    """None: bf16 autocast on a GPU, fp32 on the CPU."""
-    time_limit: float | None = None
-    """Stop after this many minutes in this call (saved as if finished; ``--resume`` continues)."""
 
 
 def _validate(cfg: DecoderTrainConfig) -> None:
@@ -98,15 +88,9 @@ def train_decoder(cfg: DecoderTrainConfig, resume: bool = False, progress: bool 
     _validate(cfg)
     name = cfg.name or f"decoder_{cfg.layer}"
     cfg.name = name
-    files = list_images(cfg.data)
-    train_files, held = split_holdout(files, cfg.holdout_every)
-    if not train_files:
-        raise PerceptError(f"{cfg.data}: no training images left after holding out every {cfg.holdout_every}th")
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    train_files, held, out = prepare_run(cfg)
     state_path = out / f"{name}.train.pt"
     device = resolve_device(cfg.device)
-    torch.manual_seed(cfg.seed)
 
     model = FeatureDecoder(cfg.layer, cfg.width, cfg.n_blocks)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)

@@ -29,12 +29,14 @@ from percept.errors import PerceptError
 from percept.imageio import load_image, resize_long_side, to_tensor
 from percept.inference.stylize import load_style_model
 from percept.models.transformer import build_transformer
-from percept.training.data import RandomCropDataset, list_images, split_holdout
+from percept.training.common import RunOptions, prepare_run
+from percept.training.data import RandomCropDataset
 
 
 @dataclass
-class DistillConfig:
-    """Every setting of a distillation run (all of it goes into the model card)."""
+class DistillConfig(RunOptions):
+    """Every setting of a distillation run (all of it goes into the model card); seed, held-out split,
+    log folder and device come from :class:`RunOptions`."""
 
     teacher: str
     data: str
@@ -48,10 +50,6 @@ class DistillConfig:
     batch_size: int = 8
     iterations: int = 1000
     lr: float = 3e-3
-    seed: int = 0
-    holdout_every: int = 10
-    logdir: str | None = None
-    device: str = "auto"
 
 
 def distill_style(cfg: DistillConfig, progress: bool = True) -> Path:
@@ -61,13 +59,7 @@ def distill_style(cfg: DistillConfig, progress: bool = True) -> Path:
     teacher.to(device)
     name = cfg.name or f"{teacher_card.get('name', Path(cfg.teacher).stem)}_{cfg.arch}"
     cfg.name = name
-    files = list_images(cfg.data)
-    train_files, held = split_holdout(files, cfg.holdout_every)
-    if not train_files:
-        raise PerceptError(f"{cfg.data}: no training images left after holding out every {cfg.holdout_every}th")
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(cfg.seed)
+    train_files, held, out = prepare_run(cfg)
     try:
         student = build_transformer({"arch": cfg.arch, "channels": cfg.channels, "n_residual": cfg.n_residual})
     except ValueError as exc:

@@ -27,13 +27,14 @@ from percept.errors import PerceptError
 from percept.imageio import load_image, resize_long_side, to_tensor
 from percept.models.losses import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, PerceptualLoss
 from percept.models.transformer import build_transformer
-from percept.training.common import log_previews, optimizer_to, resume_state, run_loop, save_training_state
-from percept.training.data import RandomCropDataset, list_images, make_loader, split_holdout
+from percept.training.common import LoopOptions, prepare_run, log_previews, optimizer_to, resume_state, run_loop, save_training_state
+from percept.training.data import RandomCropDataset, make_loader
 
 
 @dataclass
-class StyleTrainConfig:
-    """Every hyper-parameter of a style training run (all of it goes into the model card)."""
+class StyleTrainConfig(LoopOptions):
+    """Every hyper-parameter of a style training run (all of it goes into the model card); the run
+    options (seed, device, checkpoints, ``amp``, ``time_limit``, ...) come from :class:`LoopOptions`."""
 
     style: str
     data: str
@@ -53,23 +54,11 @@ class StyleTrainConfig:
     n_residual: int = 5
     output: str = "sigmoid"
     arch: str = "johnson"
-    seed: int = 0
-    holdout_every: int = 10
-    checkpoint_every: int = 100
-    log_every: int = 10
-    preview_every: int = 100
-    logdir: str | None = None
-    device: str = "auto"
-    workers: int | None = None
     channels_last: bool | None = None
-    """None: channels_last on the CPU, NCHW on a GPU (see :func:`step_precision`)."""
-    amp: bool | None = None
-    """None: bf16 autocast on a GPU at batch >= 8, fp32 (TF32) below and on the CPU."""
+    """None: channels_last on the CPU, NCHW on a GPU (see :func:`step_precision`). ``amp`` None:
+    bf16 autocast on a GPU at batch >= 8, fp32 (TF32) below and on the CPU."""
     init: str | None = None
     """Start from this trained model's weights (same architecture) instead of a random init."""
-    time_limit: float | None = None
-    """Stop after this many minutes of training in this call (the model is saved as if finished;
-    ``--resume`` with the same or more ``iterations`` continues it)."""
 
 
 def _sha1(path: Path) -> str:
@@ -86,15 +75,9 @@ def train_style(cfg: StyleTrainConfig, resume: bool = False, progress: bool = Tr
     style_img = load_image(style_path)
     name = cfg.name or style_path.stem
     cfg.name = name
-    files = list_images(cfg.data)
-    train_files, held = split_holdout(files, cfg.holdout_every)
-    if not train_files:
-        raise PerceptError(f"{cfg.data}: no training images left after holding out every {cfg.holdout_every}th")
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    train_files, held, out = prepare_run(cfg)
     state_path = out / f"{name}.train.pt"
     device = resolve_device(cfg.device)
-    torch.manual_seed(cfg.seed)
 
     try:
         model = build_transformer({"arch": cfg.arch, "channels": cfg.channels, "n_residual": cfg.n_residual,
