@@ -29,6 +29,7 @@ test-slow: $(STAMP)
 eval: $(STAMP)
 	$(BIN)/python scripts/eval_style.py
 	$(BIN)/python scripts/eval_inversion.py
+	$(BIN)/python scripts/eval_int8.py
 
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_train.py

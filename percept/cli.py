@@ -200,10 +200,15 @@ def cmd_export(args: argparse.Namespace) -> int:
     from percept.inference.registry import resolve_model
 
     out = Path(args.output) if args.output else resolve_model(args.model).with_suffix(".onnx")
-    report = export_onnx(args.model, out, opset=args.opset, fp16=args.fp16)
+    report = export_onnx(args.model, out, opset=args.opset, fp16=args.fp16, int8=args.int8,
+                         calibration=args.calibration)
+    head = f"wrote {report.path} ({report.precision}, opset {report.opset}, {report.bytes / 1e6:.1f} MB); "
+    if report.psnr is not None:
+        print(head + f"onnxruntime vs PyTorch: PSNR {report.psnr:.1f} dB (worst of {report.photos} photos the "
+              f"calibration did not see), max abs diff {report.max_abs_diff:.2f}")
+        return 0
     sizes = ", ".join(f"{n}x{report.channels}x{h}x{w}" for n, h, w in report.sizes)
-    print(f"wrote {report.path} ({report.precision}, opset {report.opset}, {report.bytes / 1e6:.1f} MB); "
-          f"onnxruntime vs PyTorch max abs diff {report.max_abs_diff:.2e} on {sizes}")
+    print(head + f"onnxruntime vs PyTorch max abs diff {report.max_abs_diff:.2e} on {sizes}")
     return 0
 
 
@@ -378,6 +383,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("-o", "--output", help="the .onnx file (default: beside the .pt)")
     e.add_argument("--opset", type=_positive_int, default=18, help="ONNX opset (default 18)")
     e.add_argument("--fp16", action="store_true", help="float16 weights and arithmetic, float32 input/output")
+    e.add_argument("--int8", action="store_true",
+                   help="int8 convolutions calibrated on photos (style networks; ~2x faster on CPUs with "
+                        "AVX-512 VNNI; checked by PSNR against PyTorch)")
+    e.add_argument("--calibration", metavar="DIR",
+                   help="--int8: folder of photos to calibrate on (default: scikit-image's sample photos)")
     e.set_defaults(func=cmd_export)
 
     v = sub.add_parser("video", help="stylize a video file (keeps frame rate and frame size)")

