@@ -251,21 +251,29 @@ def _to_int8(model_bytes: bytes, images: list[np.ndarray], input_name: str) -> b
             root.setLevel(level)
 
 
-def psnr_against_torch(onnx_bytes: bytes, net: torch.nn.Module, images: list[np.ndarray]) -> tuple[float, float]:
-    """(worst PSNR in dB, max abs difference) of onnxruntime against PyTorch over photos."""
+def _pairs_with_torch(onnx_bytes: bytes, net: torch.nn.Module, inputs):
+    """(onnxruntime output, PyTorch output) for each input tensor, onnxruntime on the CPU with the
+    session options the engine uses; a shape mismatch is an error."""
     import onnxruntime as ort
 
     from percept.inference.engine import session_options
 
     sess = ort.InferenceSession(onnx_bytes, session_options(), providers=["CPUExecutionProvider"])
     in_name, out_name, _, _ = _io(net)
-    worst, diff = float("inf"), 0.0
-    for x in images:
+    for x in inputs:
         with torch.inference_mode():
-            ref = net(torch.from_numpy(x)).numpy()
-        got = sess.run([out_name], {in_name: x})[0]
-        mse = float(np.mean((got - ref) ** 2))
-        worst = min(worst, 10 * np.log10(1.0 / max(mse, 1e-12)))
+            ref = net(x).numpy()
+        got = sess.run([out_name], {in_name: x.numpy()})[0].astype(np.float32)
+        if got.shape != ref.shape:
+            raise PerceptError(f"ONNX output shape {got.shape} differs from PyTorch's {ref.shape} at {tuple(x.shape)}")
+        yield got, ref
+
+
+def psnr_against_torch(onnx_bytes: bytes, net: torch.nn.Module, images: list[np.ndarray]) -> tuple[float, float]:
+    """(worst PSNR in dB, max abs difference) of onnxruntime against PyTorch over photos."""
+    worst, diff = float("inf"), 0.0
+    for got, ref in _pairs_with_torch(onnx_bytes, net, (torch.from_numpy(x) for x in images)):
+        worst = min(worst, 10 * np.log10(1.0 / max(float(np.mean((got - ref) ** 2)), 1e-12)))
         diff = max(diff, float(np.abs(got - ref).max()))
     return worst, diff
 
@@ -274,25 +282,11 @@ def compare_with_torch(onnx_bytes: bytes, net: torch.nn.Module,
                        sizes=None, seed: int = 0) -> float:
     """Max abs difference between onnxruntime (CPU, the session options the engine uses) and PyTorch
     over random inputs of ``sizes``."""
-    import onnxruntime as ort
-
-    from percept.inference.engine import session_options
-
-    sess = ort.InferenceSession(onnx_bytes, session_options(), providers=["CPUExecutionProvider"])
-    in_name, out_name, _, _ = _io(net)
     if sizes is None:
         sizes = DECODER_CHECK_SIZES if hasattr(net, "in_channels") else CHECK_SIZES
     gen = torch.Generator().manual_seed(seed)
-    worst = 0.0
-    for n, h, w in sizes:
-        x = _example(net, n, h, w, gen)
-        with torch.inference_mode():
-            ref = net(x).numpy()
-        got = sess.run([out_name], {in_name: x.numpy()})[0]
-        if got.shape != ref.shape:
-            raise PerceptError(f"ONNX output shape {got.shape} differs from PyTorch's {ref.shape} at {tuple(x.shape)}")
-        worst = max(worst, float(np.abs(got.astype(np.float32) - ref).max()))
-    return worst
+    inputs = (_example(net, n, h, w, gen) for n, h, w in sizes)
+    return max(float(np.abs(got - ref).max()) for got, ref in _pairs_with_torch(onnx_bytes, net, inputs))
 
 
 def export_onnx(model: str | os.PathLike, out: str | os.PathLike, opset: int = DEFAULT_OPSET,
@@ -383,16 +377,15 @@ def export_onnx(model: str | os.PathLike, out: str | os.PathLike, opset: int = D
         if not psnr >= min_psnr:
             raise PerceptError(f"the int8 model is too far from PyTorch: PSNR {psnr:.1f} dB on {len(held)} held-out "
                                f"calibration photos (at least {min_psnr:g} dB needed); refusing to write {out}")
-        from percept.imageio import atomic_write_bytes
-
-        atomic_write_bytes(out, data)
-        return ExportReport(out, opset, precision, diff, [], len(data), 3, psnr, len(held))
-    diff = compare_with_torch(data, net, sizes)
-    if not diff <= tolerance:
-        raise PerceptError(f"onnxruntime and PyTorch disagree by {diff:.3g} (max abs, images in [0, 1]; "
-                           f"tolerance {tolerance:g}); refusing to write {out}")
+        report = ExportReport(out, opset, precision, diff, [], len(data), 3, psnr, len(held))
+    else:
+        diff = compare_with_torch(data, net, sizes)
+        if not diff <= tolerance:
+            raise PerceptError(f"onnxruntime and PyTorch disagree by {diff:.3g} (max abs, images in [0, 1]; "
+                               f"tolerance {tolerance:g}); refusing to write {out}")
+        report = ExportReport(out, opset, precision, diff, [tuple(s) for s in sizes], len(data),
+                              getattr(net, "in_channels", 3))
     from percept.imageio import atomic_write_bytes
 
     atomic_write_bytes(out, data)
-    return ExportReport(out, opset, precision, diff, [tuple(s) for s in sizes], len(data),
-                        getattr(net, "in_channels", 3))
+    return report
