@@ -1,10 +1,12 @@
 """Argument types for the command line (``percept`` and ``percept viz``): each turns a bad value into
-argparse's one-line error."""
+argparse's one-line error; and options built from a config dataclass, so each default is declared
+once (:func:`config_option`, :func:`config_from_args`)."""
 
 from __future__ import annotations
 
 import argparse
-from typing import Callable, TypeVar
+import dataclasses
+from typing import Any, Callable, TypeVar
 
 N = TypeVar("N", int, float)
 
@@ -49,3 +51,37 @@ def unit_float(text: str) -> float:
     if value > 1:
         raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
     return value
+
+
+def field_default(cls: type, name: str) -> Any:
+    """The default of dataclass ``cls``'s field ``name`` (its ``default_factory``'s value included)."""
+    for f in dataclasses.fields(cls):
+        if f.name == name:
+            if f.default is not dataclasses.MISSING:
+                return f.default
+            if f.default_factory is not dataclasses.MISSING:
+                return f.default_factory()
+            raise KeyError(f"{cls.__name__}.{name} has no default")
+    raise KeyError(f"{cls.__name__} has no field {name}")
+
+
+def config_option(parser: argparse.ArgumentParser, cls: type, name: str, *flags: str, help: str = "",
+                  **kwargs: Any) -> None:
+    """Add the option for field ``name`` of the config dataclass ``cls``, its default taken from the
+    dataclass (declared once: the CLI, the API and the model card agree). ``flags`` default to
+    ``--field-name``; a bool field with a False default becomes a ``store_true`` switch; the default is
+    appended to the help."""
+    default = field_default(cls, name)
+    flags = flags or ("--" + name.replace("_", "-"),)
+    if isinstance(default, bool) and default is False and "action" not in kwargs and "type" not in kwargs:
+        kwargs["action"] = "store_true"
+    shown = ",".join(map(str, default)) if isinstance(default, (list, tuple)) else default
+    suffix = "" if default is None or isinstance(default, bool) else f" (default {shown})"
+    parser.add_argument(*flags, dest=name, default=default, help=(help + suffix).strip() or None, **kwargs)
+
+
+def config_from_args(cls: type, args: argparse.Namespace, **values: Any) -> Any:
+    """Build ``cls`` from the parsed options that are its fields, plus ``values``."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    given = {k: v for k, v in vars(args).items() if k in names and k not in values}
+    return cls(**given, **values)

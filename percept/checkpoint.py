@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from percept.errors import PerceptError
-from percept.imageio import atomic_write_bytes
+from percept.images import atomic_write_bytes
 
 
 def save_atomic(obj: Any, path: str | Path) -> None:

@@ -10,14 +10,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from percept.errors import PerceptError
-
-
+from percept.argtypes import config_from_args, config_option  # noqa: E402
 from percept.argtypes import nonneg_float as _nonneg_float  # noqa: E402
 from percept.argtypes import nonneg_int as _nonneg_int  # noqa: E402
 from percept.argtypes import positive_float as _positive_float  # noqa: E402
 from percept.argtypes import positive_int as _positive_int  # noqa: E402
 from percept.argtypes import unit_float as _unit_float  # noqa: E402
+from percept.errors import PerceptError
 
 
 def _channels(text: str) -> list[int]:
@@ -35,16 +34,7 @@ def _channels(text: str) -> list[int]:
 def cmd_train_style(args: argparse.Namespace) -> int:
     from percept.training.style import StyleTrainConfig, train_style
 
-    cfg = StyleTrainConfig(
-        style=args.style, data=args.data, out=args.out, name=args.name, image_size=args.image_size,
-        batch_size=args.batch_size, iterations=args.iterations, lr=args.lr,
-        content_weight=args.content_weight, style_weight=args.style_weight, tv_weight=args.tv_weight,
-        style_size=args.style_size, channels=args.channels or ([16, 32, 64] if args.arch == "rt" else [32, 64, 128]),
-        n_residual=args.residual_blocks or (4 if args.arch == "rt" else 5), output=args.output, arch=args.arch,
-        seed=args.seed, checkpoint_every=args.checkpoint_every, logdir=args.logdir, device=args.device,
-        holdout_every=args.holdout_every, time_limit=args.time_limit, workers=args.workers,
-        init=args.init)
-    path = train_style(cfg, resume=args.resume, progress=not args.quiet)
+    path = train_style(config_from_args(StyleTrainConfig, args), resume=args.resume, progress=not args.quiet)
     print(f"model written to {path} (card: {path.with_suffix('.json')})")
     return 0
 
@@ -52,13 +42,7 @@ def cmd_train_style(args: argparse.Namespace) -> int:
 def cmd_train_decoder(args: argparse.Namespace) -> int:
     from percept.training.decoder import DecoderTrainConfig, train_decoder
 
-    cfg = DecoderTrainConfig(
-        layer=args.layer, data=args.data, out=args.out, name=args.name, loss=args.loss,
-        feature_weight=args.feature_weight, image_size=args.image_size, batch_size=args.batch_size,
-        iterations=args.iterations, lr=args.lr, width=args.width, n_blocks=args.blocks, seed=args.seed,
-        holdout_every=args.holdout_every, checkpoint_every=args.checkpoint_every, logdir=args.logdir,
-        device=args.device, workers=args.workers, time_limit=args.time_limit)
-    path = train_decoder(cfg, resume=args.resume, progress=not args.quiet)
+    path = train_decoder(config_from_args(DecoderTrainConfig, args), resume=args.resume, progress=not args.quiet)
     print(f"decoder written to {path} (card: {path.with_suffix('.json')})")
     return 0
 
@@ -66,25 +50,25 @@ def cmd_train_decoder(args: argparse.Namespace) -> int:
 def cmd_distill(args: argparse.Namespace) -> int:
     from percept.training.distill import DistillConfig, distill_style
 
-    rt = args.arch == "rt"
-    cfg = DistillConfig(teacher=args.teacher, data=args.data, out=args.out, name=args.name, arch=args.arch,
-                        channels=args.channels or ([16, 32, 64] if rt else [32, 64, 128]),
-                        n_residual=args.residual_blocks or (4 if rt else 5), image_size=args.image_size,
-                        pairs=args.pairs, batch_size=args.batch_size, iterations=args.iterations, lr=args.lr,
-                        seed=args.seed, logdir=args.logdir, device=args.device)
-    path = distill_style(cfg, progress=not args.quiet)
+    path = distill_style(config_from_args(DistillConfig, args), progress=not args.quiet)
     print(f"model written to {path} (card: {path.with_suffix('.json')})")
     return 0
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from percept.inference.registry import list_models
+    from percept.registry import list_models, model_dirs
 
     models = list_models()
+    dirs = model_dirs()
+    for source, folder in dirs:
+        count = sum(m.source == source for m in models)
+        state = "" if folder.is_dir() else " (not created yet)"
+        print(f"{source} models: {folder}{state}: {count}")
     if not models:
-        print("no shipped models found")
-        return 0
-    print(f"{'name':<18} {'kind':<18} {'architecture':<22} {'iterations':>10}  trained on")
+        print("no models found (set PERCEPT_CHECKPOINTS, or reinstall percept from a wheel that carries its models)")
+        return 1
+    print(f"\n{'name':<20} {'kind':<18} {'architecture':<22} {'iterations':>10}  {'files':<10} {'where':<8} trained on")
+    seen: set[str] = set()
     for m in models:
         card = m.card
         arch = card.get("architecture", {})
@@ -93,13 +77,18 @@ def cmd_models(args: argparse.Namespace) -> int:
         else:
             arch_s = (arch.get("arch", "johnson") + " " + "-".join(map(str, arch.get("channels", [])))
                       + f" x{arch.get('n_residual', '?')}")
-        print(f"{m.name:<18} {card.get('kind', '?'):<18} {arch_s:<22} {card.get('iterations', '?'):>10}  "
-              f"{card.get('device', '?')}")
+        files = "+".join(s for s, p in (("pt", m.pt), ("onnx", m.onnx)) if p is not None)
+        where = m.source + (" (hidden)" if m.name in seen else "")
+        seen.add(m.name)
+        print(f"{m.name:<20} {card.get('kind', '?'):<18} {arch_s:<22} {card.get('iterations', '?'):>10}  "
+              f"{files:<10} {where:<8} {card.get('device', '?')}")
+    if any(m.name in {n.name for n in models if n.source == "shipped"} and m.source == "user" for m in models):
+        print("\n(hidden): a user model with a shipped model's name; give its path to use it")
     return 0
 
 
 def cmd_stylize(args: argparse.Namespace) -> int:
-    from percept.imageio import check_output_path, load_image, save_image
+    from percept.images import check_output_path, load_image, save_image
     from percept.inference.engine import Engine
 
     inputs = [Path(p) for p in args.images]
@@ -127,7 +116,7 @@ def cmd_stylize(args: argparse.Namespace) -> int:
 
 
 def cmd_optimize_style(args: argparse.Namespace) -> int:
-    from percept.imageio import check_output_path, load_image, save_image
+    from percept.images import check_output_path, load_image, save_image
     from percept.visualize.gatys import optimize_style
 
     out = check_output_path(args.output)
@@ -151,7 +140,7 @@ def cmd_optimize_style(args: argparse.Namespace) -> int:
                             snapshot_every=args.snapshot_every, snapshot_dir=snapshot_dir,
                             progress=not args.quiet)
     if args.preserve_color:
-        from percept.imageio import preserve_color
+        from percept.images import preserve_color
         result.image = preserve_color(result.image, content)
     save_image(result.image, out)
     print(f"wrote {out} (content {result.losses['content']:.4f}, style {result.losses['style']:.4f}, "
@@ -160,7 +149,7 @@ def cmd_optimize_style(args: argparse.Namespace) -> int:
 
 
 def cmd_invert(args: argparse.Namespace) -> int:
-    from percept.imageio import check_output_path, load_image, resize_long_side, save_image, to_tensor
+    from percept.images import check_output_path, load_image, resize_long_side, save_image, to_tensor
     from percept.inference.invert import Inverter, crop_to_stride
     from percept.models.decoder import check_decoder_layer
     from percept.models.vgg import LossNetwork, layer_stride
@@ -197,18 +186,21 @@ def cmd_invert(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from percept.inference.export import export_onnx
-    from percept.inference.registry import resolve_model
+    from percept.registry import find_model
 
-    out = Path(args.output) if args.output else resolve_model(args.model).with_suffix(".onnx")
+    out = Path(args.output) if args.output else find_model(args.model).require_pt(
+        "export starts from the PyTorch weights").with_suffix(".onnx")
     report = export_onnx(args.model, out, opset=args.opset, fp16=args.fp16, int8=args.int8,
-                         calibration=args.calibration)
+                         calibration=args.calibration, fp16_weights=args.fp16_weights)
     head = f"wrote {report.path} ({report.precision}, opset {report.opset}, {report.bytes / 1e6:.1f} MB); "
     if report.psnr is not None:
         print(head + f"onnxruntime vs PyTorch: PSNR {report.psnr:.1f} dB (worst of {report.photos} photos the "
               f"calibration did not see), max abs diff {report.max_abs_diff:.2f}")
         return 0
     sizes = ", ".join(f"{n}x{report.channels}x{h}x{w}" for n, h, w in report.sizes)
-    print(head + f"onnxruntime vs PyTorch max abs diff {report.max_abs_diff:.2e} on {sizes}")
+    rounding = (f"; rounding the weights to float16 moved PyTorch's output by at most {report.rounding_diff:.2e}"
+                if report.weights == "fp16" and report.precision == "fp32" else "")
+    print(head + f"onnxruntime vs PyTorch max abs diff {report.max_abs_diff:.2e} on {sizes}{rounding}")
     return 0
 
 
@@ -227,8 +219,8 @@ def cmd_video(args: argparse.Namespace) -> int:
 
 
 def cmd_webcam(args: argparse.Namespace) -> int:
-    from percept.inference.registry import list_models
     from percept.inference.webcam import run_webcam
+    from percept.registry import list_models
 
     models = list(args.model) if args.model else []
     others = [m.name for m in list_models("style-transformer") if m.name not in models]
@@ -260,66 +252,79 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def _training_run_options(p: argparse.ArgumentParser, time_limit_help: str) -> None:
-    """Options every training command shares (held-out previews, checkpoints, time limit, resume, ...)."""
-    p.add_argument("--holdout-every", type=int, default=10, help="hold out every Nth photo for previews (0: none)")
-    p.add_argument("--checkpoint-every", type=_positive_int, default=100)
-    p.add_argument("--time-limit", type=_positive_float, metavar="MINUTES", help=time_limit_help)
-    p.add_argument("--workers", type=_nonneg_int, help="data-loading processes (default 0 on a CPU, 4 on a GPU)")
-    p.add_argument("--logdir", help="TensorBoard folder (default OUT/tb/NAME)")
+def _training_run_options(p: argparse.ArgumentParser, cfg: type, time_limit_help: str) -> None:
+    """Options every training command shares (held-out previews, checkpoints, time limit, resume, ...),
+    their defaults from the run's config dataclass."""
+    config_option(p, cfg, "holdout_every", type=int, help="hold out every Nth photo for previews (0: none)")
+    config_option(p, cfg, "checkpoint_every", type=_positive_int)
+    config_option(p, cfg, "time_limit", type=_positive_float, metavar="MINUTES", help=time_limit_help)
+    config_option(p, cfg, "workers", type=_nonneg_int, help="data-loading processes (default 0 on a CPU, 4 on a GPU)")
+    config_option(p, cfg, "logdir", help="TensorBoard folder (default OUT/tb/NAME)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/NAME.train.pt")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.add_argument("--seed", type=int, default=0)
+    config_option(p, cfg, "device", help="auto, cpu or cuda")
+    config_option(p, cfg, "seed", type=int)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def _architecture_options(p: argparse.ArgumentParser, cfg: type) -> None:
+    from percept.models.transformer import ARCH_DEFAULTS
+
+    per_arch = "; ".join(f"{a} {','.join(map(str, d['channels']))} x{d['n_residual']}" for a, d in ARCH_DEFAULTS.items())
+    config_option(p, cfg, "arch", choices=list(ARCH_DEFAULTS),
+                  help="johnson: the paper's network; rt: the real-time CPU network")
+    config_option(p, cfg, "channels", type=_channels, help=f"encoder widths (default: the architecture's: {per_arch})")
+    config_option(p, cfg, "n_residual", "--residual-blocks", type=_positive_int, help="residual blocks (default: the architecture's)")
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from percept.training.decoder import DecoderTrainConfig
+    from percept.training.distill import DistillConfig
+    from percept.training.style import StyleTrainConfig
+
     p = _Parser(prog="percept", description="Fast style transfer and feature inversion with perceptual losses.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
+    cfg: type = StyleTrainConfig
     t = sub.add_parser("train-style", help="train a feed-forward style network (Johnson et al. 2016)")
     t.add_argument("--style", required=True, help="the style image (a painting)")
     t.add_argument("--data", required=True, help="folder of training photos")
     t.add_argument("--out", required=True, help="output folder: NAME.pt, NAME.json, NAME.train.pt, tb/")
-    t.add_argument("--name", help="model name (default: the style file's stem)")
-    t.add_argument("--image-size", type=_positive_int, default=192, help="training crop size (default 192; paper 256)")
-    t.add_argument("--batch-size", type=_positive_int, default=2, help="default 2 (paper 4)")
-    t.add_argument("--iterations", type=_positive_int, default=2000, help="default 2000 (paper 40000)")
-    t.add_argument("--lr", type=_nonneg_float, default=2e-3, help="Adam learning rate (default 2e-3)")
-    t.add_argument("--content-weight", type=_nonneg_float, default=1.0)
-    t.add_argument("--style-weight", type=_nonneg_float, default=10.0)
-    t.add_argument("--tv-weight", type=_nonneg_float, default=10.0)
-    t.add_argument("--style-size", type=_positive_int, default=512, help="style image long side (default 512)")
-    t.add_argument("--arch", choices=["johnson", "rt"], default="johnson",
-                   help="johnson: the paper's network (default); rt: the real-time CPU network")
-    t.add_argument("--channels", type=_channels, help="encoder widths (default 32,64,128; rt 16,32,64)")
-    t.add_argument("--residual-blocks", type=_positive_int, help="default 5 (rt 4)")
-    t.add_argument("--output", choices=["sigmoid", "residual"], default="sigmoid",
-                   help="sigmoid: sigmoid(f(photo)) (default); residual: sigmoid(logit(photo) + f(photo)), "
-                        "starts as the identity")
-    t.add_argument("--init", metavar="MODEL",
-                   help="start from a trained model of the same architecture (name or .pt), e.g. a distilled rt model")
-    _training_run_options(t, "stop after this many minutes and save the model (--resume continues it)")
+    config_option(t, cfg, "name", help="model name (default: the style file's stem)")
+    config_option(t, cfg, "image_size", type=_positive_int, help="training crop size (paper 256)")
+    config_option(t, cfg, "batch_size", type=_positive_int, help="(paper 4)")
+    config_option(t, cfg, "iterations", type=_positive_int, help="(paper 40000)")
+    config_option(t, cfg, "lr", type=_nonneg_float, help="Adam learning rate")
+    config_option(t, cfg, "content_weight", type=_nonneg_float)
+    config_option(t, cfg, "style_weight", type=_nonneg_float)
+    config_option(t, cfg, "tv_weight", type=_nonneg_float)
+    config_option(t, cfg, "style_size", type=_positive_int, help="style image long side")
+    _architecture_options(t, cfg)
+    config_option(t, cfg, "output", choices=["sigmoid", "residual"],
+                  help="sigmoid: sigmoid(f(photo)); residual: sigmoid(logit(photo) + f(photo)), starts as the identity")
+    config_option(t, cfg, "init", metavar="MODEL",
+                  help="start from a trained model of the same architecture (name or .pt), e.g. a distilled rt model")
+    _training_run_options(t, cfg, "stop after this many minutes and save the model (--resume continues it)")
     t.set_defaults(func=cmd_train_style)
 
+    cfg = DecoderTrainConfig
     td = sub.add_parser("train-decoder", help="train a feature-inversion decoder for a VGG19 layer "
                                               "(Dosovitskiy & Brox 2016)")
     td.add_argument("--layer", required=True, help="the VGG19 layer to invert, e.g. relu3_1 (relu*/pool* layers)")
     td.add_argument("--data", required=True, help="folder of training photos")
     td.add_argument("--out", required=True, help="output folder: NAME.pt, NAME.json, NAME.train.pt, tb/")
-    td.add_argument("--name", help="model name (default decoder_LAYER)")
-    td.add_argument("--loss", choices=["pixel", "pixel+feature"], default="pixel",
-                    help="pixel: MSE (CVPR 2016, default); pixel+feature: plus the relative feature error at "
-                         "the layer (NeurIPS 2016), sharper at deep layers")
-    td.add_argument("--feature-weight", type=_nonneg_float, default=0.01, help="weight of the feature term (0.01)")
-    td.add_argument("--image-size", type=_positive_int, default=128,
-                    help="training crop size, a multiple of the layer's stride (default 128)")
-    td.add_argument("--batch-size", type=_positive_int, default=8)
-    td.add_argument("--iterations", type=_positive_int, default=2000)
-    td.add_argument("--lr", type=_nonneg_float, default=1e-3, help="Adam, cosine decay to 1e-4 (default 1e-3)")
-    td.add_argument("--width", type=_positive_int, help="channels at the feature resolution (default min(C, 256))")
-    td.add_argument("--blocks", type=_nonneg_int, default=2, help="residual blocks before upsampling (default 2)")
-    _training_run_options(td, "stop after this many minutes and save the decoder (the LR schedule fits in it)")
+    config_option(td, cfg, "name", help="model name (default decoder_LAYER)")
+    config_option(td, cfg, "loss", choices=["pixel", "pixel+feature"],
+                  help="pixel: MSE (CVPR 2016); pixel+feature: plus the relative feature error at the layer "
+                       "(NeurIPS 2016), sharper at deep layers")
+    config_option(td, cfg, "feature_weight", type=_nonneg_float, help="weight of the feature term")
+    config_option(td, cfg, "image_size", type=_positive_int, help="training crop size, a multiple of the layer's stride")
+    config_option(td, cfg, "batch_size", type=_positive_int)
+    config_option(td, cfg, "iterations", type=_positive_int)
+    config_option(td, cfg, "lr", type=_nonneg_float, help="Adam, cosine decay to --lr-final")
+    config_option(td, cfg, "lr_final", type=_nonneg_float)
+    config_option(td, cfg, "width", type=_positive_int, help="channels at the feature resolution (default min(C, 256))")
+    config_option(td, cfg, "n_blocks", "--blocks", type=_nonneg_int, help="residual blocks before upsampling")
+    _training_run_options(td, cfg, "stop after this many minutes and save the decoder (the LR schedule fits in it)")
     td.set_defaults(func=cmd_train_decoder)
 
     iv = sub.add_parser("invert", help="reconstruct a photo from one VGG19 layer's features "
@@ -343,22 +348,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_viz_commands(vsub)
 
+    cfg = DistillConfig
     ds = sub.add_parser("distill", help="train a fast network to reproduce a trained one (no loss network)")
     ds.add_argument("--teacher", required=True, help="the trained model to imitate (name or .pt)")
     ds.add_argument("--data", required=True, help="folder of training photos")
     ds.add_argument("--out", required=True, help="output folder: NAME.pt, NAME.json, tb/")
-    ds.add_argument("--name", help="default: TEACHER_ARCH")
-    ds.add_argument("--arch", choices=["rt", "johnson"], default="rt")
-    ds.add_argument("--channels", type=_channels, help="default 16,32,64 for rt")
-    ds.add_argument("--residual-blocks", type=_positive_int, help="default 4 for rt")
-    ds.add_argument("--image-size", type=_positive_int, default=256)
-    ds.add_argument("--pairs", type=_positive_int, default=384, help="teacher-stylised crops (default 384)")
-    ds.add_argument("--batch-size", type=_positive_int, default=8)
-    ds.add_argument("--iterations", type=_positive_int, default=1000)
-    ds.add_argument("--lr", type=_nonneg_float, default=3e-3)
-    ds.add_argument("--logdir")
-    ds.add_argument("--device", default="auto")
-    ds.add_argument("--seed", type=int, default=0)
+    config_option(ds, cfg, "name", help="default: TEACHER_ARCH")
+    _architecture_options(ds, cfg)
+    config_option(ds, cfg, "image_size", type=_positive_int)
+    config_option(ds, cfg, "pairs", type=_positive_int, help="teacher-stylised crops")
+    config_option(ds, cfg, "batch_size", type=_positive_int)
+    config_option(ds, cfg, "iterations", type=_positive_int)
+    config_option(ds, cfg, "lr", type=_nonneg_float)
+    config_option(ds, cfg, "logdir")
+    config_option(ds, cfg, "device")
+    config_option(ds, cfg, "seed", type=int)
     ds.add_argument("--quiet", action="store_true")
     ds.set_defaults(func=cmd_distill)
 
@@ -367,7 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("stylize", help="stylize photos with a trained network")
     s.add_argument("images", nargs="+", help="input image(s)")
-    s.add_argument("--model", required=True, help="a shipped model name (see `percept models`) or a .pt path")
+    s.add_argument("--model", required=True, help="a model name (see `percept models`), or a .pt or .onnx path")
     s.add_argument("-o", "--output", required=True, help="output file (one input) or folder (several)")
     s.add_argument("--size", type=_positive_int, help="resize so the long side is SIZE px first")
     s.add_argument("--strength", type=_unit_float, default=1.0, help="0 = photo, 1 = full style (default 1)")
@@ -379,10 +383,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_stylize)
 
     e = sub.add_parser("export", help="export a trained network to ONNX (checked against PyTorch)")
-    e.add_argument("model", help="a shipped model name or a .pt path")
+    e.add_argument("model", help="a model name (see `percept models`) or a .pt path")
     e.add_argument("-o", "--output", help="the .onnx file (default: beside the .pt)")
     e.add_argument("--opset", type=_positive_int, default=18, help="ONNX opset (default 18)")
     e.add_argument("--fp16", action="store_true", help="float16 weights and arithmetic, float32 input/output")
+    e.add_argument("--fp16-weights", action="store_true",
+                   help="store the weights in float16 (half the file), compute in float32 (as the shipped models)")
     e.add_argument("--int8", action="store_true",
                    help="int8 convolutions calibrated on photos (style networks; ~2x faster on CPUs with "
                         "AVX-512 VNNI; checked by PSNR against PyTorch)")
@@ -393,7 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("video", help="stylize a video file (keeps frame rate and frame size)")
     v.add_argument("input", help="input video file")
     v.add_argument("-o", "--output", required=True, help="output video (.mp4, .avi, .mkv, .mov)")
-    v.add_argument("--model", required=True, help="a shipped model name, .onnx or .pt path")
+    v.add_argument("--model", required=True, help="a model name (see `percept models`), or a .pt or .onnx path")
     v.add_argument("--size", type=_positive_int, help="long side the network runs at (default: frame size)")
     v.add_argument("--strength", type=_unit_float, default=1.0)
     v.add_argument("--preserve-color", action="store_true")

@@ -12,7 +12,7 @@ from PIL import Image, ImageDraw
 from tqdm import tqdm
 
 from percept.errors import PerceptError
-from percept.imageio import load_image, resize_long_side, save_image
+from percept.images import load_image, resize_long_side, save_image
 
 SAMPLE_PHOTOS = ("astronaut", "coffee", "chelsea")
 
@@ -35,7 +35,7 @@ def contact_sheet(rows: list[list[tuple[str, Image.Image]]], tile: int = 256, pa
     for r, row in enumerate(rows):
         for c, (label, img) in enumerate(row):
             thumb = img.copy()
-            thumb.thumbnail((tile, tile), Image.LANCZOS)
+            thumb.thumbnail((tile, tile), Image.Resampling.LANCZOS)
             x = pad + c * (tile + pad)
             y = pad + r * (tile + label_h + pad)
             draw.text((x + 2, y + 3), label, fill="black")
@@ -46,14 +46,15 @@ def contact_sheet(rows: list[list[tuple[str, Image.Image]]], tile: int = 256, pa
 def run_demo(out: str | Path = "out/demo", size: int = 512, photos=SAMPLE_PHOTOS, tile: int = 256,
              device: str = "auto", progress: bool = True) -> Path:
     """Stylise the sample photos with every shipped style model; returns the contact sheet's path."""
-    from percept.inference.registry import list_models
-    from percept.inference.stylize import Stylizer
+    from percept.inference.engine import Engine
+    from percept.registry import ModelKind, list_models, shipped_dir
 
-    models = list_models(kind="style-transformer")
+    models = list_models(kind=ModelKind.STYLE, source="shipped")
     if not models:
-        raise PerceptError("no shipped style models in checkpoints/")
+        raise PerceptError(f"no shipped style models in {shipped_dir()} (reinstall percept from a wheel that "
+                           "carries its models, or set PERCEPT_CHECKPOINTS)")
     out = Path(out)
-    stylizers = [Stylizer(m.path, device=device) for m in models]
+    stylizers = [Engine(m.path, device=device) for m in models]
     rows = []
     jobs = [(p, s) for p in photos for s in stylizers]
     bar = tqdm(total=len(jobs), desc="demo", disable=not progress)

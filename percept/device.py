@@ -27,3 +27,28 @@ def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
     return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+CPU_FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+"""The instruction-set extensions that change which kernels onnxruntime and PyTorch run."""
+
+
+def cpu_description() -> str:
+    """This machine's CPU, as benchmarks name it: model, logical cores and the relevant instruction-set
+    extensions, read at run time (e.g. ``Intel(R) Xeon(R) Processor, 2 cores, avx2 avx512f amx_bf16``)."""
+    import os
+
+    model = platform.processor() or platform.machine()
+    flags: set[str] = set()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and model in ("", platform.machine(), platform.processor()):
+                    model = value.strip()
+                elif key.strip() == "flags" and not flags:
+                    flags = set(value.split())
+    except OSError:
+        pass
+    have = " ".join(f for f in CPU_FEATURES if f in flags) or "no AVX2"
+    return f"{model}, {os.cpu_count()} cores, {have}"

@@ -1,4 +1,9 @@
-"""The style-transfer quality metric that the evaluation scripts report.
+"""The quality metrics that the evaluation scripts, the inference API and the tools report.
+
+Feature inversion (Mahendran & Vedaldi 2015; Dosovitskiy & Brox 2016): :func:`image_space_error`
+and :func:`feature_space_error`, normalised so 0 is perfect and 1 is "no information".
+
+Style transfer: :class:`StyleMetric`.
 
 For a stylised image ``y`` of photo ``x`` and painting ``s`` (all with the long side at ``size``):
 
@@ -18,12 +23,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
-from percept.imageio import resize_long_side, to_tensor
-import torch.nn.functional as F
-
+from percept.images import resize_long_side, to_tensor
 from percept.models.losses import PerceptualLoss, gram_matrix
+from percept.models.vgg import LossNetwork, check_layers
+
+__all__ = ["StyleMetric", "StyleScore", "feature_space_error", "image_space_error"]
 
 
 @dataclass
@@ -46,9 +53,42 @@ class StyleMetric:
     @torch.no_grad()
     def __call__(self, stylized: Image.Image, photo: Image.Image) -> StyleScore:
         x = to_tensor(resize_long_side(photo, self.size)).to(self.device)
-        y = stylized if stylized.size == (x.shape[3], x.shape[2]) else stylized.resize((x.shape[3], x.shape[2]), Image.LANCZOS)
+        y = stylized if stylized.size == (x.shape[3], x.shape[2]) else stylized.resize((x.shape[3], x.shape[2]), Image.Resampling.LANCZOS)
         yt = to_tensor(y).to(self.device)
         out = self.loss(yt, x)
         feats = self.loss.net(yt, self.loss.style.layers)
         raw = sum(F.mse_loss(gram_matrix(feats[k]), t) for k, t in self.loss.style.targets.items())
         return StyleScore(style=float(out["style"]), content=float(out["content"]), style_raw=float(raw))
+
+
+def image_space_error(x_hat: torch.Tensor, x: torch.Tensor) -> float:
+    """Normalised image error ``||x_hat - x|| / ||x - mean(x)||`` (mean over all of ``x``'s pixels and
+    channels); for a batch, the mean over images. 0 is perfect; a flat image at ``x``'s mean scores 1."""
+    x_hat = x_hat.detach().float().cpu()
+    x = x.detach().float().cpu()
+    if x_hat.shape != x.shape:
+        raise ValueError(f"shapes differ: {tuple(x_hat.shape)} vs {tuple(x.shape)}")
+    if x.dim() == 3:
+        x, x_hat = x[None], x_hat[None]
+    n = x.shape[0]
+    x, x_hat = x.reshape(n, -1), x_hat.reshape(n, -1)
+    num = (x_hat - x).norm(dim=1)
+    den = (x - x.mean(dim=1, keepdim=True)).norm(dim=1).clamp_min(1e-12)
+    return float((num / den).mean())
+
+
+@torch.no_grad()
+def feature_space_error(net: LossNetwork, x_hat: torch.Tensor, x: torch.Tensor, layer: str) -> float:
+    """Normalised feature error ``||phi(x_hat) - phi(x)|| / ||phi(x)||`` at ``layer``; for a batch,
+    the mean over images."""
+    check_layers([layer])
+    dev = next(net.parameters()).device
+    a = net(x_hat.to(dev).float(), [layer])[layer]
+    b = net(x.to(dev).float(), [layer])[layer]
+    return _relative_error(a, b)
+
+
+def _relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
+    n = b.shape[0]
+    a, b = a.reshape(n, -1).float(), b.reshape(n, -1).float()
+    return float(((a - b).norm(dim=1) / b.norm(dim=1).clamp_min(1e-12)).mean())

@@ -1,7 +1,10 @@
 """The inference engine: one object that runs a trained network on images, fast.
 
-:class:`Engine` loads a model by shipped name, ``.onnx`` file or ``.pt`` file and runs it through
-one of two backends that give the same picture:
+Everything that stylises goes through :class:`Engine`: the Python API (:func:`percept.stylize`),
+``percept stylize``, ``percept video``, ``percept webcam`` and the demo, so the same arguments give
+the same pixels everywhere. It loads a model by name (shipped or the user's, see
+:mod:`percept.registry`), ``.onnx`` file or ``.pt`` file and runs it through one of two backends that
+give the same picture:
 
 * ``onnx`` (the default when an ``.onnx`` file is there): an onnxruntime session, created once and
   reused, with the execution provider picked by ``device`` (``auto`` prefers TensorRT, then CUDA,
@@ -26,34 +29,14 @@ import numpy as np
 from PIL import Image
 
 from percept.errors import PerceptError
-from percept.imageio import ImageLike, blend, load_image, preserve_color, resize_long_side
+from percept.images import ImageLike, check_strength, finish_frame, load_image, resize_long_side
+from percept.registry import ModelKind, find_model
+
+__all__ = ["BACKENDS", "Engine", "available_providers", "check_frame_size", "choose_providers", "session_options"]
 
 BACKENDS = ("auto", "onnx", "torch")
 PROVIDER_PREFERENCE = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
-KNOWN_KINDS = ("style-transformer",)
-
-
-def resolve_files(model: str | os.PathLike) -> tuple[Path | None, Path | None]:
-    """A shipped name, ``.pt`` or ``.onnx`` path -> (onnx path or None, pt path or None)."""
-    from percept.inference.registry import checkpoints_dir, list_models
-
-    text = str(model)
-    path = Path(text)
-    if path.suffix.lower() == ".onnx":
-        if not path.is_file():
-            raise PerceptError(f"{path}: no such model file")
-        pt = path.with_suffix(".pt")
-        return path, (pt if pt.is_file() else None)
-    if path.suffix.lower() == ".pt" or os.sep in text or path.exists():
-        if not path.is_file():
-            raise PerceptError(f"{path}: no such model file")
-        onnx_path = path.with_suffix(".onnx")
-        return (onnx_path if onnx_path.is_file() else None), path
-    onnx_path, pt = checkpoints_dir() / f"{text}.onnx", checkpoints_dir() / f"{text}.pt"
-    if onnx_path.is_file() or pt.is_file():
-        return (onnx_path if onnx_path.is_file() else None), (pt if pt.is_file() else None)
-    names = ", ".join(m.name for m in list_models()) or "none installed"
-    raise PerceptError(f"unknown model '{text}'; shipped models: {names} (or give a .pt or .onnx path)")
+KNOWN_KINDS = (ModelKind.STYLE.value,)
 
 
 def available_providers() -> list[str]:
@@ -64,19 +47,41 @@ def available_providers() -> list[str]:
     return list(ort.get_available_providers())
 
 
-def choose_providers(device: str, available: Sequence[str]) -> list[str]:
-    """The onnxruntime providers to ask for, best first, for ``device`` auto|cpu|cuda|tensorrt."""
+def cuda_gpu_present() -> bool:
+    """Whether a CUDA GPU is really there. onnxruntime-gpu lists its CUDA and TensorRT providers on any
+    machine, GPU or not, so the provider list alone cannot tell; the CUDA driver can (asked through
+    torch, which percept imports anyway)."""
+    import torch
+
+    try:
+        return bool(torch.cuda.is_available() and torch.cuda.device_count() > 0)
+    except Exception:  # noqa: BLE001 - a broken driver install means no usable GPU
+        return False
+
+
+def choose_providers(device: str, available: Sequence[str], gpu: bool | None = None) -> list[str]:
+    """The onnxruntime providers to ask for, best first, for ``device`` auto|cpu|cuda|tensorrt.
+
+    ``gpu``: whether a CUDA GPU is present (default: :func:`cuda_gpu_present`). Without one, ``auto``
+    is the CPU even when the installed onnxruntime (onnxruntime-gpu) lists GPU providers."""
     available = list(available)
     if device == "cpu":
         return ["CPUExecutionProvider"]
-    if device == "auto":
-        return [p for p in PROVIDER_PREFERENCE if p in available] or ["CPUExecutionProvider"]
     wanted = {"cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}.get(device.split(":")[0])
-    if wanted is None:
+    if device != "auto" and wanted is None:
         raise PerceptError(f"unknown device '{device}'; use auto, cpu, cuda or tensorrt")
+    if gpu is None:
+        gpu = any(p in available for p in PROVIDER_PREFERENCE[:2]) and cuda_gpu_present()
+    if device == "auto":
+        if not gpu:
+            return ["CPUExecutionProvider"]
+        return [p for p in PROVIDER_PREFERENCE if p in available] or ["CPUExecutionProvider"]
     if wanted not in available:
-        raise PerceptError(f"--device {device}: onnxruntime has no {wanted} here (installed: "
-                           f"{', '.join(available) or 'none'}); install onnxruntime-gpu or use --device cpu")
+        raise PerceptError(f"device {device}: onnxruntime has no {wanted} here (installed: "
+                           f"{', '.join(available) or 'none'}); install onnxruntime-gpu or use device cpu")
+    if not gpu:
+        raise PerceptError(f"device {device}: no CUDA GPU here (onnxruntime offers {wanted}, but there is no GPU "
+                           "for it); use device cpu or auto")
     chain = [wanted] + (["CUDAExecutionProvider"] if wanted.startswith("Tensorrt") and
                         "CUDAExecutionProvider" in available else [])
     return chain + ["CPUExecutionProvider"]
@@ -109,6 +114,8 @@ class _OnnxBackend:
         except ImportError:
             raise PerceptError("the onnx backend needs onnxruntime: pip install onnxruntime") from None
         providers = choose_providers(device, ort.get_available_providers())
+        if providers[0] != "CPUExecutionProvider":
+            _preload_cuda_libraries(ort)
         try:
             self.session = ort.InferenceSession(str(path), session_options(threads), providers=providers)
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises several types for bad files
@@ -145,6 +152,20 @@ class _OnnxBackend:
         return binding.copy_outputs_to_cpu()[0]
 
 
+def _preload_cuda_libraries(ort) -> None:
+    """Let onnxruntime-gpu find CUDA and cuDNN in the ``nvidia-*`` wheels that torch installs, so no
+    system CUDA is needed: torch's import has loaded them already; ``preload_dlls`` (onnxruntime
+    1.21+) loads whatever is still missing from site-packages."""
+    import torch  # noqa: F401 - loads libcudart, cuBLAS and cuDNN from the nvidia wheels
+
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is not None:
+        try:
+            preload()
+        except Exception:  # noqa: BLE001 - a missing library shows up as the provider's own error
+            pass
+
+
 def _meta_min_size(meta: dict, card: dict) -> int:
     """The smallest frame side of an exported model: its metadata, or (files exported before that
     entry existed) its architecture."""
@@ -161,14 +182,14 @@ class _TorchBackend:
         import torch
 
         from percept.device import resolve_device
-        from percept.inference.stylize import load_style_model
+        from percept.models.transformer import load_style_network
 
         if device == "tensorrt":
             raise PerceptError("--device tensorrt needs the onnx backend")
         if threads:
             torch.set_num_threads(threads)
         self.device = resolve_device(device)
-        self.net, self.card = load_style_model(path)
+        self.net, self.card = load_style_network(path)
         self.net.to(self.device)
         self.kind = "style-transformer"
         self.name = self.card.get("name", path.stem)
@@ -202,14 +223,17 @@ class Engine:
                  threads: int | None = None) -> None:
         if backend not in BACKENDS:
             raise PerceptError(f"unknown backend '{backend}'; use {', '.join(BACKENDS)}")
-        onnx_path, pt_path = resolve_files(model)
+        files = find_model(model)
+        onnx_path, pt_path = files.onnx, files.pt
+        self.files = files
+        """The model's files and card (:class:`percept.registry.ModelFiles`)."""
         if backend == "auto":
             backend = "onnx" if onnx_path is not None and available_providers() else "torch"
         if backend == "onnx":
             if onnx_path is None:
                 raise PerceptError(f"no .onnx file for model '{model}' (export one with `percept export`, "
                                    "or use --backend torch)")
-            self._impl = _OnnxBackend(onnx_path, device, threads)
+            self._impl: _OnnxBackend | _TorchBackend = _OnnxBackend(onnx_path, device, threads)
             self.path = onnx_path
         else:
             if pt_path is None:
@@ -230,27 +254,32 @@ class Engine:
         check_frame_size(x.shape[2], x.shape[3], self.min_size, self.name)
         return self._impl.run(x)
 
-    def frames(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """Stylise same-sized uint8 HxWx3 RGB frames in one batch; returns uint8 frames."""
+    def tensor(self, x):
+        """torch (N, 3, H, W) in [0, 1] -> the stylised batch as a torch tensor on the CPU."""
+        import torch
+
+        return torch.from_numpy(np.asarray(self.run(x.detach().float().cpu().numpy()), dtype=np.float32))
+
+    def frames(self, frames: Sequence[np.ndarray], strength: float = 1.0,
+               preserve_color: bool = False) -> list[np.ndarray]:
+        """Stylise same-sized uint8 HxWx3 RGB frames in one batch; returns uint8 frames, with
+        ``strength`` and ``preserve_color`` applied (:func:`percept.images.finish_frame`)."""
+        check_strength(strength)
         if not len(frames):
             return []
         batch = np.stack(frames).astype(np.float32).transpose(0, 3, 1, 2) / np.float32(255.0)
         out = self.run(batch)
-        return list((np.clip(out, 0.0, 1.0).transpose(0, 2, 3, 1) * 255.0 + 0.5).astype(np.uint8))
+        styled = list((np.clip(out, 0.0, 1.0).transpose(0, 2, 3, 1) * 255.0 + 0.5).astype(np.uint8))
+        if strength >= 1.0 and not preserve_color:
+            return styled
+        return [finish_frame(y, src, strength, preserve_color) for y, src in zip(styled, frames)]
 
     def __call__(self, image: ImageLike, size: int | None = None, strength: float = 1.0,
                  preserve_color: bool = False) -> Image.Image:
         """Stylise one image (path, PIL image or array) at ``size`` long side; returns a PIL image."""
-        if not 0.0 <= strength <= 1.0:
-            raise PerceptError(f"strength must be between 0 and 1, got {strength}")
+        check_strength(strength)
         photo = resize_long_side(load_image(image), size)
-        out = Image.fromarray(self.frames([np.asarray(photo)])[0], "RGB")
-        if preserve_color:
-            out = _preserve(out, photo)
-        return blend(out, photo, strength)
+        return Image.fromarray(self.frames([np.asarray(photo)], strength, preserve_color)[0], "RGB")
 
     def describe(self) -> str:
         return f"{self.name} via {self.backend} ({self.provider})"
-
-
-_preserve = preserve_color

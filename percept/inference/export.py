@@ -13,6 +13,12 @@ runtime can run:
   - a JSON summary of the model card ...), which :class:`percept.inference.engine.Engine` checks;
 * ``--fp16`` stores the weights and arithmetic in float16 with float32 inputs and outputs kept, so it
   is a drop-in replacement (half the file; faster on GPUs, usually not on CPUs);
+* ``--fp16-weights`` stores only the weights in float16 (half the file) and computes in float32: each
+  stored weight goes through a ``Cast`` to float32, which onnxruntime folds into a constant when the
+  session starts, so speed is that of the fp32 file. The network's weights are rounded to float16
+  first and the file is checked against that rounded network at the fp32 tolerance; what the rounding
+  itself costs is measured and reported (``ExportReport.rounding_diff``). The shipped models are
+  stored this way (``scripts/pack_checkpoints.py``);
 * ``--int8`` (style networks) quantizes every convolution to int8 (per-channel symmetric weights,
   uint8 activations, QDQ format) with activation ranges calibrated on photos (``--calibration DIR``,
   default: six of scikit-image's sample photos), float32 in and out: ~2x faster than fp32 for the
@@ -42,9 +48,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from percept import __version__
 from percept.errors import PerceptError
-from percept.inference.registry import resolve_model
+from percept.registry import find_model
+from percept.version import __version__
 
 DEFAULT_OPSET = 18
 CHECK_SIZES: tuple[tuple[int, int, int], ...] = ((1, 64, 64), (2, 97, 131), (1, 255, 190), (1, 33, 47))
@@ -80,6 +86,10 @@ class ExportReport:
     psnr: float | None = None
     """int8 only: the worst PSNR (dB) against PyTorch over ``photos`` held-out calibration photos."""
     photos: int = 0
+    weights: str = "fp32"
+    """How the weights are stored in the file: ``fp32`` or ``fp16`` (``fp16_weights``)."""
+    rounding_diff: float = 0.0
+    """``fp16_weights`` only: max abs difference of the rounded network against the network as it was."""
 
 
 def _card_summary(card: dict) -> dict:
@@ -95,18 +105,17 @@ def _card_summary(card: dict) -> dict:
 
 def _load_torch_model(model: str | os.PathLike) -> tuple[torch.nn.Module, dict, str]:
     from percept.checkpoint import load_checkpoint
-    from percept.inference.stylize import load_style_model
+    from percept.models.decoder import load_decoder
+    from percept.models.transformer import load_style_network
 
-    path = resolve_model(model)
+    path = find_model(model).require_pt("export starts from the PyTorch weights")
     kind = load_checkpoint(path)["kind"]
     if kind not in EXPORTABLE_KINDS:
         raise PerceptError(f"{path}: cannot export a '{kind}' checkpoint (exportable: {', '.join(EXPORTABLE_KINDS)})")
     if kind == "feature-decoder":
-        from percept.inference.invert import load_decoder
-
         net, card = load_decoder(path)
     else:
-        net, card = load_style_model(path)
+        net, card = load_style_network(path)
     return net.float().eval(), card, kind
 
 
@@ -174,6 +183,43 @@ def _to_fp16(model):
     return model
 
 
+FP16_WEIGHTS_MIN_ELEMENTS = 64
+"""Float initializers at least this big are stored as float16 by :func:`store_weights_fp16`."""
+
+
+def round_weights_fp16(net: torch.nn.Module, min_elements: int = FP16_WEIGHTS_MIN_ELEMENTS) -> torch.nn.Module:
+    """Round the floating-point parameters and buffers of ``net`` (those of at least ``min_elements``)
+    to the nearest float16 value, in place (they stay float32 tensors): the network that fp16-stored
+    files reproduce."""
+    with torch.no_grad():
+        for t in list(net.parameters()) + list(net.buffers()):
+            if t.is_floating_point() and t.numel() >= min_elements:
+                t.copy_(t.half().float())
+    return net
+
+
+def store_weights_fp16(model, min_elements: int = FP16_WEIGHTS_MIN_ELEMENTS):
+    """Store the float32 initializers of an ONNX model (those of at least ``min_elements``) as float16,
+    each followed by a ``Cast`` back to float32 under its old name: half the bytes, the same float32
+    graph (onnxruntime folds the casts into constants when a session starts)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = model.graph
+    casts = []
+    for init in graph.initializer:
+        if init.data_type != TensorProto.FLOAT or int(np.prod(init.dims)) < min_elements:
+            continue
+        value = numpy_helper.to_array(init)
+        name = init.name
+        half = numpy_helper.from_array(value.astype(np.float16), f"{name}__fp16")
+        init.CopyFrom(half)
+        casts.append(helper.make_node("Cast", [half.name], [name], to=TensorProto.FLOAT, name=f"{name}__to_fp32"))
+    nodes = casts + list(graph.node)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    return model
+
+
 def _topological_sort(graph) -> None:
     """Reorder ``graph.node`` in place so every node comes after the nodes that produce its inputs."""
     produced_by = {out: i for i, node in enumerate(graph.node) for out in node.output}
@@ -208,10 +254,10 @@ def calibration_images(folder: str | os.PathLike | None = None, size: int = CALI
     ``limit`` images of ``folder``, or scikit-image's sample photos."""
     from PIL import Image
 
-    from percept.imageio import load_image, resize_long_side
+    from percept.images import load_image, resize_long_side
 
     if folder is not None:
-        from percept.training.data import list_images
+        from percept.images import list_images
 
         images = [resize_long_side(load_image(f), size) for f in list_images(folder)[:limit]]
     else:
@@ -289,9 +335,22 @@ def compare_with_torch(onnx_bytes: bytes, net: torch.nn.Module,
     return max(float(np.abs(got - ref).max()) for got, ref in _pairs_with_torch(onnx_bytes, net, inputs))
 
 
+def _rounding_cost(net: torch.nn.Module, sizes) -> float:
+    """Round ``net``'s weights to float16 in place; returns the max abs change of its output over the
+    check inputs (what storing the weights in float16 costs, before any runtime is involved)."""
+    gen = torch.Generator().manual_seed(0)
+    inputs = [_example(net, n, h, w, gen) for n, h, w in sizes]
+    with torch.inference_mode():
+        before = [net(x) for x in inputs]
+    round_weights_fp16(net)
+    with torch.inference_mode():
+        return max(float((net(x) - b).abs().max()) for x, b in zip(inputs, before))
+
+
 def export_onnx(model: str | os.PathLike, out: str | os.PathLike, opset: int = DEFAULT_OPSET,
                 fp16: bool = False, sizes=None, tolerance: float | None = None, int8: bool = False,
-                calibration: str | os.PathLike | None = None, min_psnr: float = INT8_MIN_PSNR) -> ExportReport:
+                calibration: str | os.PathLike | None = None, min_psnr: float = INT8_MIN_PSNR,
+                fp16_weights: bool = False) -> ExportReport:
     """Export a percept checkpoint (shipped name or ``.pt`` path) to a verified ONNX file.
 
     Args:
@@ -306,6 +365,8 @@ def export_onnx(model: str | os.PathLike, out: str | os.PathLike, opset: int = D
             PyTorch on every 4th calibration photo, which the calibration does not see.
         calibration: folder of calibration photos for ``int8`` (default: scikit-image's samples).
         min_psnr: int8: the smallest accepted PSNR in dB (default 20).
+        fp16_weights: store the weights as float16, compute in float32 (checked against the network
+            with its weights rounded to float16; the rounding's own cost is in the report).
 
     Raises:
         PerceptError: not an exportable checkpoint, a failed ONNX check, or a disagreement with
@@ -320,8 +381,8 @@ def export_onnx(model: str | os.PathLike, out: str | os.PathLike, opset: int = D
         raise PerceptError(f"{out.parent}: is not a folder")
     if not 7 <= opset <= 23:
         raise PerceptError(f"--opset {opset} is not supported; use 17 to 23 (default {DEFAULT_OPSET})")
-    if fp16 and int8:
-        raise PerceptError("choose one of --fp16 and --int8")
+    if sum((fp16, int8, fp16_weights)) > 1:
+        raise PerceptError("choose one of --fp16, --fp16-weights and --int8")
     if calibration is not None and not int8:
         raise PerceptError("--calibration is for --int8 exports")
     net, card, kind = _load_torch_model(model)
@@ -333,9 +394,14 @@ def export_onnx(model: str | os.PathLike, out: str | os.PathLike, opset: int = D
     precision = "fp16" if fp16 else "int8" if int8 else "fp32"
     tolerance = TOLERANCE.get(precision, 0.0) if tolerance is None else tolerance
 
+    rounding_diff = 0.0
+    if fp16_weights:
+        rounding_diff = _rounding_cost(net, sizes)
     proto = onnx.load_from_string(_to_onnx_bytes(net, opset))
     if fp16:
         proto = _to_fp16(proto)
+    if fp16_weights:
+        proto = store_weights_fp16(proto)
     held: list[np.ndarray] = []
     if int8:
         images = calibration_images(calibration)
@@ -349,6 +415,7 @@ def export_onnx(model: str | os.PathLike, out: str | os.PathLike, opset: int = D
         "percept.input": in_spec,
         "percept.output": out_spec,
         "percept.precision": precision,
+        "percept.weights": "fp16" if fp16_weights else precision,
         "percept.style": str(card.get("style", {}).get("file", "")),
         "percept.architecture": json.dumps(card.get("architecture", {})),
         "percept.card": json.dumps(_card_summary(card)),
@@ -384,8 +451,9 @@ def export_onnx(model: str | os.PathLike, out: str | os.PathLike, opset: int = D
             raise PerceptError(f"onnxruntime and PyTorch disagree by {diff:.3g} (max abs, images in [0, 1]; "
                                f"tolerance {tolerance:g}); refusing to write {out}")
         report = ExportReport(out, opset, precision, diff, [tuple(s) for s in sizes], len(data),
-                              getattr(net, "in_channels", 3))
-    from percept.imageio import atomic_write_bytes
+                              getattr(net, "in_channels", 3), weights="fp16" if fp16_weights else precision,
+                              rounding_diff=rounding_diff)
+    from percept.images import atomic_write_bytes
 
     atomic_write_bytes(out, data)
     return report

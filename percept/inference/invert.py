@@ -18,37 +18,14 @@ from dataclasses import dataclass
 import torch
 from PIL import Image
 
-from percept.checkpoint import load_network
 from percept.device import resolve_device
 from percept.errors import PerceptError
-from percept.imageio import ImageLike, load_image, resize_long_side, to_image, to_tensor
-from percept.inference.registry import checkpoints_dir, list_models, resolve_model
-from percept.models.decoder import FeatureDecoder, build_decoder, check_decoder_layer
+from percept.evaluation import feature_space_error, image_space_error
+from percept.images import ImageLike, load_image, resize_long_side, to_image, to_tensor
+from percept.models.decoder import check_decoder_layer, crop_to_stride, load_decoder, shipped_decoder
 from percept.models.vgg import LossNetwork, layer_stride
 
-
-def load_decoder(model: str | os.PathLike) -> tuple[FeatureDecoder, dict]:
-    """Load a decoder by shipped name or path; returns (decoder in eval mode, model card)."""
-    return load_network(resolve_model(model), "feature-decoder", "a feature decoder", build_decoder)
-
-
-def shipped_decoder(layer: str) -> str:
-    """The shipped decoder's name for ``layer``, or an error naming the layers that have one."""
-    check_decoder_layer(layer)
-    name = f"decoder_{layer}"
-    if (checkpoints_dir() / f"{name}.pt").is_file():
-        return name
-    have = [m.card.get("layer", m.name) for m in list_models("feature-decoder")]
-    raise PerceptError(f"no shipped decoder for {layer} (shipped: {', '.join(have) or 'none'}); train one with "
-                       f"`percept train-decoder --layer {layer}` or use --method optimize")
-
-
-def crop_to_stride(x: torch.Tensor, stride: int) -> torch.Tensor:
-    """Crop (N, C, H, W) bottom/right to multiples of ``stride`` (what a decoder gives back)."""
-    h, w = x.shape[-2:]
-    if h < stride or w < stride:
-        raise PerceptError(f"image is too small for a layer of stride {stride}: {w}x{h}")
-    return x[..., : h - h % stride, : w - w % stride]
+__all__ = ["DecoderInversion", "Inverter", "crop_to_stride", "invert_decoder", "load_decoder", "shipped_decoder"]
 
 
 @dataclass
@@ -94,8 +71,6 @@ class Inverter:
         return self.decoder(features.to(self.device)).float().cpu()
 
     def __call__(self, image: ImageLike, size: int | None = None) -> DecoderInversion:
-        from percept.visualize.inversion import feature_space_error, image_space_error
-
         x = crop_to_stride(to_tensor(resize_long_side(load_image(image), size)), layer_stride(self.layer))
         t0 = time.perf_counter()
         y = self.decode(self.features(x))

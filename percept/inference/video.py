@@ -9,14 +9,13 @@ not carried over (OpenCV reads pictures only).
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
 
 from percept.errors import PerceptError
-from percept.imageio import apply_umask
+from percept.images import check_strength, commit_temp, temp_beside
 
 VIDEO_CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
 
@@ -73,10 +72,7 @@ class AtomicVideoWriter:
     def __init__(self, path: str | os.PathLike, fps: float, size: tuple[int, int]) -> None:
         cv2 = _cv2()
         self.path = check_video_output(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=self.path.suffix, dir=self.path.parent)
-        os.close(fd)
-        self.tmp = Path(tmp)
+        self.tmp = temp_beside(self.path, self.path.suffix)  # OpenCV picks the container by the extension
         self.size = size
         self.frames = 0
         fourcc = cv2.VideoWriter_fourcc(*VIDEO_CODECS[self.path.suffix.lower()])
@@ -97,9 +93,7 @@ class AtomicVideoWriter:
         if self.frames == 0:
             self.tmp.unlink(missing_ok=True)
             raise PerceptError(f"no frames to write to {self.path}")
-        apply_umask(self.tmp)
-        os.replace(self.tmp, self.path)
-        return self.path
+        return commit_temp(self.tmp, self.path)
 
     def abort(self) -> None:
         self.writer.release()
@@ -127,36 +121,17 @@ class FrameStyler:
     """Strength, colour preservation and working-size handling around an engine, on RGB uint8 frames."""
 
     def __init__(self, engine, size: int | None = None, strength: float = 1.0, preserve_color: bool = False):
-        if not 0.0 <= strength <= 1.0:
-            raise PerceptError(f"strength must be between 0 and 1, got {strength}")
-        self.engine, self.size, self.strength, self.preserve_color = engine, size, strength, preserve_color
+        self.engine, self.size, self.strength, self.preserve_color = engine, size, check_strength(strength), preserve_color
 
     def __call__(self, frames: list[np.ndarray]) -> list[np.ndarray]:
         cv2 = _cv2()
         h, w = frames[0].shape[:2]
         ws = working_size(w, h, self.size)
         small = [f if ws == (w, h) else cv2.resize(f, ws, interpolation=cv2.INTER_AREA) for f in frames]
-        out = self.engine.frames(small)
-        result = []
-        for src, y in zip(small, out):
-            if self.preserve_color:
-                y = _preserve_color_np(y, src)
-            if self.strength < 1.0:
-                y = (src.astype(np.float32) * (1 - self.strength) + y.astype(np.float32) * self.strength + 0.5
-                     ).astype(np.uint8)
-            if ws != (w, h):
-                y = cv2.resize(y, (w, h), interpolation=cv2.INTER_LINEAR)
-            result.append(y)
-        return result
-
-
-def _preserve_color_np(stylized: np.ndarray, photo: np.ndarray) -> np.ndarray:
-    """Luminance transfer on arrays: the stylised frame's Y with the photo's Cr/Cb (OpenCV YCrCb)."""
-    cv2 = _cv2()
-    ys = cv2.cvtColor(stylized, cv2.COLOR_RGB2YCrCb)
-    yp = cv2.cvtColor(photo, cv2.COLOR_RGB2YCrCb)
-    yp[..., 0] = ys[..., 0]
-    return cv2.cvtColor(yp, cv2.COLOR_YCrCb2RGB)
+        out = self.engine.frames(small, self.strength, self.preserve_color)
+        if ws == (w, h):
+            return out
+        return [cv2.resize(y, (w, h), interpolation=cv2.INTER_LINEAR) for y in out]
 
 
 def read_frames(cap, path: str) -> Iterator[np.ndarray]:

@@ -355,7 +355,7 @@ def run_webcam(models: Sequence[str], camera: int = 0, source: str | None = None
             elif key == ord("s"):
                 from PIL import Image
 
-                from percept.imageio import save_image
+                from percept.images import save_image
 
                 snap = Path(snapshot_dir) / f"snapshot_{time.strftime('%Y%m%d_%H%M%S')}_{stats.shown:05d}.png"
                 save_image(Image.fromarray(np.ascontiguousarray(view)), snap)

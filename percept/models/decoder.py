@@ -20,13 +20,16 @@ Features of an ``H x W`` image at stride ``s`` are ``floor(H/s) x floor(W/s)``; 
 from __future__ import annotations
 
 import math
+import os
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from percept.checkpoint import load_network
 from percept.errors import PerceptError
 from percept.models.vgg import LAYERS, layer_channels, layer_stride
+from percept.registry import ModelKind, find_model, list_models
 
 DECODER_LAYERS = tuple(n for n in LAYERS if not n.startswith("conv"))
 """The layers a decoder can invert: every VGG19 relu and pool layer."""
@@ -100,9 +103,11 @@ class FeatureDecoder(nn.Module):
         self.up = nn.Sequential(*ups)
         self.out = _conv(ch, 3)
 
+    in_scale: torch.Tensor
+
     @property
     def in_channels(self) -> int:
-        return self.in_scale.shape[1]
+        return int(self.in_scale.shape[1])
 
     @torch.no_grad()
     def calibrate(self, features: torch.Tensor) -> None:
@@ -125,3 +130,31 @@ class FeatureDecoder(nn.Module):
 def build_decoder(config: dict) -> FeatureDecoder:
     """The decoder a checkpoint's ``config`` describes."""
     return FeatureDecoder(config["layer"], config.get("width"), config.get("n_blocks", 2), config.get("min_width", 32))
+
+
+def load_decoder(model: str | os.PathLike) -> tuple[FeatureDecoder, dict]:
+    """Load a decoder by model name or ``.pt`` path; returns (decoder in eval mode, model card)."""
+    path = find_model(model).require_pt("a decoder runs from its PyTorch weights")
+    net, card = load_network(path, ModelKind.DECODER, "a feature decoder", build_decoder)
+    assert isinstance(net, FeatureDecoder)
+    return net, card
+
+
+def shipped_decoder(layer: str) -> str:
+    """The name of the decoder for ``layer`` (``decoder_LAYER``, shipped or the user's), or an error
+    naming the layers that have one."""
+    check_decoder_layer(layer)
+    name = f"decoder_{layer}"
+    have = {m.card.get("layer", m.name): m for m in list_models(ModelKind.DECODER)}
+    if any(m.name == name and m.pt is not None for m in have.values()):
+        return name
+    raise PerceptError(f"no shipped decoder for {layer} (shipped: {', '.join(sorted(have)) or 'none'}); train one with "
+                       f"`percept train-decoder --layer {layer}` or use --method optimize")
+
+
+def crop_to_stride(x: torch.Tensor, stride: int) -> torch.Tensor:
+    """Crop (N, C, H, W) bottom/right to multiples of ``stride`` (what a decoder gives back)."""
+    h, w = x.shape[-2:]
+    if h < stride or w < stride:
+        raise PerceptError(f"image is too small for a layer of stride {stride}: {w}x{h}")
+    return x[..., : h - h % stride, : w - w % stride]

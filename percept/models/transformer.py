@@ -14,11 +14,15 @@ paper's 32-64-128 with 5 residual blocks.
 
 from __future__ import annotations
 
+import os
 from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from percept.checkpoint import load_network
+from percept.registry import ModelKind, find_model
 
 
 class ConvLayer(nn.Sequential):
@@ -83,7 +87,7 @@ class TransformerNet(nn.Module):
         self.decoder = nn.Sequential(UpsampleConv(c3, c2), UpsampleConv(c2, c1),
                                      ConvLayer(c1, 3, 9, norm=False, relu=False))
         if output == "residual":
-            last = self.decoder[-1][1]
+            last = self.decoder[-1][1]  # type: ignore[index]
             nn.init.zeros_(last.weight)
             nn.init.zeros_(last.bias)
 
@@ -165,6 +169,17 @@ class RealtimeTransformerNet(nn.Module):
 
 
 ARCHITECTURES = {"johnson": TransformerNet, "rt": RealtimeTransformerNet}
+ARCH_DEFAULTS: dict[str, dict] = {"johnson": {"channels": [32, 64, 128], "n_residual": 5},
+                                  "rt": {"channels": [16, 32, 64], "n_residual": 4}}
+"""Each architecture's default widths and residual blocks (training, distillation and the CLI read them here)."""
+
+
+def arch_default(arch: str, key: str):
+    """``ARCH_DEFAULTS[arch][key]`` (a copy), or a one-line error for an unknown architecture."""
+    if arch not in ARCH_DEFAULTS:
+        raise ValueError(f"unknown architecture '{arch}'; known: {', '.join(ARCHITECTURES)}")
+    value = ARCH_DEFAULTS[arch][key]
+    return list(value) if isinstance(value, list) else value
 """``--arch`` names: ``johnson`` (the paper's network, the default) and ``rt`` (real time on a CPU)."""
 
 
@@ -172,8 +187,16 @@ def build_transformer(config: dict) -> nn.Module:
     """The network a checkpoint's ``config`` describes (``arch`` missing means ``johnson``)."""
     arch = config.get("arch", "johnson")
     if arch == "rt":
-        return RealtimeTransformerNet(config.get("channels", (16, 32, 64)), config.get("n_residual", 4))
+        return RealtimeTransformerNet(config.get("channels") or arch_default("rt", "channels"),
+                                      config.get("n_residual") or arch_default("rt", "n_residual"))
     if arch == "johnson":
-        return TransformerNet(config.get("channels", (32, 64, 128)), config.get("n_residual", 5),
+        return TransformerNet(config.get("channels") or arch_default("johnson", "channels"),
+                              config.get("n_residual") or arch_default("johnson", "n_residual"),
                               config.get("output", "sigmoid"))
     raise ValueError(f"unknown architecture '{arch}'; known: {', '.join(ARCHITECTURES)}")
+
+
+def load_style_network(model: str | os.PathLike) -> tuple[nn.Module, dict]:
+    """Load a style network by model name or ``.pt`` path; returns (network in eval mode, model card)."""
+    path = find_model(model).require_pt("this needs the PyTorch weights; use the onnx backend")
+    return load_network(path, ModelKind.STYLE, "a style model", build_transformer)

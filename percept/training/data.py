@@ -15,21 +15,9 @@ import torch
 from PIL import Image
 
 from percept.errors import PerceptError
-from percept.imageio import load_image
+from percept.images import IMAGE_EXTENSIONS, list_images, load_image
 
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
-
-
-def list_images(folder: str | Path) -> list[Path]:
-    """Sorted image files in ``folder`` (recursively); a missing or empty folder is a user error."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise PerceptError(f"{folder}: no such folder")
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
-    if not files:
-        raise PerceptError(f"{folder}: no images found (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})")
-    return files
-
+__all__ = ["IMAGE_EXTENSIONS", "RandomCropDataset", "list_images", "make_loader", "split_holdout"]
 
 def split_holdout(files: Sequence[Path], every: int = 10) -> tuple[list[Path], list[Path]]:
     """Deterministic train / held-out split: every ``every``-th file (the 10th, 20th, ...) is held out.
@@ -70,7 +58,7 @@ class RandomCropDataset(torch.utils.data.Dataset):
         longest = int(self.size * self.scale_max * max(img.size) / min(img.size)) + 1
         if max(img.size) > longest:
             s = longest / max(img.size)
-            img = img.resize((max(1, round(img.width * s)), max(1, round(img.height * s))), Image.LANCZOS)
+            img = img.resize((max(1, round(img.width * s)), max(1, round(img.height * s))), Image.Resampling.LANCZOS)
         if self.cache:
             self._cache[i] = img
         return img

@@ -25,15 +25,23 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from percept import __version__
 from percept.checkpoint import save_model
 from percept.device import device_name, resolve_device
 from percept.errors import PerceptError
-from percept.imageio import load_image, resize_long_side, to_tensor
+from percept.images import load_image, resize_long_side, to_tensor
 from percept.models.decoder import FeatureDecoder, check_decoder_layer
 from percept.models.vgg import LossNetwork, layer_stride
-from percept.training.common import LoopOptions, prepare_run, log_previews, optimizer_to, resume_state, run_loop, save_training_state
+from percept.training.common import (
+    LoopOptions,
+    log_previews,
+    optimizer_to,
+    prepare_run,
+    resume_state,
+    run_loop,
+    save_training_state,
+)
 from percept.training.data import RandomCropDataset, make_loader
+from percept.version import __version__
 
 LOSSES = ("pixel", "pixel+feature")
 

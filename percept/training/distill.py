@@ -15,22 +15,22 @@ student previews).
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from percept import __version__
 from percept.checkpoint import save_style_model
 from percept.device import device_name, resolve_device
 from percept.errors import PerceptError
-from percept.imageio import load_image, resize_long_side, to_tensor
-from percept.inference.stylize import load_style_model
-from percept.models.transformer import build_transformer
+from percept.images import load_image, resize_long_side, to_tensor
+from percept.models.transformer import arch_default, build_transformer
+from percept.models.transformer import load_style_network as load_style_model
 from percept.training.common import RunOptions, prepare_run
 from percept.training.data import RandomCropDataset
+from percept.version import __version__
 
 
 @dataclass
@@ -43,13 +43,21 @@ class DistillConfig(RunOptions):
     out: str
     name: str | None = None
     arch: str = "rt"
-    channels: list[int] = field(default_factory=lambda: [16, 32, 64])
-    n_residual: int = 4
+    channels: list[int] | None = None
+    """Student widths; None: the architecture's (:data:`percept.models.transformer.ARCH_DEFAULTS`)."""
+    n_residual: int | None = None
     image_size: int = 256
     pairs: int = 384
     batch_size: int = 8
     iterations: int = 1000
     lr: float = 3e-3
+
+    def __post_init__(self) -> None:
+        try:
+            self.channels = list(self.channels or arch_default(self.arch, "channels"))
+            self.n_residual = self.n_residual or arch_default(self.arch, "n_residual")
+        except ValueError as exc:
+            raise PerceptError(str(exc)) from None
 
 
 def distill_style(cfg: DistillConfig, progress: bool = True) -> Path:

@@ -20,15 +20,23 @@ from pathlib import Path
 
 import torch
 
-from percept import __version__
 from percept.checkpoint import save_style_model
 from percept.device import device_name, resolve_device
 from percept.errors import PerceptError
-from percept.imageio import load_image, resize_long_side, to_tensor
+from percept.images import load_image, resize_long_side, to_tensor
 from percept.models.losses import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, PerceptualLoss
-from percept.models.transformer import build_transformer
-from percept.training.common import LoopOptions, prepare_run, log_previews, optimizer_to, resume_state, run_loop, save_training_state
+from percept.models.transformer import arch_default, build_transformer
+from percept.training.common import (
+    LoopOptions,
+    log_previews,
+    optimizer_to,
+    prepare_run,
+    resume_state,
+    run_loop,
+    save_training_state,
+)
 from percept.training.data import RandomCropDataset, make_loader
+from percept.version import __version__
 
 
 @dataclass
@@ -50,8 +58,10 @@ class StyleTrainConfig(LoopOptions):
     style_size: int = 512
     content_layers: list[str] = field(default_factory=lambda: list(DEFAULT_CONTENT_LAYERS))
     style_layers: list[str] = field(default_factory=lambda: list(DEFAULT_STYLE_LAYERS))
-    channels: list[int] = field(default_factory=lambda: [32, 64, 128])
-    n_residual: int = 5
+    channels: list[int] | None = None
+    """Encoder widths; None: the architecture's (:data:`percept.models.transformer.ARCH_DEFAULTS`)."""
+    n_residual: int | None = None
+    """Residual blocks; None: the architecture's."""
     output: str = "sigmoid"
     arch: str = "johnson"
     channels_last: bool | None = None
@@ -59,6 +69,14 @@ class StyleTrainConfig(LoopOptions):
     bf16 autocast on a GPU at batch >= 8, fp32 (TF32) below and on the CPU."""
     init: str | None = None
     """Start from this trained model's weights (same architecture) instead of a random init."""
+
+
+    def __post_init__(self) -> None:
+        try:
+            self.channels = list(self.channels or arch_default(self.arch, "channels"))
+            self.n_residual = self.n_residual or arch_default(self.arch, "n_residual")
+        except ValueError as exc:
+            raise PerceptError(str(exc)) from None
 
 
 def _sha1(path: Path) -> str:
@@ -85,7 +103,7 @@ def train_style(cfg: StyleTrainConfig, resume: bool = False, progress: bool = Tr
     except ValueError as exc:
         raise PerceptError(str(exc)) from None
     if cfg.init and not resume:
-        from percept.inference.stylize import load_style_model
+        from percept.models.transformer import load_style_network as load_style_model
 
         init_net, _ = load_style_model(cfg.init)
         if init_net.config != model.config:

@@ -50,8 +50,15 @@ from torch import nn
 
 from percept.errors import PerceptError
 from percept.models.vgg import LossNetwork
-from percept.visualize.common import (TORCHVISION_CLASSIFIERS, ChannelTarget, Normalized, check_class_index,
-                                      hooks, load_classifier, parse_target)
+from percept.visualize.common import (
+    TORCHVISION_CLASSIFIERS,
+    ChannelTarget,
+    Normalized,
+    check_class_index,
+    hooks,
+    load_classifier,
+    parse_target,
+)
 
 # ------------------------------------------------------------------------------------------ models
 
@@ -104,7 +111,7 @@ def save_classifier(model: nn.Module, path: str | Path, labels: Sequence[str] | 
     ``normalize="imagenet"`` and pass the bare torchvision model (not the Normalized wrapper)."""
     import io
 
-    from percept.imageio import atomic_write_bytes
+    from percept.images import atomic_write_bytes
 
     if arch is None:
         if not isinstance(model, SmallCNN):
@@ -263,7 +270,7 @@ def as_scorer(model: nn.Module | None, target: Target, labels: Sequence[str] | N
 
 
 def _as_batch(image: torch.Tensor | Image.Image) -> torch.Tensor:
-    from percept.imageio import to_tensor
+    from percept.images import to_tensor
 
     x = to_tensor(image) if isinstance(image, Image.Image) else image
     if x.dim() == 3:

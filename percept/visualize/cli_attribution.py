@@ -22,14 +22,12 @@ import argparse
 import time
 from pathlib import Path
 
-from percept.errors import PerceptError
-from percept.visualize.commands import common_options
-
-
 from percept.argtypes import nonneg_float as _nonneg_float  # noqa: E402
 from percept.argtypes import nonneg_int as _nonneg_int  # noqa: E402
 from percept.argtypes import positive_float as _positive_float  # noqa: E402
 from percept.argtypes import positive_int as _positive_int  # noqa: E402
+from percept.errors import PerceptError
+from percept.visualize.commands import common_options
 
 
 def _quantile(text: str) -> float:
@@ -85,7 +83,7 @@ class _Job:
         self.photo = self.x = None
         self.stem = "classviz"
         if image:
-            from percept.imageio import load_image, resize_long_side, to_tensor
+            from percept.images import load_image, resize_long_side, to_tensor
 
             self.photo = resize_long_side(load_image(args.image), self.size)
             self.x = to_tensor(self.photo)
@@ -103,7 +101,7 @@ class _Job:
         raise PerceptError(f"--class '{text}': give a class index (this classifier has no labels; see --labels)")
 
     def save(self, img, what: str) -> Path:
-        from percept.imageio import save_image
+        from percept.images import save_image
         from percept.visualize.common import montage
 
         if not hasattr(img, "save"):
@@ -351,7 +349,7 @@ def cmd_fool(args: argparse.Namespace) -> int:
 
 def _picture(t):
     """(1, 3, H, W) or (3, H, W) tensor in [0, 1] -> PIL image."""
-    from percept.imageio import to_image
+    from percept.images import to_image
 
     return to_image(t.clamp(0, 1))
 

@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import argparse
 
-from percept.visualize.commands import common_options
-
-
 from percept.argtypes import nonneg_int as _nonneg_int  # noqa: E402
 from percept.argtypes import positive_float as _positive_float  # noqa: E402
 from percept.argtypes import positive_int as _positive_int  # noqa: E402
+from percept.visualize.commands import common_options
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
@@ -39,7 +37,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
 def cmd_invert_grid(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from percept.imageio import save_image
+    from percept.images import save_image
     from percept.visualize.embed import invert_grid
 
     sheet, cells = invert_grid(args.image, args.layers, method=args.method, size=args.size,

@@ -17,7 +17,6 @@ from percept.argtypes import positive_int as _positive_int
 from percept.errors import PerceptError
 from percept.visualize.commands import common_options
 
-
 # ----------------------------------------------------------------------------------------- helpers
 
 def _out_dir(path: str) -> Path:
@@ -42,7 +41,7 @@ def _safe(name: str) -> str:
 
 
 def _load_photo(path: str, size: int | None):
-    from percept.imageio import load_image, resize_long_side
+    from percept.images import load_image, resize_long_side
 
     return resize_long_side(load_image(path), size)
 
@@ -68,9 +67,9 @@ def _size_pair(text: str) -> tuple[int, int]:
 # ----------------------------------------------------------------------------------------- commands
 
 def cmd_filters(args: argparse.Namespace) -> int:
+    from percept.images import save_image
     from percept.models.vgg import LAYERS, LossNetwork
     from percept.visualize.filters import _check_conv_layer, filter_pictures
-    from percept.imageio import save_image
 
     layers = [_check_conv_layer(lay) for lay in _layer_list(args.layer)]
     out = _out_dir(args.out)
@@ -86,10 +85,10 @@ def cmd_filters(args: argparse.Namespace) -> int:
 
 
 def cmd_activations(args: argparse.Namespace) -> int:
-    from percept.imageio import save_image, to_tensor
+    from percept.device import resolve_device
+    from percept.images import save_image, to_tensor
     from percept.models.vgg import LAYERS, LossNetwork
     from percept.visualize.filters import activation_grids
-    from percept.device import resolve_device
 
     layers = _layer_list(args.layers)
     photo = _load_photo(args.image, args.size)
@@ -123,7 +122,7 @@ def _maximize_targets(args: argparse.Namespace):
 
 
 def cmd_maximize(args: argparse.Namespace) -> int:
-    from percept.imageio import save_image
+    from percept.images import save_image
     from percept.visualize.common import montage
     from percept.visualize.maximize import maximize_activation
 
@@ -149,7 +148,7 @@ def cmd_maximize(args: argparse.Namespace) -> int:
 
 
 def cmd_dream(args: argparse.Namespace) -> int:
-    from percept.imageio import save_image, to_tensor
+    from percept.images import save_image, to_tensor
     from percept.visualize.common import parse_target
 
     target = parse_target(args.target)
@@ -192,7 +191,7 @@ def cmd_dream(args: argparse.Namespace) -> int:
 
 
 def cmd_texture(args: argparse.Namespace) -> int:
-    from percept.imageio import save_image
+    from percept.images import save_image
     from percept.visualize.common import montage
     from percept.visualize.texture import resolve_layers, synthesize_texture
 

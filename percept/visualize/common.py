@@ -155,7 +155,7 @@ def montage(images: Sequence[Image.Image | torch.Tensor], labels: Sequence[str] 
     """Lay images (PIL, or (3, H, W) / (1, H, W) / (H, W) tensors in [0, 1]) out on a grid, each with an
     optional label under it. ``tile`` resizes every image to that size (nearest for small ones, so
     filters stay crisp)."""
-    from percept.imageio import to_image
+    from percept.images import to_image
 
     pics = []
     for im in images:
@@ -171,7 +171,7 @@ def montage(images: Sequence[Image.Image | torch.Tensor], labels: Sequence[str] 
         raise PerceptError("nothing to draw")
     if tile:
         pics = [p.resize((tile, max(1, round(tile * p.height / p.width))),
-                         Image.NEAREST if max(p.size) < tile else Image.LANCZOS) for p in pics]
+                         Image.NEAREST if max(p.size) < tile else Image.Resampling.LANCZOS) for p in pics]
     cols = cols or math.ceil(math.sqrt(len(pics)))
     rows = math.ceil(len(pics) / cols)
     cw, ch = max(p.width for p in pics), max(p.height for p in pics)

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,7 +43,7 @@ from tqdm import tqdm
 
 from percept.device import resolve_device
 from percept.errors import PerceptError
-from percept.imageio import atomic_write_bytes, to_image
+from percept.images import atomic_write_bytes, to_image
 from percept.models.vgg import LossNetwork
 from percept.visualize.common import ChannelTarget, parse_target
 from percept.visualize.maximize import gaussian_blur, normalize_grad, octave_sizes, random_shift, resize
@@ -325,27 +324,26 @@ def save_mp4(frames: Sequence[Image.Image], path: str | os.PathLike, fps: float 
         import numpy as np
     except ImportError:
         return None
+    from percept.images import atomic_path
+
+    class _Unwritable(Exception):
+        pass
+
     path = Path(path)
     w, h = frames[0].size
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".mp4", dir=path.parent)
-    os.close(fd)
-    ok = False
     try:
-        writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (w, h))
-        if writer.isOpened():
+        with atomic_path(path, ".mp4") as tmp:
+            writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (w, h))
+            if not writer.isOpened():
+                raise _Unwritable
             for f in frames:
                 writer.write(cv2.cvtColor(np.asarray(f.convert("RGB")), cv2.COLOR_RGB2BGR))
             writer.release()
-            ok = os.path.getsize(tmp) > 0
-        if ok:
-            from percept.imageio import apply_umask
-
-            apply_umask(tmp)
-            os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path if ok else None
+            if tmp.stat().st_size == 0:
+                raise _Unwritable
+    except _Unwritable:
+        return None
+    return path
 
 
 __all__ = ["DREAM_DEFAULTS", "DreamResult", "deep_dream", "dream_objective", "laplacian_split", "laplacian_merge",

@@ -38,7 +38,9 @@ import torch
 from PIL import Image, ImageDraw, ImageOps
 
 from percept.errors import PerceptError
-from percept.imageio import load_image, resize_long_side, save_image, to_tensor
+from percept.evaluation import feature_space_error, image_space_error
+from percept.images import load_image, resize_long_side, save_image, to_tensor
+from percept.models.decoder import check_decoder_layer, crop_to_stride, load_decoder, shipped_decoder
 from percept.models.vgg import LAYERS, LossNetwork, check_layers
 from percept.visualize.common import montage, parse_target
 
@@ -105,7 +107,7 @@ def load_square_images(sources: str | os.PathLike | Sequence[ImageSource], size:
                        names: Sequence[str] | None = None) -> tuple[list[str], list[Image.Image]]:
     """A folder (its images, recursively; a missing or empty folder is a :class:`PerceptError`) or a
     list of paths / PIL images -> (names, centre-cropped ``size`` x ``size`` RGB images)."""
-    from percept.training.data import list_images
+    from percept.images import list_images
 
     if isinstance(sources, (str, os.PathLike)):
         files: Sequence[ImageSource] = list_images(sources)
@@ -115,7 +117,7 @@ def load_square_images(sources: str | os.PathLike | Sequence[ImageSource], size:
             raise PerceptError("no images given")
     if size < 32:
         raise PerceptError(f"size must be at least 32 px, got {size}")
-    imgs = [ImageOps.fit(load_image(f), (size, size), Image.LANCZOS) for f in files]
+    imgs = [ImageOps.fit(load_image(f), (size, size), Image.Resampling.LANCZOS) for f in files]
     if names is None:
         names = [_name(f, i) for i, f in enumerate(files)]
     elif len(names) != len(imgs):
@@ -221,7 +223,7 @@ def neighbour_grid(images: Sequence[Image.Image], names: Sequence[str], pixel_nn
 
     def thumb(i: int) -> Image.Image:
         if i not in thumbs:
-            thumbs[i] = images[i].resize((tile, tile), Image.LANCZOS)
+            thumbs[i] = images[i].resize((tile, tile), Image.Resampling.LANCZOS)
         return thumbs[i]
 
     chars = max(4, tile // 6)
@@ -290,7 +292,7 @@ def tsne_canvas(images: Sequence[Image.Image], xy: np.ndarray, canvas: int = 160
     draw = ImageDraw.Draw(sheet)
     for im, (x, y) in zip(images, pos):
         x, y = int(round(x)), int(round(y))
-        sheet.paste(im.resize((thumb, thumb), Image.LANCZOS), (x, y))
+        sheet.paste(im.resize((thumb, thumb), Image.Resampling.LANCZOS), (x, y))
         draw.rectangle((x, y, x + thumb - 1, y + thumb - 1), outline=(255, 255, 255), width=1)
     return sheet
 
@@ -462,8 +464,6 @@ class InvertCell:
 
 def has_shipped_decoder(layer: str) -> bool:
     """Whether a trained decoder for ``layer`` is shipped (``checkpoints/decoder_LAYER.pt``)."""
-    from percept.inference.invert import shipped_decoder
-
     try:
         shipped_decoder(layer)
     except PerceptError:
@@ -499,10 +499,8 @@ def invert_grid(image: ImageSource, layers: str | Sequence[str] = ("relu2_1", "r
         image-space error.
     """
     from percept.device import resolve_device
-    from percept.inference.invert import Inverter, crop_to_stride
-    from percept.models.decoder import check_decoder_layer
     from percept.models.vgg import layer_stride
-    from percept.visualize.inversion import feature_space_error, image_space_error, invert_optimize
+    from percept.visualize.inversion import invert_optimize
 
     if method not in ("auto", "decoder", "optimize"):
         raise PerceptError(f"unknown method '{method}'; use auto, decoder or optimize")
@@ -514,8 +512,6 @@ def invert_grid(image: ImageSource, layers: str | Sequence[str] = ("relu2_1", "r
             m = "decoder" if layer in _decoder_layers() and has_shipped_decoder(layer) else "optimize"
         elif method == "decoder":
             check_decoder_layer(layer)
-            from percept.inference.invert import shipped_decoder
-
             shipped_decoder(layer)  # a clear message when there is none
         plan.append((layer, m))
     dev = str(resolve_device(device))
@@ -527,8 +523,9 @@ def invert_grid(image: ImageSource, layers: str | Sequence[str] = ("relu2_1", "r
     for layer, m in plan:
         t0 = time.perf_counter()
         if m == "decoder":
-            inv = Inverter(layer, device=dev, net=net)
-            y = inv.decode(inv.features(x))
+            decoder = load_decoder(shipped_decoder(layer))[0].to(dev)
+            with torch.inference_mode():
+                y = decoder(net(x.to(dev), [layer])[layer]).float()
         else:
             extra = {} if fine_iterations is None else {"fine_iterations": fine_iterations}
             y = invert_optimize(x, layer, iterations=iterations, net=net, device=dev, seed=seed,
@@ -576,7 +573,7 @@ def _decoder_layers() -> tuple[str, ...]:
 
 
 def _to_pil(t: torch.Tensor) -> Image.Image:
-    from percept.imageio import to_image
+    from percept.images import to_image
 
     return to_image(t.clamp(0, 1))
 

@@ -38,7 +38,7 @@ import torch
 from PIL import Image
 
 from percept.errors import PerceptError
-from percept.imageio import ImageLike, atomic_write_bytes, load_image, resize_long_side, to_image, to_tensor
+from percept.images import ImageLike, atomic_write_bytes, load_image, resize_long_side, to_image, to_tensor
 
 
 @dataclass
@@ -180,7 +180,7 @@ class Context:
         if c.input_size:
             from PIL import ImageOps
 
-            img = ImageOps.fit(self.photo, (c.input_size, c.input_size), Image.LANCZOS)
+            img = ImageOps.fit(self.photo, (c.input_size, c.input_size), Image.Resampling.LANCZOS)
         return c.model, img, None, c.labels
 
 
@@ -275,7 +275,7 @@ def _deconvnet(ctx: Context) -> list[Figure]:
 
 
 def _gradcam(ctx: Context) -> list[Figure]:
-    from percept.visualize.attribution import gradient_image, grad_cam
+    from percept.visualize.attribution import grad_cam, gradient_image
     from percept.visualize.common import overlay_heatmap
 
     model, img, target, labels = ctx.attribution_args()
@@ -376,7 +376,7 @@ def sample_photos(limit: int = 16) -> list[tuple[str, Image.Image]]:
 def _embed_sources(ctx: Context) -> tuple[list[str], list[Image.Image], str]:
     """The photo first, then other images: ``folder``, else the photo's own folder, topped up with
     scikit-image's samples when there are fewer than three others."""
-    from percept.training.data import IMAGE_EXTENSIONS, list_images
+    from percept.images import IMAGE_EXTENSIONS, list_images
 
     want = ctx.s.embed_images - 1
     names, imgs = [ctx.name], [ctx.photo]

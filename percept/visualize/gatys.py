@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from percept.device import resolve_device
 from percept.errors import PerceptError
-from percept.imageio import resize_long_side, save_image, to_image, to_tensor
+from percept.images import resize_long_side, save_image, to_image, to_tensor
 from percept.models.losses import PerceptualLoss
 
 

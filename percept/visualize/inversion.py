@@ -60,7 +60,8 @@ from PIL import Image
 from tqdm import tqdm
 
 from percept.errors import PerceptError
-from percept.imageio import to_image, to_tensor
+from percept.evaluation import _relative_error, feature_space_error, image_space_error
+from percept.images import to_image, to_tensor
 from percept.models.vgg import CAFFE_MEAN_BGR, LossNetwork, check_layers, layer_stride
 
 MEAN_RGB_255 = tuple(reversed(CAFFE_MEAN_BGR))
@@ -143,39 +144,6 @@ def resolve_settings(layer: str, **overrides: Any) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- error measures
-
-def image_space_error(x_hat: torch.Tensor, x: torch.Tensor) -> float:
-    """Normalised image error ``||x_hat - x|| / ||x - mean(x)||`` (mean over all of ``x``'s pixels and
-    channels); for a batch, the mean over images. 0 is perfect; a flat image at ``x``'s mean scores 1."""
-    x_hat = x_hat.detach().float().cpu()
-    x = x.detach().float().cpu()
-    if x_hat.shape != x.shape:
-        raise ValueError(f"shapes differ: {tuple(x_hat.shape)} vs {tuple(x.shape)}")
-    if x.dim() == 3:
-        x, x_hat = x[None], x_hat[None]
-    n = x.shape[0]
-    x, x_hat = x.reshape(n, -1), x_hat.reshape(n, -1)
-    num = (x_hat - x).norm(dim=1)
-    den = (x - x.mean(dim=1, keepdim=True)).norm(dim=1).clamp_min(1e-12)
-    return float((num / den).mean())
-
-
-@torch.no_grad()
-def feature_space_error(net: LossNetwork, x_hat: torch.Tensor, x: torch.Tensor, layer: str) -> float:
-    """Normalised feature error ``||phi(x_hat) - phi(x)|| / ||phi(x)||`` at ``layer``; for a batch,
-    the mean over images."""
-    check_layers([layer])
-    dev = next(net.parameters()).device
-    a = net(x_hat.to(dev).float(), [layer])[layer]
-    b = net(x.to(dev).float(), [layer])[layer]
-    return _relative_error(a, b)
-
-
-def _relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
-    n = b.shape[0]
-    a, b = a.reshape(n, -1).float(), b.reshape(n, -1).float()
-    return float(((a - b).norm(dim=1) / b.norm(dim=1).clamp_min(1e-12)).mean())
-
 
 # ----------------------------------------------------------------------------- the objective
 

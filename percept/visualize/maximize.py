@@ -41,7 +41,7 @@ from tqdm import tqdm
 
 from percept.device import resolve_device
 from percept.errors import PerceptError
-from percept.imageio import to_image
+from percept.images import to_image
 from percept.models.vgg import IMAGENET_MEAN, LAYERS, LossNetwork
 from percept.visualize.common import ChannelTarget, parse_target
 

@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from percept.device import resolve_device
 from percept.errors import PerceptError
-from percept.imageio import resize_long_side, to_image, to_tensor
+from percept.images import resize_long_side, to_image, to_tensor
 from percept.models.losses import DEFAULT_STYLE_LAYERS, StyleLoss
 from percept.models.vgg import LAYERS, LossNetwork, check_layers
 

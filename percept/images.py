@@ -2,16 +2,21 @@
 
 Every image enters the project through :func:`load_image` (PIL, EXIF orientation applied, CMYK /
 16-bit / palette / RGBA / greyscale turned into 8-bit RGB) and leaves through :func:`save_image`
-(written to a temporary file and renamed, so a failure never leaves half a picture behind).
+(written to a temporary file and renamed, so a failure never leaves half a picture behind). Every
+output file of percept goes through :func:`atomic_path`; strength and colour preservation are
+:func:`finish_frame`, the one implementation behind the API, the CLI, video and the webcam.
 Tensors are float NCHW RGB in [0, 1] everywhere outside the loss network.
+
+(Named ``images``, not ``imageio``, so that it is not mistaken for the ``imageio`` package.)
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Union
+from typing import Iterator, Union
 
 import numpy as np
 import torch
@@ -101,7 +106,7 @@ def resize_long_side(img: Image.Image, size: int | None) -> Image.Image:
     scale = size / max(w, h)
     if scale == 1:
         return img
-    return img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.LANCZOS)
+    return img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.LANCZOS)
 
 
 def to_tensor(img: Image.Image) -> torch.Tensor:
@@ -133,43 +138,98 @@ def check_output_path(path: Union[str, os.PathLike]) -> Path:
     return path
 
 
-def save_image(img: Image.Image, path: Union[str, os.PathLike]) -> Path:
-    """Write an image atomically: a temporary file in the same folder, then a rename."""
-    path = check_output_path(path)
+def temp_beside(path: Path, suffix: str = ".tmp") -> Path:
+    """A new, empty, hidden temporary file in ``path``'s folder (created with that folder):
+    ``.NAME.XXXXXXXX{suffix}``, so a rename onto ``path`` is atomic (one filesystem)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fmt = SAVE_FORMATS[path.suffix.lower()]
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            img.save(fh, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
-        apply_umask(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+def commit_temp(tmp: Path, path: Path) -> Path:
+    """Flush ``tmp`` to disk, give it the permissions a plain ``open()`` would, rename it onto ``path``."""
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    apply_umask(tmp)
+    os.replace(tmp, path)
     return path
 
 
+@contextlib.contextmanager
+def atomic_path(path: Union[str, os.PathLike], suffix: str = ".tmp") -> Iterator[Path]:
+    """The one way percept writes an output file: yields a temporary path beside ``path``; when the
+    block ends normally the file is flushed (fsync) and renamed onto ``path``; when it raises (Ctrl-C
+    included) the temporary file is deleted. Either the old file or the new one, never half of one.
+
+    >>> with atomic_path("out/model.onnx") as tmp:
+    ...     tmp.write_bytes(data)
+    """
+    path = Path(path)
+    tmp = temp_beside(path, suffix)
+    try:
+        yield tmp
+        commit_temp(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def save_image(img: Image.Image, path: Union[str, os.PathLike]) -> Path:
+    """Write an image atomically (:func:`atomic_path`); the format follows the extension."""
+    path = check_output_path(path)
+    fmt = SAVE_FORMATS[path.suffix.lower()]
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        img.save(fh, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
+    return path
+
+
+def check_strength(strength: float) -> float:
+    """``strength`` must be in [0, 1] (0: the photo, 1: full style)."""
+    if not 0.0 <= strength <= 1.0:
+        raise PerceptError(f"strength must be between 0 and 1, got {strength}")
+    return float(strength)
+
+
+def finish_frame(stylized: np.ndarray, photo: np.ndarray, strength: float = 1.0,
+                 preserve_color: bool = False) -> np.ndarray:
+    """Colour preservation and strength on uint8 HxWx3 RGB arrays of one size: the one implementation
+    that the API, the CLI, video and the webcam share.
+
+    ``preserve_color``: luminance-only transfer (Gatys et al. 2016, "Preserving Color in Neural
+    Artistic Style Transfer"): the stylised frame's luma (ITU-R BT.601 YCbCr, as Pillow computes it)
+    with the photo's chroma. ``strength``: ``photo * (1 - s) + stylised * s``, rounded.
+    """
+    check_strength(strength)
+    if stylized.shape != photo.shape:
+        raise PerceptError(f"stylised and original frames differ in size: {stylized.shape} vs {photo.shape}")
+    out = stylized
+    if preserve_color:
+        luma = np.asarray(Image.fromarray(stylized, "RGB").convert("YCbCr"))[..., 0]
+        ycc = np.array(Image.fromarray(photo, "RGB").convert("YCbCr"))
+        ycc[..., 0] = luma
+        out = np.asarray(Image.fromarray(ycc, "YCbCr").convert("RGB"))
+    if strength < 1.0:
+        out = (photo.astype(np.float32) * np.float32(1.0 - strength) + out.astype(np.float32) * np.float32(strength)
+               + np.float32(0.5)).astype(np.uint8)
+    return out
+
+
+def _same_size(original: Image.Image, size: tuple[int, int]) -> Image.Image:
+    return original if original.size == size else original.resize(size, Image.Resampling.LANCZOS)
+
+
 def preserve_color(stylized: Image.Image, original: Image.Image) -> Image.Image:
-    """Luminance-only transfer (Gatys et al. 2016, "Preserving Color in Neural Artistic Style
-    Transfer"): keep the stylized image's luminance and the photo's chrominance (YCbCr)."""
-    y, _, _ = stylized.convert("YCbCr").split()
-    if original.size != stylized.size:
-        original = original.resize(stylized.size, Image.LANCZOS)
-    _, cb, cr = original.convert("YCbCr").split()
-    return Image.merge("YCbCr", (y, cb, cr)).convert("RGB")
+    """Keep the stylised image's luminance and the photo's colours (see :func:`finish_frame`)."""
+    original = _same_size(original.convert("RGB"), stylized.size)
+    return Image.fromarray(finish_frame(np.asarray(stylized.convert("RGB")), np.asarray(original), 1.0, True), "RGB")
 
 
 def blend(stylized: Image.Image, original: Image.Image, strength: float) -> Image.Image:
-    """Mix the stylized picture with the photo: 1 is full style, 0 the untouched photo."""
-    if not 0.0 <= strength <= 1.0:
-        raise PerceptError(f"strength must be between 0 and 1, got {strength}")
-    if strength >= 1.0:
+    """Mix the stylised picture with the photo: 1 is full style, 0 the untouched photo."""
+    if check_strength(strength) >= 1.0:
         return stylized
-    if original.size != stylized.size:
-        original = original.resize(stylized.size, Image.LANCZOS)
-    return Image.blend(original, stylized, strength)
+    original = _same_size(original.convert("RGB"), stylized.size)
+    return Image.fromarray(finish_frame(np.asarray(stylized.convert("RGB")), np.asarray(original), strength), "RGB")
 
 
 def apply_umask(path: Union[str, os.PathLike]) -> None:
@@ -180,16 +240,20 @@ def apply_umask(path: Union[str, os.PathLike]) -> None:
 
 
 def atomic_write_bytes(path: Union[str, os.PathLike], data: bytes) -> None:
-    """Write bytes to ``path`` through a temporary file and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        apply_umask(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write bytes to ``path`` atomically (:func:`atomic_path`)."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """Sorted image files in ``folder`` (recursively); a missing or empty folder is a user error."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise PerceptError(f"{folder}: no such folder")
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    if not files:
+        raise PerceptError(f"{folder}: no images found (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})")
+    return files
