@@ -1,5 +1,6 @@
-"""Shared fixtures: real photos and paintings from ../shared/data (never copied into the repo), a tiny
-style network trained for real, and image files in every awkward format."""
+"""Shared fixtures, all made from the repository alone (tests/images.py): a data folder of real photos
+(scikit-image's bundled samples, as JPEG) and two procedurally painted paintings, a tiny style network
+trained for real, and image files in every awkward format."""
 
 from __future__ import annotations
 
@@ -9,38 +10,42 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from images import write_fixture_data
 from PIL import Image
-
-REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("PERCEPT_DATA", REPO.parent / "shared" / "data"))
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
 
-def _require_data() -> Path:
-    if not (DATA / "content").is_dir():
-        pytest.skip(f"shared data not found at {DATA}")
-    return DATA
-
-
 @pytest.fixture(scope="session")
-def data_dir() -> Path:
-    return _require_data()
+def data_dir(tmp_path_factory) -> Path:
+    """``content/``: twelve photos as JPEG (tests/images.py PHOTOS: astronaut, chelsea, coffee, ...,
+    rocket and four crops), long side <= 640 px; ``styles/``: ``starry.jpg`` and ``wave.jpg``."""
+    return write_fixture_data(tmp_path_factory.mktemp("data"))
 
 
 @pytest.fixture(scope="session")
 def photo_path(data_dir) -> Path:
-    return data_dir / "content" / "kodim05.jpg"
+    """motorcycle.jpg (stereo_motorcycle's left view, 640x432): a busy, colourful, asymmetric indoor scene
+    in about 3:2 (64 px wide is 64x43), like the Kodak photo the checks were first tuned on."""
+    return data_dir / "content" / "motorcycle.jpg"
 
 
 @pytest.fixture(scope="session")
 def painting_path(data_dir) -> Path:
-    return data_dir / "styles" / "starry_night.jpg"
+    """The starry-night-like painting: blue/yellow swirling brush strokes."""
+    return data_dir / "styles" / "starry.jpg"
+
+
+@pytest.fixture(scope="session")
+def wave_path(data_dir) -> Path:
+    """The great-wave-like painting: blue/white crests over a beige sky."""
+    return data_dir / "styles" / "wave.jpg"
 
 
 @pytest.fixture(scope="session")
 def small_data(tmp_path_factory, data_dir) -> Path:
-    """Six real photos, shrunk, as a training folder (fast to decode)."""
+    """The first six photos by name, shrunk, as a training folder (fast to decode); the every-3rd
+    hold-out split keeps coffee.jpg and motorcycle.jpg."""
     folder = tmp_path_factory.mktemp("small_data")
     for p in sorted((data_dir / "content").glob("*.jpg"))[:6]:
         img = Image.open(p).convert("RGB")

@@ -46,7 +46,7 @@ def test_strength_zero_returns_the_photo(capsys, tmp_path, tiny_model, photo_pat
     out = tmp_path / "same.png"
     assert run(capsys, "stylize", str(photo_path), "--model", str(tiny_model), "-o", str(out), "--size", "48",
                "--strength", "0")[0] == 0
-    from percept.imageio import load_image, resize_long_side
+    from percept.images import load_image, resize_long_side
 
     ref = np.asarray(resize_long_side(load_image(photo_path), 48))
     assert np.array_equal(np.asarray(Image.open(out)), ref)
@@ -79,7 +79,7 @@ def test_bad_images_fail_cleanly(capsys, tmp_path, tiny_model, photo_path, case,
 def test_unknown_model_name_lists_shipped_ones(capsys, tmp_path, photo_path):
     code, _, err = run(capsys, "stylize", str(photo_path), "--model", "van_gogh_please", "-o",
                        str(tmp_path / "o.png"))
-    assert_one_line_error(code, err, "unknown model 'van_gogh_please'; shipped models:")
+    assert_one_line_error(code, err, "unknown model 'van_gogh_please'; models: ")
 
 
 def test_corrupt_checkpoint(capsys, tmp_path, tiny_model, photo_path):

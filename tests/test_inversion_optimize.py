@@ -7,10 +7,16 @@ import torch
 from PIL import Image
 
 from percept.errors import PerceptError
-from percept.imageio import to_tensor
+from percept.images import to_tensor
 from percept.models.vgg import LossNetwork
-from percept.visualize.inversion import (MV_DEFAULTS, InversionResult, feature_space_error, image_space_error,
-                                         invert_optimize, resolve_settings)
+from percept.visualize.inversion import (
+    MV_DEFAULTS,
+    InversionResult,
+    feature_space_error,
+    image_space_error,
+    invert_optimize,
+    resolve_settings,
+)
 
 SIZE = 64
 

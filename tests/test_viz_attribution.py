@@ -13,14 +13,14 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import nn
+from viz_support import LABELS, box_mask, make_images, object_mask, train_classifier
 
 from percept.cli import main
 from percept.errors import PerceptError
-from percept.imageio import load_image, resize_long_side, to_tensor
+from percept.images import load_image, resize_long_side, to_tensor
 from percept.visualize import attribution as A
 from percept.visualize.classviz import class_model, fooling_image
 from percept.visualize.common import count_hooks
-from viz_support import LABELS, box_mask, make_images, object_mask, train_classifier
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -57,7 +57,7 @@ def shapes():
 
 @pytest.fixture(scope="session")
 def half_photo(photo_path):
-    """kodim05 at 64x64 with its left half grey: a channel can only fire on the right half."""
+    """The test photo at 64x64 with its left half grey: a channel can only fire on the right half."""
     x = to_tensor(load_image(photo_path).resize((64, 64), Image.LANCZOS))
     x[:, :, :, :32] = 0.5
     return x
@@ -272,23 +272,24 @@ def _pngs_ok(folder, names):
         assert arr.std() > 2, f"{n} is flat"
 
 
-COMMANDS = {  # command: (extra options, files written for the photo kodim05)
-    "predict": ([], ["kodim05_predict.png"]),
-    "saliency": (["--segment"], ["kodim05_saliency.png", "kodim05_saliency_overlay.png", "kodim05_segment.png",
-                                 "kodim05_segment_mask.png", "kodim05_saliency_sheet.png"]),
-    "guided-backprop": ([], ["kodim05_guided_backprop.png", "kodim05_guided_backprop_sheet.png"]),
-    "deconvnet": ([], ["kodim05_deconvnet.png", "kodim05_deconvnet_sheet.png"]),
-    "gradcam": ([], ["kodim05_gradcam.png", "kodim05_gradcam_overlay.png", "kodim05_guided_gradcam.png",
-                     "kodim05_gradcam_sheet.png"]),
-    "occlusion": (["--patch", "8", "--stride", "4"], ["kodim05_occlusion.png", "kodim05_occlusion_overlay.png",
-                                                      "kodim05_occlusion_sheet.png"]),
-    "fool": ([], ["kodim05_fooled.png", "kodim05_fool_diff.png", "kodim05_fool_sheet.png"]),
+COMMANDS = {  # command: (extra options, files written for a photo named {photo})
+    "predict": ([], ["{photo}_predict.png"]),
+    "saliency": (["--segment"], ["{photo}_saliency.png", "{photo}_saliency_overlay.png", "{photo}_segment.png",
+                                 "{photo}_segment_mask.png", "{photo}_saliency_sheet.png"]),
+    "guided-backprop": ([], ["{photo}_guided_backprop.png", "{photo}_guided_backprop_sheet.png"]),
+    "deconvnet": ([], ["{photo}_deconvnet.png", "{photo}_deconvnet_sheet.png"]),
+    "gradcam": ([], ["{photo}_gradcam.png", "{photo}_gradcam_overlay.png", "{photo}_guided_gradcam.png",
+                     "{photo}_gradcam_sheet.png"]),
+    "occlusion": (["--patch", "8", "--stride", "4"], ["{photo}_occlusion.png", "{photo}_occlusion_overlay.png",
+                                                      "{photo}_occlusion_sheet.png"]),
+    "fool": ([], ["{photo}_fooled.png", "{photo}_fool_diff.png", "{photo}_fool_sheet.png"]),
 }
 
 
 @pytest.mark.parametrize("command", list(COMMANDS))
 def test_cli_with_a_classifier_file(capsys, tmp_path, clf_file, photo_path, command):
     extra, names = COMMANDS[command]
+    names = [n.format(photo=photo_path.stem) for n in names]
     if command == "fool":
         extra = ["--to", "blue stripes"]
     code, out, err = run(capsys, "viz", command, photo_path, "--classifier", clf_file, *extra, "-o", tmp_path,
@@ -304,6 +305,7 @@ def test_cli_with_a_classifier_file(capsys, tmp_path, clf_file, photo_path, comm
 @pytest.mark.parametrize("command", list(COMMANDS))
 def test_cli_with_a_loss_network_channel(capsys, tmp_path, photo_path, command):
     extra, names = COMMANDS[command]
+    names = [n.format(photo=photo_path.stem) for n in names]
     target = "relu2_1" if command == "predict" else "relu2_1:5"
     if command == "fool":
         with torch.no_grad():
@@ -384,4 +386,4 @@ def test_cli_fool_that_does_not_get_there_says_so(capsys, tmp_path, clf_file, ph
                          "--max-steps", 1, "-o", tmp_path, "--quiet")
     assert code == 1, err
     assert "not fooled after 1 steps: green disc not reached" in out
-    _pngs_ok(tmp_path, ["kodim05_fooled.png", "kodim05_fool_sheet.png"])
+    _pngs_ok(tmp_path, [f"{photo_path.stem}_fooled.png", f"{photo_path.stem}_fool_sheet.png"])

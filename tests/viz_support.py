@@ -70,7 +70,7 @@ def train_classifier(steps: int = 150, batch: int = 64, seed: int = 0,
     and the gradient (what saliency shows) is spread over the whole image.
     """
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # a net this small trains fastest on one thread (and the CI box is shared)
+    torch.set_num_threads(1)  # a net this small trains fastest on one thread (and the CI box runs other jobs too)
     try:
         return _train(steps, batch, seed, sparsity)
     finally:
