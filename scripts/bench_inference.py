@@ -43,9 +43,10 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "scripts"))
 
 from benchdocs import update_block  # noqa: E402
+
 from percept.inference.engine import Engine  # noqa: E402
 from percept.inference.export import export_onnx  # noqa: E402
-from percept.inference.registry import checkpoints_dir  # noqa: E402
+from percept.registry import checkpoints_dir  # noqa: E402
 
 SIZES = ["256x256", "512x512", "1280x720", "1920x1080"]
 
@@ -70,7 +71,7 @@ def frame_of(w: int, h: int) -> np.ndarray:
     from PIL import Image
     from skimage import data
 
-    return np.asarray(Image.fromarray(data.astronaut()).resize((w, h), Image.LANCZOS))
+    return np.asarray(Image.fromarray(data.astronaut()).resize((w, h), Image.Resampling.LANCZOS))
 
 
 def webcam_fps(model: str, seconds: float = 10.0) -> dict:

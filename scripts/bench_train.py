@@ -29,11 +29,11 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "scripts"))
 
 from benchdocs import update_block  # noqa: E402
+
 from percept.models.losses import PerceptualLoss, content_loss, gram_matrix, tv_loss  # noqa: E402
 from percept.models.transformer import TransformerNet  # noqa: E402
 from percept.models.vgg import LossNetwork  # noqa: E402
 from percept.training.style import step_precision, train_step  # noqa: E402
-
 
 
 def reference_step(model, vgg, style_grams, optimizer, x, cw, sw, tvw):

@@ -30,12 +30,13 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "scripts"))
 
 from benchdocs import update_block  # noqa: E402
+
 from percept.evaluation import StyleMetric  # noqa: E402
-from percept.imageio import load_image, resize_long_side  # noqa: E402
+from percept.images import load_image, resize_long_side  # noqa: E402
 from percept.inference.engine import Engine  # noqa: E402
 from percept.inference.export import export_onnx  # noqa: E402
-from percept.inference.registry import list_models  # noqa: E402
 from percept.models.losses import PerceptualLoss  # noqa: E402
+from percept.registry import list_models  # noqa: E402
 from percept.training.data import list_images, split_holdout  # noqa: E402
 
 

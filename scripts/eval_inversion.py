@@ -41,14 +41,14 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "scripts"))
 
 from benchdocs import update_block  # noqa: E402
+
 from percept.demo import contact_sheet  # noqa: E402
-from percept.imageio import load_image, resize_long_side, to_image, to_tensor  # noqa: E402
+from percept.images import load_image, resize_long_side, to_image, to_tensor  # noqa: E402
 from percept.inference.invert import Inverter, crop_to_stride  # noqa: E402
-from percept.inference.registry import list_models  # noqa: E402
 from percept.models.vgg import LossNetwork, layer_names  # noqa: E402
+from percept.registry import list_models  # noqa: E402
 from percept.training.data import list_images, split_holdout  # noqa: E402
-from percept.visualize.inversion import (MV_DEFAULTS, feature_space_error, image_space_error,  # noqa: E402
-                                         invert_optimize)
+from percept.visualize.inversion import MV_DEFAULTS, feature_space_error, image_space_error, invert_optimize  # noqa: E402
 
 
 def metrics(net: LossNetwork, y: torch.Tensor, x: torch.Tensor, layer: str) -> dict:

@@ -36,15 +36,15 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "scripts"))
 
 from benchdocs import update_block  # noqa: E402
+
 from percept.demo import contact_sheet  # noqa: E402
 from percept.evaluation import StyleMetric  # noqa: E402
-from percept.imageio import load_image, resize_long_side, save_image, to_tensor  # noqa: E402
-from percept.inference.registry import list_models  # noqa: E402
+from percept.images import load_image, resize_long_side, save_image, to_tensor  # noqa: E402
 from percept.inference.stylize import Stylizer  # noqa: E402
 from percept.models.losses import PerceptualLoss  # noqa: E402
+from percept.registry import list_models  # noqa: E402
 from percept.training.data import list_images, split_holdout  # noqa: E402
 from percept.visualize.gatys import optimize_style  # noqa: E402
-
 
 
 def mean(xs):

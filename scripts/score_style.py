@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from percept.evaluation import StyleMetric  # noqa: E402
-from percept.imageio import load_image  # noqa: E402
+from percept.images import load_image  # noqa: E402
 from percept.inference.stylize import Stylizer  # noqa: E402
 from percept.training.data import list_images, split_holdout  # noqa: E402
 
