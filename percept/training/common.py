@@ -43,6 +43,18 @@ class LoopOptions(RunOptions):
     ``--resume`` with the same or more ``iterations`` continues it)."""
 
 
+def fill_arch_defaults(cfg) -> None:
+    """A style network config's ``channels`` / ``n_residual`` left as None become its architecture's
+    (:data:`percept.models.transformer.ARCH_DEFAULTS`); an unknown ``arch`` is a one-line error."""
+    from percept.models.transformer import arch_default
+
+    try:
+        cfg.channels = list(cfg.channels or arch_default(cfg.arch, "channels"))
+        cfg.n_residual = cfg.n_residual or arch_default(cfg.arch, "n_residual")
+    except ValueError as exc:
+        raise PerceptError(str(exc)) from None
+
+
 def prepare_run(cfg) -> tuple[list[Path], list[Path], Path]:
     """The start of every run: ``cfg.data``'s photos split into training and held-out ones (every
     ``holdout_every``-th held out), the output folder ``cfg.out`` made, and the seed set. Returns

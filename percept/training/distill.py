@@ -26,9 +26,9 @@ from percept.checkpoint import save_style_model
 from percept.device import device_name, resolve_device
 from percept.errors import PerceptError
 from percept.images import load_image, resize_long_side, to_tensor
-from percept.models.transformer import arch_default, build_transformer
+from percept.models.transformer import build_transformer
 from percept.models.transformer import load_style_network as load_style_model
-from percept.training.common import RunOptions, prepare_run
+from percept.training.common import RunOptions, fill_arch_defaults, prepare_run
 from percept.training.data import RandomCropDataset
 from percept.version import __version__
 
@@ -53,11 +53,7 @@ class DistillConfig(RunOptions):
     lr: float = 3e-3
 
     def __post_init__(self) -> None:
-        try:
-            self.channels = list(self.channels or arch_default(self.arch, "channels"))
-            self.n_residual = self.n_residual or arch_default(self.arch, "n_residual")
-        except ValueError as exc:
-            raise PerceptError(str(exc)) from None
+        fill_arch_defaults(self)
 
 
 def distill_style(cfg: DistillConfig, progress: bool = True) -> Path:

@@ -25,9 +25,10 @@ from percept.device import device_name, resolve_device
 from percept.errors import PerceptError
 from percept.images import load_image, resize_long_side, to_tensor
 from percept.models.losses import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, PerceptualLoss
-from percept.models.transformer import arch_default, build_transformer
+from percept.models.transformer import build_transformer
 from percept.training.common import (
     LoopOptions,
+    fill_arch_defaults,
     log_previews,
     optimizer_to,
     prepare_run,
@@ -72,11 +73,7 @@ class StyleTrainConfig(LoopOptions):
 
 
     def __post_init__(self) -> None:
-        try:
-            self.channels = list(self.channels or arch_default(self.arch, "channels"))
-            self.n_residual = self.n_residual or arch_default(self.arch, "n_residual")
-        except ValueError as exc:
-            raise PerceptError(str(exc)) from None
+        fill_arch_defaults(self)
 
 
 def _sha1(path: Path) -> str:
