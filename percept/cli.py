@@ -34,7 +34,8 @@ def _channels(text: str) -> list[int]:
 def cmd_train_style(args: argparse.Namespace) -> int:
     from percept.training.style import StyleTrainConfig, train_style
 
-    path = train_style(config_from_args(StyleTrainConfig, args), resume=args.resume, progress=not args.quiet)
+    cfg = config_from_args(StyleTrainConfig, args, out=_out_folder(args))
+    path = train_style(cfg, resume=args.resume, progress=not args.quiet)
     print(f"model written to {path} (card: {path.with_suffix('.json')})")
     return 0
 
@@ -42,7 +43,8 @@ def cmd_train_style(args: argparse.Namespace) -> int:
 def cmd_train_decoder(args: argparse.Namespace) -> int:
     from percept.training.decoder import DecoderTrainConfig, train_decoder
 
-    path = train_decoder(config_from_args(DecoderTrainConfig, args), resume=args.resume, progress=not args.quiet)
+    cfg = config_from_args(DecoderTrainConfig, args, out=_out_folder(args))
+    path = train_decoder(cfg, resume=args.resume, progress=not args.quiet)
     print(f"decoder written to {path} (card: {path.with_suffix('.json')})")
     return 0
 
@@ -50,7 +52,7 @@ def cmd_train_decoder(args: argparse.Namespace) -> int:
 def cmd_distill(args: argparse.Namespace) -> int:
     from percept.training.distill import DistillConfig, distill_style
 
-    path = distill_style(config_from_args(DistillConfig, args), progress=not args.quiet)
+    path = distill_style(config_from_args(DistillConfig, args, out=_out_folder(args)), progress=not args.quiet)
     print(f"model written to {path} (card: {path.with_suffix('.json')})")
     return 0
 
@@ -252,6 +254,17 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+OUT_HELP = ("output folder (default: the user model folder, $PERCEPT_USER_MODELS or ~/.cache/percept/models, "
+            "where `--model NAME` finds it): NAME.pt, NAME.json")
+
+
+def _out_folder(args: argparse.Namespace) -> str:
+    """``--out``, else the user model folder (so the trained model is found by name)."""
+    from percept.registry import user_dir
+
+    return args.out or str(user_dir())
+
+
 def _training_run_options(p: argparse.ArgumentParser, cfg: type, time_limit_help: str) -> None:
     """Options every training command shares (held-out previews, checkpoints, time limit, resume, ...),
     their defaults from the run's config dataclass."""
@@ -288,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train-style", help="train a feed-forward style network (Johnson et al. 2016)")
     t.add_argument("--style", required=True, help="the style image (a painting)")
     t.add_argument("--data", required=True, help="folder of training photos")
-    t.add_argument("--out", required=True, help="output folder: NAME.pt, NAME.json, NAME.train.pt, tb/")
+    t.add_argument("--out", help=OUT_HELP + ", NAME.train.pt, tb/")
     config_option(t, cfg, "name", help="model name (default: the style file's stem)")
     config_option(t, cfg, "image_size", type=_positive_int, help="training crop size (paper 256)")
     config_option(t, cfg, "batch_size", type=_positive_int, help="(paper 4)")
@@ -311,7 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
                                               "(Dosovitskiy & Brox 2016)")
     td.add_argument("--layer", required=True, help="the VGG19 layer to invert, e.g. relu3_1 (relu*/pool* layers)")
     td.add_argument("--data", required=True, help="folder of training photos")
-    td.add_argument("--out", required=True, help="output folder: NAME.pt, NAME.json, NAME.train.pt, tb/")
+    td.add_argument("--out", help=OUT_HELP + ", NAME.train.pt, tb/")
     config_option(td, cfg, "name", help="model name (default decoder_LAYER)")
     config_option(td, cfg, "loss", choices=["pixel", "pixel+feature"],
                   help="pixel: MSE (CVPR 2016); pixel+feature: plus the relative feature error at the layer "
@@ -352,7 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
     ds = sub.add_parser("distill", help="train a fast network to reproduce a trained one (no loss network)")
     ds.add_argument("--teacher", required=True, help="the trained model to imitate (name or .pt)")
     ds.add_argument("--data", required=True, help="folder of training photos")
-    ds.add_argument("--out", required=True, help="output folder: NAME.pt, NAME.json, tb/")
+    ds.add_argument("--out", help=OUT_HELP + ", tb/")
     config_option(ds, cfg, "name", help="default: TEACHER_ARCH")
     _architecture_options(ds, cfg)
     config_option(ds, cfg, "image_size", type=_positive_int)

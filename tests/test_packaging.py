@@ -235,3 +235,16 @@ def test_no_test_reads_outside_the_repository():
     hits = [f"{p.name}: {word}" for p in (REPO / "tests").glob("*.py") for word in outside[1:]
             if word in p.read_text()]
     assert not hits, hits
+
+
+def test_a_model_trained_without_out_lands_in_the_user_folder(user_models, small_data, painting_path, cat_jpg,
+                                                               tmp_path, capsys):
+    code = main(["train-style", "--style", str(painting_path), "--data", str(small_data), "--name", "mine",
+                 "--image-size", "32", "--batch-size", "1", "--iterations", "2", "--channels", "4,8,8",
+                 "--residual-blocks", "1", "--style-size", "64", "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    assert (user_models / "mine.pt").is_file() and (user_models / "mine.json").is_file()
+    assert [m.name for m in list_models(source="user")] == ["mine"]  # not its .train.pt
+    out = tmp_path / "o.png"
+    assert main(["stylize", str(cat_jpg), "--model", "mine", "-o", str(out), "--quiet"]) == 0
+    assert Image.open(out).size == (150, 100)
