@@ -51,16 +51,22 @@ def load_network(path: Path, kind: str, what: str, build) -> tuple[torch.nn.Modu
     ckpt = load_checkpoint(path)
     if ckpt["kind"] != kind:
         raise PerceptError(f"{path}: a '{ckpt['kind']}' checkpoint, not {what}")
+    config = ckpt.get("config", {})
+    if not isinstance(config, dict):
+        raise PerceptError(f"{path}: its config is not a table of settings ({type(config).__name__})")
     try:
-        net = build(ckpt.get("config", {}))
+        net = build(config)
     except KeyError as exc:
         raise PerceptError(f"{path}: its config has no {exc} entry") from None
-    except (ValueError, TypeError) as exc:
-        raise PerceptError(f"{path}: {exc}") from None
+    except (ValueError, TypeError, RuntimeError, AttributeError, OverflowError, MemoryError) as exc:
+        raise PerceptError(f"{path}: its config does not describe a network ({str(exc).splitlines()[0][:200]})") from None
     try:
         net.load_state_dict(ckpt["state_dict"])
-    except RuntimeError:
+    except (RuntimeError, TypeError, AttributeError):
         raise PerceptError(f"{path}: weights do not fit the architecture its config describes") from None
+    for name, t in net.state_dict().items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise PerceptError(f"{path}: the weights contain NaN or infinity ({name}); refusing to use them")
     net.eval().requires_grad_(False)
     return net, ckpt.get("card", {})
 

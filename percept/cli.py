@@ -7,6 +7,7 @@ Ctrl-C ends with exit code 130. Output files are written atomically, so neither 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -60,13 +61,16 @@ def cmd_distill(args: argparse.Namespace) -> int:
 def cmd_models(args: argparse.Namespace) -> int:
     from percept.registry import list_models, model_dirs
 
-    models = list_models()
+    broken: list[PerceptError] = []
+    models = list_models(broken=broken)
     dirs = model_dirs()
     for source, folder in dirs:
         count = sum(m.source == source for m in models)
         state = "" if folder.is_dir() else " (not created yet)"
         print(f"{source} models: {folder}{state}: {count}")
     if not models:
+        if broken:
+            raise PerceptError("; ".join(map(str, broken)))
         print("no models found (set PERCEPT_CHECKPOINTS, or reinstall percept from a wheel that carries its models)")
         return 1
     print(f"\n{'name':<20} {'kind':<18} {'architecture':<22} {'iterations':>10}  {'files':<10} {'where':<8} trained on")
@@ -86,6 +90,9 @@ def cmd_models(args: argparse.Namespace) -> int:
               f"{files:<10} {where:<8} {card.get('device', '?')}")
     if any(m.name in {n.name for n in models if n.source == "shipped"} and m.source == "user" for m in models):
         print("\n(hidden): a user model with a shipped model's name; give its path to use it")
+    if broken:
+        sys.stdout.flush()
+        raise PerceptError("; ".join(map(str, broken)))
     return 0
 
 
@@ -99,6 +106,9 @@ def cmd_stylize(args: argparse.Namespace) -> int:
         targets = [(inputs[0], check_output_path(out))]
     else:
         if out.exists() and not out.is_dir():
+            if len(inputs) == 1:
+                raise PerceptError(f"{out}: not an image file name (give one with an extension such as .png) "
+                                   "nor a folder")
             raise PerceptError(f"{out}: several inputs need -o to be a folder")
         targets = [(p, out / f"{p.stem}.png") for p in inputs]
     for p, _ in targets:  # fail before doing any work
@@ -128,7 +138,7 @@ def cmd_optimize_style(args: argparse.Namespace) -> int:
             blend = [float(w) for w in args.style_blend.split(",")]
         except ValueError:
             raise PerceptError(f"--style-blend: expected numbers like 0.7,0.3, got '{args.style_blend}'") from None
-        if len(blend) != len(args.style) or min(blend) < 0 or sum(blend) <= 0:
+        if len(blend) != len(args.style) or not all(math.isfinite(w) and w >= 0 for w in blend) or sum(blend) <= 0:
             raise PerceptError(f"--style-blend needs {len(args.style)} non-negative weights (one per --style)")
     content = load_image(args.content)
     styles = [load_image(s) for s in args.style]
@@ -427,7 +437,7 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--model", action="append", help="model to start with (repeat to choose the cycle; "
                                                     "default: every shipped style)")
     src = w.add_mutually_exclusive_group()
-    src.add_argument("--camera", type=int, default=0, help="camera index (default 0)")
+    src.add_argument("--camera", type=_nonneg_int, default=0, help="camera index (default 0)")
     src.add_argument("--source", help="a video file played as if it were a camera")
     w.add_argument("--size", type=_positive_int, default=512, help="long side the network runs at (default 512)")
     w.add_argument("--strength", type=_unit_float, default=1.0)
@@ -454,7 +464,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--style-weight", type=_nonneg_float, default=10.0)
     g.add_argument("--tv-weight", type=_nonneg_float, default=10.0)
     g.add_argument("--preserve-color", action="store_true")
-    g.add_argument("--snapshot-every", type=int, default=0, help="save OUT_snapshots/step_N.png every N steps")
+    g.add_argument("--snapshot-every", type=_nonneg_int, default=0,
+                   help="save OUT_snapshots/step_N.png every N steps (default 0: none)")
     g.add_argument("--device", default="auto")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--quiet", action="store_true")
@@ -468,15 +479,45 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised in the main thread like Ctrl-C, so every output's clean-up runs."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise _Terminated(signum)
+
+
+def _handle_termination() -> None:
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for name in ("SIGTERM", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is not None and signal.getsignal(sig) in (signal.SIG_DFL, None):
+            signal.signal(sig, _raise_terminated)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    _handle_termination()
     try:
         return int(args.func(args) or 0)
     except PerceptError as exc:
         print(f"percept: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        if isinstance(exc, _Terminated):
+            import signal
+
+            print(f"percept: stopped by {signal.Signals(exc.signum).name}", file=sys.stderr)
+            return 128 + exc.signum
         print("percept: interrupted", file=sys.stderr)
         return 130
 

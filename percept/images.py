@@ -89,6 +89,10 @@ def load_image(image: ImageLike, min_side: int = MIN_SIDE) -> Image.Image:
                 img.load()
         except UnidentifiedImageError:
             raise PerceptError(f"{path}: not an image file PIL can read") from None
+        except Image.DecompressionBombError:
+            limit = (Image.MAX_IMAGE_PIXELS or 0) * 2 / 1e6
+            raise PerceptError(f"{path}: the image is larger than percept opens (over {limit:.0f} megapixels, "
+                               "Pillow's decompression-bomb limit); resize it first") from None
         except (OSError, SyntaxError, ValueError) as exc:
             raise PerceptError(f"{path}: cannot decode image ({exc})") from None
     img = _to_rgb(img)
@@ -135,6 +139,8 @@ def check_output_path(path: Union[str, os.PathLike]) -> Path:
     parent = path.parent if str(path.parent) else Path(".")
     if parent.exists() and not parent.is_dir():
         raise PerceptError(f"{parent}: is not a folder")
+    if path.is_dir():
+        raise PerceptError(f"{path}: is a folder; give the output a file name")
     return path
 
 

@@ -145,16 +145,23 @@ def _names(folder: Path) -> list[str]:
     return sorted({p.stem for p in entries if p.suffix in MODEL_SUFFIXES and not p.name.endswith(".train.pt")})
 
 
-def list_models(kind: str | ModelKind | None = None, source: str | None = None) -> list[ModelFiles]:
+def list_models(kind: str | ModelKind | None = None, source: str | None = None,
+                broken: list[PerceptError] | None = None) -> list[ModelFiles]:
     """Every model in the shipped and the user folder (shipped first, each sorted by name),
     optionally only one ``kind`` or one ``source``. A user model with a shipped model's name is
-    listed but not used by name (the shipped one comes first)."""
+    listed but not used by name (the shipped one comes first). A model whose card cannot be read is
+    left out; its error goes into ``broken`` when a list is given."""
     out = []
     for where, folder in model_dirs():
         if source is not None and where != source:
             continue
         for name in _names(folder):
-            entry = _files(folder, name, where)
+            try:
+                entry = _files(folder, name, where)
+            except PerceptError as exc:
+                if broken is not None:
+                    broken.append(exc)
+                continue
             if entry is not None and (kind is None or entry.kind == str(kind)):
                 out.append(entry)
     return out

@@ -32,10 +32,16 @@ def _cv2():
     return cv2
 
 
+MAX_CAMERA_INDEX = 64
+"""Camera indices percept passes to OpenCV: 0 .. 63 (``/dev/video0`` ...)."""
+
+
 def open_capture(source: str | int):
     """An opened ``cv2.VideoCapture`` for a file path or camera index, or a clear error."""
     cv2 = _cv2()
     if isinstance(source, int):
+        if not 0 <= source < MAX_CAMERA_INDEX:  # OpenCV crashes (SIGSEGV) on some negative indices
+            raise PerceptError(f"camera must be an index from 0 to {MAX_CAMERA_INDEX - 1}, got {source}")
         cap = cv2.VideoCapture(source)
         if not cap.isOpened():
             raise PerceptError(f"no camera at index {source} (is one connected, and free? try --camera 1, "
@@ -89,11 +95,37 @@ class AtomicVideoWriter:
         self.frames += 1
 
     def commit(self) -> Path:
+        """Finish the file and rename it onto ``path``, after checking that it really was written:
+        OpenCV's writer reports no write errors (a full disk gives a truncated file and no error), so
+        the file is re-opened and its frames counted; nothing is left behind when that fails."""
         self.writer.release()
-        if self.frames == 0:
+        try:
+            if self.frames == 0:
+                raise PerceptError(f"no frames to write to {self.path}")
+            problem = self._check_written()
+            if problem:
+                raise PerceptError(f"{self.path}: the video could not be written ({problem}); nothing was saved")
+            return commit_temp(self.tmp, self.path)
+        except OSError as exc:
+            raise PerceptError(f"{self.path}: the video could not be written ({exc.strerror or exc}); "
+                               "nothing was saved") from None
+        finally:
             self.tmp.unlink(missing_ok=True)
-            raise PerceptError(f"no frames to write to {self.path}")
-        return commit_temp(self.tmp, self.path)
+
+    def _check_written(self) -> str | None:
+        cv2 = _cv2()
+        if self.tmp.stat().st_size == 0:
+            return "the file is empty: is the disk full?"
+        cap = cv2.VideoCapture(str(self.tmp))
+        try:
+            if not cap.isOpened():
+                return "the file cannot be read back: is the disk full?"
+            count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+            if 0 < count < self.frames:
+                return f"only {count} of {self.frames} frames are in the file: is the disk full?"
+        finally:
+            cap.release()
+        return None
 
     def abort(self) -> None:
         self.writer.release()

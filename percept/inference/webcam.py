@@ -364,6 +364,12 @@ def run_webcam(models: Sequence[str], camera: int = 0, source: str | None = None
         if writer is not None:
             stats.output = writer.commit()
             writer = None
+    except KeyboardInterrupt:  # Ctrl-C, SIGTERM, SIGHUP: a recorder keeps what it recorded
+        if writer is not None and writer.frames:
+            kept, n = writer.commit(), writer.frames
+            writer = None
+            print(f"percept: stopped; kept the {n} frames recorded so far in {kept}", file=sys.stderr)
+        raise
     finally:
         stylist.stop()
         grabber.stop()

@@ -128,7 +128,12 @@ class FeatureDecoder(nn.Module):
 
 
 def build_decoder(config: dict) -> FeatureDecoder:
-    """The decoder a checkpoint's ``config`` describes."""
+    """The decoder a checkpoint's ``config`` describes (sizes checked first: a broken or hostile file
+    must not allocate without bound)."""
+    for key, top in (("width", 4096), ("n_blocks", 64), ("min_width", 4096)):
+        value = config.get(key)
+        if value is not None and not (isinstance(value, int) and 0 <= value <= top):
+            raise ValueError(f"{key} must be a whole number from 0 to {top}, got {value!r}")
     return FeatureDecoder(config["layer"], config.get("width"), config.get("n_blocks", 2), config.get("min_width", 32))
 
 

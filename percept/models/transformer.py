@@ -183,9 +183,24 @@ def arch_default(arch: str, key: str):
 """``--arch`` names: ``johnson`` (the paper's network, the default) and ``rt`` (real time on a CPU)."""
 
 
+MAX_WIDTH, MAX_BLOCKS = 4096, 64
+"""Sanity limits for a checkpoint's config: a broken or hostile file must not allocate without bound."""
+
+
+def _check_sizes(config: dict) -> None:
+    channels, blocks = config.get("channels"), config.get("n_residual")
+    if channels is not None:
+        if (not isinstance(channels, (list, tuple)) or len(channels) != 3
+                or not all(isinstance(c, int) and 0 < c <= MAX_WIDTH for c in channels)):
+            raise ValueError(f"channels must be three widths from 1 to {MAX_WIDTH}, got {channels!r}")
+    if blocks is not None and not (isinstance(blocks, int) and 0 <= blocks <= MAX_BLOCKS):
+        raise ValueError(f"n_residual must be a whole number from 0 to {MAX_BLOCKS}, got {blocks!r}")
+
+
 def build_transformer(config: dict) -> nn.Module:
     """The network a checkpoint's ``config`` describes (``arch`` missing means ``johnson``)."""
     arch = config.get("arch", "johnson")
+    _check_sizes(config)
     if arch == "rt":
         return RealtimeTransformerNet(config.get("channels") or arch_default("rt", "channels"),
                                       config.get("n_residual") or arch_default("rt", "n_residual"))

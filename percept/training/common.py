@@ -59,9 +59,11 @@ def prepare_run(cfg) -> tuple[list[Path], list[Path], Path]:
     """The start of every run: ``cfg.data``'s photos split into training and held-out ones (every
     ``holdout_every``-th held out), the output folder ``cfg.out`` made, and the seed set. Returns
     (training files, held-out files, output folder)."""
-    from percept.training.data import list_images, split_holdout
+    from percept.training.data import list_images, readable_images, split_holdout
 
     train_files, held = split_holdout(list_images(cfg.data), cfg.holdout_every)
+    train_files = readable_images(train_files, "training")
+    held = readable_images(held, "held-out", decode=True)  # few, and all decoded for previews anyway
     if not train_files:
         raise PerceptError(f"{cfg.data}: no training images left after holding out every {cfg.holdout_every}th")
     out = Path(cfg.out)
@@ -119,6 +121,9 @@ def resume_state(state_path: Path, cfg, keys: tuple[str, ...], model: torch.nn.M
     if not state_path.is_file():
         raise PerceptError(f"--resume: no training state at {state_path}")
     state = load_checkpoint(state_path)
+    if "optimizer" not in state or "step" not in state:
+        raise PerceptError(f"--resume: {state_path} is a finished '{state['kind']}' model, not a training state "
+                           "(no optimizer or step inside); start without --resume, or use --init MODEL")
     saved = state.get("config", {})
     for key in keys:
         if key in saved and saved[key] != getattr(cfg, key):

@@ -14,10 +14,47 @@ import numpy as np
 import torch
 from PIL import Image
 
-from percept.errors import PerceptError
+from percept.errors import PerceptError, warn
 from percept.images import IMAGE_EXTENSIONS, list_images, load_image
 
-__all__ = ["IMAGE_EXTENSIONS", "RandomCropDataset", "list_images", "make_loader", "split_holdout"]
+__all__ = ["IMAGE_EXTENSIONS", "RandomCropDataset", "list_images", "make_loader", "first_readable", "readable_images", "split_holdout"]
+
+def readable_images(files: Sequence[Path], what: str = "training", decode: bool = False) -> list[Path]:
+    """``files`` without the ones that cannot be images, each skipped with a warning and the count.
+
+    Cheap: only the header is read (a truncated file passes and is caught when it is drawn, see
+    :class:`RandomCropDataset`); ``decode=True`` decodes every file (for the few held-out ones)."""
+    good, bad = [], []
+    for p in files:
+        try:
+            if decode:
+                load_image(p)
+            else:
+                with Image.open(p) as im:
+                    im.size  # noqa: B018 - the header is parsed on open
+        except Exception as exc:  # noqa: BLE001 - any failure to read means: not a usable image
+            bad.append(p)
+            reason = str(exc) if isinstance(exc, PerceptError) else f"{p}: not a readable image ({exc.__class__.__name__})"
+            warn(f"{reason}; skipped")
+        else:
+            good.append(p)
+    if bad:
+        warn(f"skipped {len(bad)} unreadable {what} image(s) of {len(files)}")
+    return good
+
+
+def first_readable(files: Sequence[Path], n: int) -> list[Image.Image]:
+    """The first ``n`` of ``files`` that decode (for previews; unreadable ones were warned about already)."""
+    out: list[Image.Image] = []
+    for p in files:
+        if len(out) == n:
+            break
+        try:
+            out.append(load_image(p))
+        except PerceptError:
+            continue
+    return out
+
 
 def split_holdout(files: Sequence[Path], every: int = 10) -> tuple[list[Path], list[Path]]:
     """Deterministic train / held-out split: every ``every``-th file (the 10th, 20th, ...) is held out.
@@ -46,11 +83,25 @@ class RandomCropDataset(torch.utils.data.Dataset):
         self.seed, self.scale_max = int(seed), float(scale_max)
         self._cache: dict[int, Image.Image] = {}
         self.cache = cache
+        self._bad: set[int] = set()
 
     def __len__(self) -> int:
         return self.num_samples
 
     def _image(self, i: int) -> Image.Image:
+        """Image ``i``; one that cannot be decoded (a truncated file, say) is skipped with a warning and
+        the next readable one (in file order) takes its place, the same one on every run and resume."""
+        for _ in range(len(self.files)):
+            if i not in self._bad:
+                try:
+                    return self._load(i)
+                except PerceptError as exc:
+                    self._bad.add(i)
+                    warn(f"{exc}; skipped ({len(self._bad)} unreadable of {len(self.files)} training images)")
+            i = (i + 1) % len(self.files)
+        raise PerceptError(f"none of the {len(self.files)} training images can be read")
+
+    def _load(self, i: int) -> Image.Image:
         if i in self._cache:
             return self._cache[i]
         img = load_image(self.files[i])

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from percept.checkpoint import save_model
 from percept.device import device_name, resolve_device
 from percept.errors import PerceptError
-from percept.images import load_image, resize_long_side, to_tensor
+from percept.images import resize_long_side, to_tensor
 from percept.models.decoder import FeatureDecoder, check_decoder_layer
 from percept.models.vgg import LossNetwork, layer_stride
 from percept.training.common import (
@@ -40,7 +40,7 @@ from percept.training.common import (
     run_loop,
     save_training_state,
 )
-from percept.training.data import RandomCropDataset, make_loader
+from percept.training.data import RandomCropDataset, first_readable, make_loader
 from percept.version import __version__
 
 LOSSES = ("pixel", "pixel+feature")
@@ -127,7 +127,7 @@ def train_decoder(cfg: DecoderTrainConfig, resume: bool = False, progress: bool 
 
     logdir = Path(cfg.logdir) if cfg.logdir else out / "tb" / name
     writer = SummaryWriter(str(logdir), purge_step=start_step if resume else None)
-    preview = [_crop_to_stride(to_tensor(_fit(load_image(f), 256)), model.stride) for f in (held or train_files)[:4]]
+    preview = [_crop_to_stride(to_tensor(_fit(img, 256)), model.stride) for img in first_readable(held or train_files, 4)]
 
     def save_state(step: int, elapsed: float) -> None:
         save_training_state(state_path, "feature-decoder-training", model, optimizer, step, elapsed, cfg)

@@ -36,7 +36,7 @@ from percept.training.common import (
     run_loop,
     save_training_state,
 )
-from percept.training.data import RandomCropDataset, make_loader
+from percept.training.data import RandomCropDataset, first_readable, make_loader
 from percept.version import __version__
 
 
@@ -81,7 +81,7 @@ def _sha1(path: Path) -> str:
 
 
 def _preview_batch(files: list[Path], size: int = 256) -> list[torch.Tensor]:
-    return [to_tensor(resize_long_side(load_image(f), size)) for f in files[:4]]
+    return [to_tensor(resize_long_side(img, size)) for img in first_readable(files, 4)]
 
 
 def train_style(cfg: StyleTrainConfig, resume: bool = False, progress: bool = True) -> Path:

@@ -1,0 +1,285 @@
+"""Rows of the fault probe (issue 11) that are fixed: each bad input gets one line on stderr, the exit
+code it should, and nothing left in the output folder (hidden temporary files included)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from percept.cli import main
+from percept.errors import PerceptError
+
+REPO = Path(__file__).resolve().parents[1]
+SHIPPED = REPO / "checkpoints"
+
+
+def one_line_error(capsys, argv: list[str], code: int = 2) -> str:
+    got = main(argv)
+    err = capsys.readouterr().err
+    assert got == code, err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    return err
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+
+
+def write_clip(path: Path, frames: int = 12, size=(96, 64)) -> Path:
+    import cv2
+
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, size)
+    for i in range(frames):
+        f = np.full((size[1], size[0], 3), (40, 90, 160), np.uint8)
+        cv2.circle(f, (8 + 6 * i, size[1] // 2), 8, (255, 220, 0), -1)
+        w.write(f)
+    w.release()
+    return path
+
+
+def png_claiming(path: Path, width: int, height: int) -> Path:
+    """A PNG whose header claims width x height (the pixels are not there)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+                     + chunk(b"IEND", b""))
+    return path
+
+
+# ----------------------------------------------------------------------------------- row 5: huge images
+
+def test_a_decompression_bomb_is_one_line(capsys, tmp_path, photo_path):
+    bomb = png_claiming(tmp_path / "bomb.png", 20000, 20000)
+    out = tmp_path / "out"
+    err = one_line_error(capsys, ["stylize", str(bomb), "--model", "starry_night_rt", "-o", str(out / "o.png")])
+    assert "larger than percept opens" in err and "megapixels" in err
+    err = one_line_error(capsys, ["optimize-style", "--content", str(photo_path), "--style", str(bomb),
+                                  "-o", str(out / "g.png"), "--iterations", "1"])
+    assert "larger than percept opens" in err
+    assert leftovers(out) == []
+
+
+# ----------------------------------------------------------------------------------- row 2: camera index
+
+@pytest.mark.parametrize("index", ["-1", "-7"])
+def test_a_negative_camera_index_is_refused_before_opencv(capsys, index):
+    with pytest.raises(SystemExit) as exc:
+        main(["webcam", "--camera", index, "--headless", "-o", "x.mp4", "--frames", "1"])
+    assert exc.value.code == 2
+    assert "must be 0 or more" in capsys.readouterr().err
+
+
+def test_the_library_refuses_bad_camera_indices_too():
+    from percept.inference.video import open_capture
+
+    for bad in (-1, 64, 10**9):
+        with pytest.raises(PerceptError, match="camera must be an index from 0 to 63"):
+            open_capture(bad)
+
+
+# ----------------------------------------------------------------------------------- row 3: signals
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_a_terminated_video_leaves_no_partial_file(tmp_path, sig):
+    clip = write_clip(tmp_path / "clip.mp4", frames=400, size=(320, 240))
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "percept.cli", "video", str(clip), "-o", str(out / "v.mp4"),
+                             "--model", "starry_night", "--quiet"], stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not any(p.name.startswith(".") for p in out.iterdir()):
+        time.sleep(0.1)  # wait until it is writing
+    assert proc.poll() is None, proc.stderr.read()
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + sig, err
+    assert f"stopped by {signal.Signals(sig).name}" in err and "Traceback" not in err
+    assert leftovers(out) == []
+
+
+def test_a_terminated_headless_webcam_keeps_what_it_recorded(tmp_path):
+    clip = write_clip(tmp_path / "clip.mp4", frames=300)
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "percept.cli", "webcam", "--source", str(clip), "--headless",
+                             "-o", str(out / "cam.mp4"), "--model", "starry_night_rt", "--size", "96"],
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not any(p.name.startswith(".") for p in out.iterdir()):
+        time.sleep(0.1)
+    time.sleep(1.0)  # a few frames in
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "kept the" in err and "frames recorded so far" in err
+    assert leftovers(out) == ["cam.mp4"]
+    import cv2
+
+    cap = cv2.VideoCapture(str(out / "cam.mp4"))
+    assert cap.isOpened() and cap.get(cv2.CAP_PROP_FRAME_COUNT) >= 1
+    cap.release()
+
+
+# ----------------------------------------------------------------------------------- row 1: a full disk
+
+@pytest.fixture()
+def tiny_disk(tmp_path):
+    """A 256 kB tmpfs (root only): a disk that fills up after a few video frames."""
+    mount = tmp_path / "full"
+    mount.mkdir()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("needs root to mount a small tmpfs")
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)], capture_output=True)
+    if res.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {res.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], capture_output=True)
+
+
+def test_a_video_on_a_full_disk_is_an_error_and_leaves_nothing(tiny_disk, tmp_path, capsys):
+    clip = write_clip(tmp_path / "clip.mp4", frames=60, size=(640, 480))
+    err = one_line_error(capsys, ["video", str(clip), "-o", str(tiny_disk / "v.mp4"), "--model", "starry_night_rt",
+                                  "--size", "96", "--quiet"])
+    assert "the video could not be written" in err and "nothing was saved" in err
+    assert leftovers(tiny_disk) == []
+
+
+# ----------------------------------------------------------------------------------- row 4: a corrupt photo
+
+def test_training_skips_an_unreadable_photo_and_resumes(tmp_path, small_data, painting_path, capsys):
+    from percept.training.style import StyleTrainConfig, train_style
+
+    data = tmp_path / "data"
+    shutil.copytree(small_data, data)
+    good = sorted(data.glob("*.jpg"))[0]
+    data_bytes = good.read_bytes()
+    (data / "aaa_truncated.jpg").write_bytes(data_bytes[: len(data_bytes) * 6 // 10])  # header ok, pixels cut
+    (data / "notes.png").write_text("not an image")
+
+    def cfg(iterations: int) -> StyleTrainConfig:
+        return StyleTrainConfig(style=str(painting_path), data=str(data), out=str(tmp_path / "out"), name="t",
+                                image_size=32, batch_size=2, iterations=iterations, channels=[4, 8, 8],
+                                n_residual=1, style_size=64, checkpoint_every=3, preview_every=100,
+                                holdout_every=0, seed=3)
+
+    train_style(cfg(6), progress=False)
+    err = capsys.readouterr().err
+    assert "notes.png" in err and "skipped" in err
+    assert "aaa_truncated.jpg" in err and "unreadable of" in err
+    train_style(cfg(8), resume=True, progress=False)  # the run that used to die forever
+    assert (tmp_path / "out" / "t.pt").is_file()
+
+
+def test_a_dataset_of_unreadable_images_is_one_error(tmp_path):
+    from percept.training.data import RandomCropDataset
+
+    bad = tmp_path / "a.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    with pytest.raises(PerceptError, match="none of the 1 training images can be read"):
+        RandomCropDataset([bad], 32, 4)[0]
+
+
+# ----------------------------------------------------------------------------------- rows 8, 9, 14: checkpoints
+
+def _style_checkpoint(tmp_path: Path, name: str, **change) -> Path:
+    ckpt = torch.load(SHIPPED / "starry_night_rt.pt", map_location="cpu", weights_only=True)
+    ckpt.update(change)
+    path = tmp_path / f"{name}.pt"
+    torch.save(ckpt, path)
+    return path
+
+
+@pytest.mark.parametrize("config, message", [
+    ({"arch": "rt", "channels": [-4, 8, 8], "n_residual": 1}, "channels must be three widths"),
+    ({"arch": "rt", "channels": [16, 32, 64], "n_residual": 10_000_000}, "n_residual must be a whole number"),
+    ("not a dict", "its config is not a table of settings"),
+    ({"arch": "rt", "channels": "16,32,64"}, "channels must be three widths"),
+])
+def test_a_broken_config_is_one_line(capsys, tmp_path, photo_path, config, message):
+    path = _style_checkpoint(tmp_path, "broken", config=config)
+    err = one_line_error(capsys, ["stylize", str(photo_path), "--model", str(path), "-o", str(tmp_path / "o.png")])
+    assert message in err
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_nan_weights_are_refused_at_load(capsys, tmp_path, photo_path):
+    ckpt = torch.load(SHIPPED / "starry_night_rt.pt", map_location="cpu", weights_only=True)
+    key = next(k for k, v in ckpt["state_dict"].items() if v.is_floating_point())
+    ckpt["state_dict"][key] = torch.full_like(ckpt["state_dict"][key], float("nan"))
+    torch.save(ckpt, tmp_path / "nan.pt")
+    err = one_line_error(capsys, ["stylize", str(photo_path), "--model", str(tmp_path / "nan.pt"),
+                                  "-o", str(tmp_path / "o.png")])
+    assert "NaN or infinity" in err and not (tmp_path / "o.png").exists()
+
+
+def test_resuming_from_a_finished_model_is_one_line(capsys, tmp_path, small_data, painting_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    shutil.copy(SHIPPED / "starry_night_rt.pt", out / "t.train.pt")
+    err = one_line_error(capsys, ["train-style", "--style", str(painting_path), "--data", str(small_data),
+                                  "--out", str(out), "--name", "t", "--arch", "rt", "--resume", "--quiet"])
+    assert "is a finished 'style-transformer' model, not a training state" in err
+
+
+# ----------------------------------------------------------------------------------- row 10: broken cards
+
+def test_models_lists_the_good_ones_and_names_the_broken_card(capsys, tmp_path, monkeypatch, photo_path):
+    user = tmp_path / "user"
+    user.mkdir()
+    monkeypatch.setenv("PERCEPT_USER_MODELS", str(user))
+    for suffix in (".pt", ".json"):
+        shutil.copy(SHIPPED / f"wave_rt{suffix}", user / f"mine{suffix}")
+        shutil.copy(SHIPPED / f"wave_rt{suffix}", user / f"bad{suffix}")
+    (user / "bad.json").write_text("{ not json")
+    code = main(["models"])
+    out, err = capsys.readouterr()
+    assert code == 2 and err.count("\n") == 1 and "bad.json: broken model card" in err
+    assert any(line.startswith("mine ") for line in out.splitlines())
+    assert any(line.startswith("starry_night ") for line in out.splitlines())
+    err = one_line_error(capsys, ["stylize", str(photo_path), "--model", "nosuch", "-o", str(tmp_path / "o.png")])
+    assert "unknown model 'nosuch'" in err and "mine" in err  # the good ones, despite the broken card
+
+
+# ----------------------------------------------------------------------------------- rows 13, 16, 17: options
+
+def test_style_blend_must_be_finite(capsys, tmp_path, photo_path, painting_path, wave_path):
+    for blend in ("nan,1", "inf,1", "-1,2"):
+        err = one_line_error(capsys, ["optimize-style", "--content", str(photo_path), "--style", str(painting_path),
+                                      "--style", str(wave_path), f"--style-blend={blend}", "-o", str(tmp_path / "g.png")])
+        assert "--style-blend needs 2 non-negative weights" in err
+
+
+def test_snapshot_every_must_not_be_negative(capsys, tmp_path):
+    with pytest.raises(SystemExit) as exc:
+        main(["optimize-style", "--content", "a.jpg", "--style", "b.jpg", "-o", str(tmp_path / "g.png"),
+              "--snapshot-every", "-1"])
+    assert exc.value.code == 2 and "must be 0 or more" in capsys.readouterr().err
+
+
+def test_one_input_and_an_output_that_is_neither_image_nor_folder(capsys, tmp_path, photo_path):
+    target = tmp_path / "plainfile"
+    target.write_text("x")
+    err = one_line_error(capsys, ["stylize", str(photo_path), "--model", "starry_night_rt", "-o", str(target)])
+    assert "not an image file name" in err and "several inputs" not in err
+
+
+def test_an_output_folder_named_like_an_image_fails_before_the_work(capsys, tmp_path, photo_path):
+    (tmp_path / "dir.png").mkdir()
+    err = one_line_error(capsys, ["stylize", str(photo_path), "--model", "starry_night", "-o",
+                                  str(tmp_path / "dir.png")])
+    assert "is a folder; give the output a file name" in err
