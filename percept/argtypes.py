@@ -85,3 +85,16 @@ def config_from_args(cls: type, args: argparse.Namespace, **values: Any) -> Any:
     names = {f.name for f in dataclasses.fields(cls)}
     given = {k: v for k, v in vars(args).items() if k in names and k not in values}
     return cls(**given, **values)
+
+
+MIN_SIDE, MAX_SIDE = 16, 16384
+"""Image sides a ``--size`` may ask for: the loss network downsamples by 16, and the exported graphs
+take at most 16384 px a side."""
+
+
+def side_int(text: str) -> int:
+    """A ``--size`` / ``--image-size`` in pixels: a whole number from 16 to 16384."""
+    value = _parse(text, int, "a whole number of pixels")
+    if not MIN_SIDE <= value <= MAX_SIDE:
+        raise argparse.ArgumentTypeError(f"must be from {MIN_SIDE} to {MAX_SIDE} px, got {value}")
+    return value

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,9 @@ def read_torch_file(path: str | Path, missing: str = "no such file",
     if not path.is_file():
         raise PerceptError(f"{path}: {missing}")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns before failing on foreign files: keep the one line
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - a corrupt or foreign file is a user error
         raise PerceptError(f"{path}: {unreadable} ({exc.__class__.__name__})") from None
 

@@ -16,6 +16,7 @@ from percept.argtypes import nonneg_float as _nonneg_float  # noqa: E402
 from percept.argtypes import nonneg_int as _nonneg_int  # noqa: E402
 from percept.argtypes import positive_float as _positive_float  # noqa: E402
 from percept.argtypes import positive_int as _positive_int  # noqa: E402
+from percept.argtypes import side_int as _side_int  # noqa: E402
 from percept.argtypes import unit_float as _unit_float  # noqa: E402
 from percept.errors import PerceptError
 
@@ -313,7 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--data", required=True, help="folder of training photos")
     t.add_argument("--out", help=OUT_HELP + ", NAME.train.pt, tb/")
     config_option(t, cfg, "name", help="model name (default: the style file's stem)")
-    config_option(t, cfg, "image_size", type=_positive_int, help="training crop size (paper 256)")
+    config_option(t, cfg, "image_size", type=_side_int, help="training crop size (paper 256)")
     config_option(t, cfg, "batch_size", type=_positive_int, help="(paper 4)")
     config_option(t, cfg, "iterations", type=_positive_int, help="(paper 40000)")
     config_option(t, cfg, "lr", type=_nonneg_float, help="Adam learning rate")
@@ -340,7 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
                   help="pixel: MSE (CVPR 2016); pixel+feature: plus the relative feature error at the layer "
                        "(NeurIPS 2016), sharper at deep layers")
     config_option(td, cfg, "feature_weight", type=_nonneg_float, help="weight of the feature term")
-    config_option(td, cfg, "image_size", type=_positive_int, help="training crop size, a multiple of the layer's stride")
+    config_option(td, cfg, "image_size", type=_side_int, help="training crop size, a multiple of the layer's stride")
     config_option(td, cfg, "batch_size", type=_positive_int)
     config_option(td, cfg, "iterations", type=_positive_int)
     config_option(td, cfg, "lr", type=_nonneg_float, help="Adam, cosine decay to --lr-final")
@@ -358,7 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="decoder: one pass of a trained decoder (default); optimize: Mahendran-Vedaldi optimisation")
     iv.add_argument("-o", "--output", required=True, help="the reconstruction (.png, .jpg, ...)")
     iv.add_argument("--model", help="decoder .pt (default: the shipped decoder_LAYER)")
-    iv.add_argument("--size", type=_positive_int, default=256, help="photo's long side in pixels (default 256)")
+    iv.add_argument("--size", type=_side_int, default=256, help="photo's long side in pixels (default 256)")
     iv.add_argument("--iterations", type=_positive_int, help="optimize: steps of the first stage (default 300)")
     iv.add_argument("--device", default="auto", help="auto, cpu or cuda")
     iv.add_argument("--seed", type=int, default=0, help="optimize: seeds the initial noise and the jitter")
@@ -378,7 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
     ds.add_argument("--out", help=OUT_HELP + ", tb/")
     config_option(ds, cfg, "name", help="default: TEACHER_ARCH")
     _architecture_options(ds, cfg)
-    config_option(ds, cfg, "image_size", type=_positive_int)
+    config_option(ds, cfg, "image_size", type=_side_int)
     config_option(ds, cfg, "pairs", type=_positive_int, help="teacher-stylised crops")
     config_option(ds, cfg, "batch_size", type=_positive_int)
     config_option(ds, cfg, "iterations", type=_positive_int)
@@ -396,7 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("images", nargs="+", help="input image(s)")
     s.add_argument("--model", required=True, help="a model name (see `percept models`), or a .pt or .onnx path")
     s.add_argument("-o", "--output", required=True, help="output file (one input) or folder (several)")
-    s.add_argument("--size", type=_positive_int, help="resize so the long side is SIZE px first")
+    s.add_argument("--size", type=_side_int, help="resize so the long side is SIZE px first")
     s.add_argument("--strength", type=_unit_float, default=1.0, help="0 = photo, 1 = full style (default 1)")
     s.add_argument("--preserve-color", action="store_true", help="keep the photo's colours (luminance transfer)")
     s.add_argument("--backend", choices=["auto", "onnx", "torch"], default="auto",
@@ -423,7 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("input", help="input video file")
     v.add_argument("-o", "--output", required=True, help="output video (.mp4, .avi, .mkv, .mov)")
     v.add_argument("--model", required=True, help="a model name (see `percept models`), or a .pt or .onnx path")
-    v.add_argument("--size", type=_positive_int, help="long side the network runs at (default: frame size)")
+    v.add_argument("--size", type=_side_int, help="long side the network runs at (default: frame size)")
     v.add_argument("--strength", type=_unit_float, default=1.0)
     v.add_argument("--preserve-color", action="store_true")
     v.add_argument("--batch", type=_positive_int, default=4, help="frames per network call (default 4)")
@@ -439,7 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
     src = w.add_mutually_exclusive_group()
     src.add_argument("--camera", type=_nonneg_int, default=0, help="camera index (default 0)")
     src.add_argument("--source", help="a video file played as if it were a camera")
-    w.add_argument("--size", type=_positive_int, default=512, help="long side the network runs at (default 512)")
+    w.add_argument("--size", type=_side_int, default=512, help="long side the network runs at (default 512)")
     w.add_argument("--strength", type=_unit_float, default=1.0)
     w.add_argument("--preserve-color", action="store_true")
     w.add_argument("--side-by-side", action="store_true", help="start with the raw view beside the stylized one")
@@ -459,7 +460,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--iterations", type=_positive_int, default=200)
     g.add_argument("--optimizer", choices=["lbfgs", "adam"], default="lbfgs")
     g.add_argument("--init", choices=["content", "noise"], default="content")
-    g.add_argument("--size", type=_positive_int, default=512, help="long side in px (default 512)")
+    g.add_argument("--size", type=_side_int, default=512, help="long side in px (default 512)")
     g.add_argument("--content-weight", type=_nonneg_float, default=1.0)
     g.add_argument("--style-weight", type=_nonneg_float, default=10.0)
     g.add_argument("--tv-weight", type=_nonneg_float, default=10.0)
@@ -472,7 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.set_defaults(func=cmd_optimize_style)
     d = sub.add_parser("demo", help="stylise scikit-image's sample photos with every shipped model")
     d.add_argument("-o", "--output", default="out/demo", help="output folder (default out/demo)")
-    d.add_argument("--size", type=_positive_int, default=512, help="long side in px (default 512)")
+    d.add_argument("--size", type=_side_int, default=512, help="long side in px (default 512)")
     d.add_argument("--device", default="auto")
     d.add_argument("--quiet", action="store_true")
     d.set_defaults(func=cmd_demo)

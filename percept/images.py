@@ -141,7 +141,20 @@ def check_output_path(path: Union[str, os.PathLike]) -> Path:
         raise PerceptError(f"{parent}: is not a folder")
     if path.is_dir():
         raise PerceptError(f"{path}: is a folder; give the output a file name")
+    check_writable(parent)
     return path
+
+
+def check_writable(folder: Union[str, os.PathLike]) -> Path:
+    """Fail before any work when ``folder`` (or, when it does not exist yet, the nearest folder above
+    it that does) cannot be written: a read-only filesystem or no permission."""
+    folder = Path(folder)
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if probe.is_dir() and not os.access(probe, os.W_OK | os.X_OK):
+        raise PerceptError(f"{probe}: cannot write there (a read-only filesystem, or no permission)")
+    return folder
 
 
 def temp_beside(path: Path, suffix: str = ".tmp") -> Path:
@@ -172,10 +185,15 @@ def atomic_path(path: Union[str, os.PathLike], suffix: str = ".tmp") -> Iterator
     ...     tmp.write_bytes(data)
     """
     path = Path(path)
-    tmp = temp_beside(path, suffix)
+    try:
+        tmp = temp_beside(path, suffix)
+    except OSError as exc:
+        raise PerceptError(f"{path}: cannot write it ({exc.strerror or exc.__class__.__name__})") from None
     try:
         yield tmp
         commit_temp(tmp, path)
+    except OSError as exc:  # a full disk (ENOSPC), a read-only filesystem...: nothing is left behind
+        raise PerceptError(f"{path}: cannot write it ({exc.strerror or exc.__class__.__name__}); nothing was saved") from None
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -283,3 +283,144 @@ def test_an_output_folder_named_like_an_image_fails_before_the_work(capsys, tmp_
     err = one_line_error(capsys, ["stylize", str(photo_path), "--model", "starry_night", "-o",
                                   str(tmp_path / "dir.png")])
     assert "is a folder; give the output a file name" in err
+
+
+# ----------------------------------------------------------------------------------- rows 6, 7: read-only, full
+
+@pytest.fixture()
+def read_only_dir(tmp_path):
+    """A read-only tmpfs (root only): EROFS for every write, root included."""
+    mount = tmp_path / "ro"
+    mount.mkdir()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("needs root to mount a read-only tmpfs")
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(mount)], capture_output=True)
+    if res.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {res.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], capture_output=True)
+
+
+def test_read_only_outputs_fail_before_the_work(capsys, read_only_dir, photo_path, painting_path, small_data):
+    cases = [
+        ["stylize", str(photo_path), "--model", "starry_night", "-o", str(read_only_dir / "o.png")],
+        ["optimize-style", "--content", str(photo_path), "--style", str(painting_path), "-o",
+         str(read_only_dir / "sub" / "g.png")],
+        ["export", "starry_night_rt", "-o", str(read_only_dir / "m.onnx")],
+        ["invert", str(photo_path), "--layer", "relu2_1", "-o", str(read_only_dir / "i.png")],
+        ["video", str(photo_path), "-o", str(read_only_dir / "v.mp4"), "--model", "starry_night_rt"],
+        ["train-style", "--style", str(painting_path), "--data", str(small_data), "--out", str(read_only_dir / "t")],
+    ]
+    for argv in cases:
+        t0 = time.perf_counter()
+        err = one_line_error(capsys, argv)
+        assert "cannot write there (a read-only filesystem, or no permission)" in err, (argv, err)
+        assert time.perf_counter() - t0 < 30, argv  # refused up front, not after the computing
+    assert leftovers(read_only_dir) == []
+
+
+def test_a_full_disk_for_an_image_is_one_line_and_leaves_nothing(capsys, tiny_disk, photo_path):
+    # 200 of the 256 kB taken: the stylised 640x432 PNG (several hundred kB) cannot fit
+    (tiny_disk / "filler2").write_bytes(b"\0" * (200 * 1024))
+    err = one_line_error(capsys, ["stylize", str(photo_path), "--model", "starry_night_rt", "-o",
+                                  str(tiny_disk / "o.png")])
+    assert "cannot write it" in err and "nothing was saved" in err
+    assert leftovers(tiny_disk) == ["filler2"]
+
+
+# ----------------------------------------------------------------------------------- rows 11, 12: sizes
+
+@pytest.mark.parametrize("argv", [
+    ["stylize", "a.jpg", "--model", "m", "-o", "o.png", "--size", "100000"],
+    ["stylize", "a.jpg", "--model", "m", "-o", "o.png", "--size", "1e20"],
+    ["optimize-style", "--content", "a.jpg", "--style", "b.jpg", "-o", "g.png", "--size", "8"],
+    ["train-style", "--style", "b.jpg", "--data", "d", "--image-size", "4"],
+])
+def test_sizes_out_of_range_are_refused_at_parse(capsys, argv):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.count("\n") == 1
+    assert "must be from 16 to 16384 px" in err or "expected a whole number of pixels" in err
+
+
+def test_a_frame_too_big_for_the_memory_is_refused_before_it_is_allocated():
+    from percept.inference.engine import available_memory, check_frame_size
+
+    free = available_memory()
+    side = 16384 if free is None else int((free / 1000) ** 0.5) + 2048
+    with pytest.raises(PerceptError, match=r"needs about [0-9.]+ GB of memory to stylise"):
+        check_frame_size(side, side, 8, "starry_night")
+    check_frame_size(512, 512, 8, "starry_night")  # a normal frame passes
+
+
+# ----------------------------------------------------------------------------------- rows 13, 18, 19: training
+
+def _train_cfg(painting_path, data, out, **kw):
+    from percept.training.style import StyleTrainConfig
+
+    base = dict(style=str(painting_path), data=str(data), out=str(out), name="t", image_size=32, batch_size=1,
+                iterations=2, channels=[4, 8, 8], n_residual=1, style_size=64, checkpoint_every=1,
+                holdout_every=0)
+    return StyleTrainConfig(**{**base, **kw})
+
+
+def test_training_run_options_that_cannot_work(capsys, tmp_path, painting_path, small_data):
+    (tmp_path / "afile").write_text("x")
+    err = one_line_error(capsys, ["train-style", "--style", str(painting_path), "--data", str(small_data),
+                                  "--out", str(tmp_path / "afile"), "--quiet"])
+    assert "is a file; --out must be a folder" in err
+    err = one_line_error(capsys, ["train-style", "--style", str(painting_path), "--data", str(small_data),
+                                  "--out", str(tmp_path / "o"), "--seed", "-1", "--quiet"])
+    assert "seed must be 0 or more" in err
+
+
+def test_stale_temp_files_of_a_killed_run_are_removed_and_a_finished_run_is_not_resumed(
+        tmp_path, painting_path, small_data):
+    from percept.training.style import train_style
+
+    out = tmp_path / "out"
+    out.mkdir()
+    stale = out / ".t.train.pt.abc123.tmp"
+    stale.write_bytes(b"\0" * 1000)
+    other = out / ".other.train.pt.abc.tmp"  # another run's: not ours to remove
+    other.write_bytes(b"x")
+    train_style(_train_cfg(painting_path, small_data, out), progress=False)
+    assert not stale.exists() and other.exists()
+    with pytest.raises(PerceptError, match="already finished its 2 iterations; give more --iterations"):
+        train_style(_train_cfg(painting_path, small_data, out), resume=True, progress=False)
+    train_style(_train_cfg(painting_path, small_data, out, iterations=3), resume=True, progress=False)
+    card = (out / "t.json").read_text()
+    assert '"final_losses_running_avg": {}' not in card
+
+
+# ----------------------------------------------------------------------------------- rows 15, 21: video input
+
+def test_a_text_file_as_video_is_exactly_one_line(tmp_path):
+    fake = tmp_path / "notes.mp4"
+    fake.write_text("this is not a video\n" * 50)
+    res = subprocess.run([sys.executable, "-m", "percept.cli", "video", str(fake), "-o", str(tmp_path / "o.mp4"),
+                          "--model", "starry_night_rt"], capture_output=True, text=True)
+    assert res.returncode == 2 and res.stderr.count("\n") == 1, res.stderr
+    assert "cannot open it as a video" in res.stderr
+
+
+def test_a_truncated_video_says_how_many_frames_were_lost(tmp_path, capsys):
+    import cv2
+
+    clip = tmp_path / "clip.avi"
+    w = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    for i in range(40):
+        w.write(np.full((48, 64, 3), 6 * i, np.uint8))
+    w.release()
+    data = clip.read_bytes()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(data[: len(data) // 2])
+    code = main(["video", str(cut), "-o", str(tmp_path / "o.mp4"), "--model", "starry_night_rt", "--quiet"])
+    err = capsys.readouterr().err
+    if code == 2:  # this OpenCV cannot read the cut file at all: that is one clear line too
+        assert err.count("\n") == 1
+        return
+    assert code == 0 and "frames could be read" in err and "of its 40 frames" in err

@@ -87,10 +87,37 @@ def choose_providers(device: str, available: Sequence[str], gpu: bool | None = N
     return chain + ["CPUExecutionProvider"]
 
 
-def check_frame_size(height: int, width: int, smallest: int, name: str) -> None:
-    """One clear error for a frame smaller than a model takes (``smallest`` px on each side)."""
+BYTES_PER_PIXEL = 1000
+"""Peak memory a frame pixel costs the full-size network (measured at 2048x2048: 0.68 kB with
+onnxruntime, 1.0 kB with PyTorch; the rt network needs less)."""
+FALLBACK_MAX_PIXELS = 40_000_000
+"""Where the free memory cannot be read: the largest frame (height x width) the engine runs."""
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available now (Linux ``MemAvailable``), or None where it cannot be read."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def check_frame_size(height: int, width: int, smallest: int, name: str, batch: int = 1) -> None:
+    """One clear error for a frame smaller than a model takes (``smallest`` px on each side), or one
+    that would need more memory than the machine has free (a MemoryError or the OOM killer otherwise)."""
     if min(height, width) < smallest:
         raise PerceptError(f"frames must be at least {smallest}x{smallest} px for {name}, got {width}x{height}")
+    pixels = height * width * max(1, batch)
+    need = pixels * BYTES_PER_PIXEL
+    free = available_memory()
+    if (free is not None and need > free) or (free is None and pixels > FALLBACK_MAX_PIXELS):
+        have = f"{free / 1e9:.1f} GB are free" if free is not None else f"the limit is {FALLBACK_MAX_PIXELS / 1e6:.0f} megapixels"
+        raise PerceptError(f"{batch} x {width}x{height} px ({pixels / 1e6:.0f} megapixels) needs about {need / 1e9:.1f} GB "
+                           f"of memory to stylise and {have}; give a smaller size (--size)")
 
 
 def session_options(threads: int | None = None):
@@ -251,7 +278,7 @@ class Engine:
         """float32 (N, 3, H, W) RGB in [0, 1] -> the stylised batch, same shape, on the CPU."""
         if x.ndim != 4 or x.shape[1] != 3:
             raise PerceptError(f"expected a (N, 3, H, W) batch, got shape {tuple(x.shape)}")
-        check_frame_size(x.shape[2], x.shape[3], self.min_size, self.name)
+        check_frame_size(x.shape[2], x.shape[3], self.min_size, self.name, batch=x.shape[0])
         return self._impl.run(x)
 
     def tensor(self, x):

@@ -379,6 +379,9 @@ def export_onnx(model: str | os.PathLike, out: str | os.PathLike, opset: int = D
         raise PerceptError(f"{out}: the output file must end in .onnx")
     if out.parent.exists() and not out.parent.is_dir():
         raise PerceptError(f"{out.parent}: is not a folder")
+    from percept.images import check_writable
+
+    check_writable(out.parent)
     if not 7 <= opset <= 23:
         raise PerceptError(f"--opset {opset} is not supported; use 17 to 23 (default {DEFAULT_OPSET})")
     if sum((fp16, int8, fp16_weights)) > 1:

@@ -14,14 +14,22 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from percept.errors import PerceptError
-from percept.images import check_strength, commit_temp, temp_beside
+from percept.errors import PerceptError, warn
+from percept.images import check_strength, check_writable, commit_temp, temp_beside
 
 VIDEO_CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
 
 
+def _quiet_opencv() -> None:
+    """FFmpeg and OpenCV print their own warnings ("moov atom not found") before percept's one line:
+    silence them (a user's own setting wins)."""
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
+
+
 def _cv2():
     try:
+        _quiet_opencv()
         import cv2
     except ImportError:
         raise PerceptError("video needs OpenCV: pip install opencv-python") from None
@@ -65,6 +73,9 @@ def check_video_output(path: str | os.PathLike) -> Path:
                            f"{', '.join(sorted(VIDEO_CODECS))})")
     if path.parent.exists() and not path.parent.is_dir():
         raise PerceptError(f"{path.parent}: is not a folder")
+    if path.is_dir():
+        raise PerceptError(f"{path}: is a folder; give the output a file name")
+    check_writable(path.parent)
     return path
 
 
@@ -215,6 +226,9 @@ def stylize_video(src: str | os.PathLike, dst: str | os.PathLike, styler: FrameS
                 bar.update(len(pending))
             count = writer.frames
         seconds = time.perf_counter() - t0
+        if total > 0 and count < total:
+            warn(f"{src}: only {count} of its {total} frames could be read (a truncated or damaged file?); "
+                 f"wrote those {count}")
     finally:
         cap.release()
     return {"path": dst, "frames": count, "fps": fps, "size": (w, h), "seconds": seconds}

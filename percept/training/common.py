@@ -67,7 +67,21 @@ def prepare_run(cfg) -> tuple[list[Path], list[Path], Path]:
     if not train_files:
         raise PerceptError(f"{cfg.data}: no training images left after holding out every {cfg.holdout_every}th")
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise PerceptError(f"{out}: is a file; --out must be a folder")
+    from percept.images import check_writable
+
+    check_writable(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PerceptError(f"{out}: cannot make the output folder ({exc.strerror or exc.__class__.__name__})") from None
+    name = getattr(cfg, "name", None)
+    if name:  # temporary files a killed run left mid-write (kill -9 during a checkpoint)
+        for stale in out.glob(f".{name}.*.tmp"):
+            stale.unlink(missing_ok=True)
+    if cfg.seed < 0:
+        raise PerceptError(f"seed must be 0 or more, got {cfg.seed}")
     torch.manual_seed(cfg.seed)
     return train_files, held, out
 
@@ -128,9 +142,14 @@ def resume_state(state_path: Path, cfg, keys: tuple[str, ...], model: torch.nn.M
     for key in keys:
         if key in saved and saved[key] != getattr(cfg, key):
             raise PerceptError(f"--resume: {key} was {saved[key]} in {state_path}, now {getattr(cfg, key)}")
+    step = int(state["step"])
+    iterations = getattr(cfg, "iterations", None)
+    if iterations is not None and step >= iterations:
+        raise PerceptError(f"--resume: {state_path} already finished its {step} iterations; give more --iterations "
+                           "to train further")
     model.load_state_dict(state["state_dict"])
     optimizer.load_state_dict(state["optimizer"])
-    return int(state["step"]), float(state.get("elapsed", 0.0))
+    return step, float(state.get("elapsed", 0.0))
 
 
 def save_training_state(state_path: Path, kind: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
