@@ -98,3 +98,18 @@ def side_int(text: str) -> int:
     if not MIN_SIDE <= value <= MAX_SIDE:
         raise argparse.ArgumentTypeError(f"must be from {MIN_SIDE} to {MAX_SIDE} px, got {value}")
     return value
+
+
+def output_folder(text: str) -> str:
+    """An output folder somewhere that can be written (checked at parse time, so a read-only place
+    fails before any work; a file given instead is the command's own one-line error)."""
+    from pathlib import Path
+
+    from percept.errors import PerceptError
+    from percept.images import check_writable
+
+    try:
+        check_writable(Path(text))
+    except PerceptError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text

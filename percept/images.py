@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Iterator, Union
 
@@ -83,10 +84,12 @@ def load_image(image: ImageLike, min_side: int = MIN_SIDE) -> Image.Image:
         if path.stat().st_size == 0:
             raise PerceptError(f"{path}: the file is empty")
         try:
-            with Image.open(path) as opened:
-                opened.load()
-                img = ImageOps.exif_transpose(opened)
-                img.load()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # Pillow's notes on damaged files ("Tag data larger than file")
+                with Image.open(path) as opened:
+                    opened.load()
+                    img = ImageOps.exif_transpose(opened)
+                    img.load()
         except UnidentifiedImageError:
             raise PerceptError(f"{path}: not an image file PIL can read") from None
         except Image.DecompressionBombError:

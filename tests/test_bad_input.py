@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from percept.cli import main
 from percept.errors import PerceptError
@@ -424,3 +425,74 @@ def test_a_truncated_video_says_how_many_frames_were_lost(tmp_path, capsys):
         assert err.count("\n") == 1
         return
     assert code == 0 and "frames could be read" in err and "of its 40 frames" in err
+
+
+# ----------------------------------------------------------------------------------- the loader, fuzzed
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "TIFF", "BMP", "GIF"])
+def test_fuzzed_image_files_give_an_image_or_the_one_error(tmp_path, photo_path, fmt):
+    """Random byte mutations (flips, cuts, splices) of a real photo in each format: load_image returns an
+    RGB image or raises PerceptError, never anything else."""
+    import io
+    import random
+
+    from percept.images import load_image
+
+    buf = io.BytesIO()
+    Image.open(photo_path).convert("RGB").resize((64, 43)).save(buf, format=fmt)
+    original = buf.getvalue()
+    rng = random.Random(f"fuzz-{fmt}")
+    path = tmp_path / f"f.{fmt.lower()}"
+    outcomes = {"image": 0, "error": 0}
+    for _ in range(150):
+        data = bytearray(original)
+        for _ in range(rng.randint(1, 8)):
+            op = rng.random()
+            i = rng.randrange(max(1, len(data)))
+            if op < 0.5:
+                data[i] = rng.randrange(256)
+            elif op < 0.7:
+                del data[i:i + rng.randint(1, 64)]
+            elif op < 0.85:
+                data[i:i] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 16)))
+            else:
+                data = data[: max(1, i)]
+        path.write_bytes(bytes(data))
+        try:
+            img = load_image(path)
+        except PerceptError:
+            outcomes["error"] += 1
+        else:
+            assert img.mode == "RGB" and min(img.size) >= 16
+            outcomes["image"] += 1
+    assert outcomes["error"] > 0  # the mutations did break files
+
+
+# ----------------------------------------------------------------------------------- row 22: a stale .onnx
+
+def test_an_onnx_exported_from_another_training_is_not_run(tmp_path, capsys, photo_path):
+    from percept.inference.engine import Engine
+
+    for suffix in (".pt", ".onnx", ".json"):
+        shutil.copy(SHIPPED / f"wave_rt{suffix}", tmp_path / f"mine{suffix}")
+    assert Engine(tmp_path / "mine.pt").backend == "onnx"  # the pair belongs together
+    ckpt = torch.load(tmp_path / "mine.pt", map_location="cpu", weights_only=True)
+    ckpt["card"] = {**ckpt["card"], "trained_at": "2030-01-01T00:00:00+00:00"}  # retrained since the export
+    torch.save(ckpt, tmp_path / "mine.pt")
+    capsys.readouterr()
+    engine = Engine(tmp_path / "mine.pt")
+    err = capsys.readouterr().err
+    assert engine.backend == "torch" and "exported from another training" in err and "percept export" in err
+    assert Engine(tmp_path / "mine.pt", backend="onnx").backend == "onnx"  # asked for: run it, with the note
+
+
+def test_viz_outputs_are_checked_at_parse(capsys, read_only_dir, tmp_path, photo_path):
+    for argv in (["viz", "activations", str(photo_path), "-o", str(read_only_dir / "act")],
+                 ["viz", "filters", "-o", str(read_only_dir)]):
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        err = capsys.readouterr().err
+        assert exc.value.code == 2 and err.count("\n") == 1 and "cannot write there" in err
+    with pytest.raises(SystemExit):
+        main(["viz", "activations", str(photo_path), "-o", str(tmp_path / "a"), "--size", "4"])
+    assert "must be from 16 to 16384 px" in capsys.readouterr().err

@@ -28,7 +28,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from percept.errors import PerceptError
+from percept.errors import PerceptError, warn
 from percept.images import ImageLike, check_strength, finish_frame, load_image, resize_long_side
 from percept.registry import ModelKind, find_model
 
@@ -179,6 +179,30 @@ class _OnnxBackend:
         return binding.copy_outputs_to_cpu()[0]
 
 
+def _pt_card(pt_path: Path | None, fallback: dict) -> dict:
+    """The model card inside a checkpoint (the authority on which training it holds), else ``fallback``."""
+    if pt_path is None:
+        return fallback
+    from percept.checkpoint import load_checkpoint
+
+    try:
+        card = load_checkpoint(pt_path).get("card")
+    except PerceptError:
+        return fallback
+    return card if isinstance(card, dict) else fallback
+
+
+def _stale_onnx(onnx_card: dict, pt_card: dict, onnx_path: Path, pt_path: Path | None) -> str | None:
+    """Why the ``.onnx`` beside a ``.pt`` was not exported from it (a retrained or replaced ``.pt``: the
+    training time in the ONNX metadata differs from the checkpoint's card), or None when it was."""
+    if pt_path is None:
+        return None
+    a, b = onnx_card.get("trained_at"), pt_card.get("trained_at")
+    if a and b and a != b:
+        return f"{onnx_path} was exported from another training of this model (trained {a}, the .pt {b})"
+    return None
+
+
 def _preload_cuda_libraries(ort) -> None:
     """Let onnxruntime-gpu find CUDA and cuDNN in the ``nvidia-*`` wheels that torch installs, so no
     system CUDA is needed: torch's import has loaded them already; ``preload_dlls`` (onnxruntime
@@ -254,6 +278,7 @@ class Engine:
         onnx_path, pt_path = files.onnx, files.pt
         self.files = files
         """The model's files and card (:class:`percept.registry.ModelFiles`)."""
+        requested = backend
         if backend == "auto":
             backend = "onnx" if onnx_path is not None and available_providers() else "torch"
         if backend == "onnx":
@@ -262,6 +287,14 @@ class Engine:
                                    "or use --backend torch)")
             self._impl: _OnnxBackend | _TorchBackend = _OnnxBackend(onnx_path, device, threads)
             self.path = onnx_path
+            stale = _stale_onnx(self._impl.card, _pt_card(pt_path, files.card), onnx_path, pt_path)
+            if stale and requested == "auto" and pt_path is not None:
+                warn(f"{stale}; running {pt_path} with PyTorch instead (re-export: percept export {pt_path})")
+                backend = "torch"
+                self._impl = _TorchBackend(pt_path, device, threads)
+                self.path = pt_path
+            elif stale:
+                warn(stale)
         else:
             if pt_path is None:
                 raise PerceptError(f"no .pt checkpoint for model '{model}' (use --backend onnx)")

@@ -26,6 +26,7 @@ from percept.argtypes import nonneg_float as _nonneg_float  # noqa: E402
 from percept.argtypes import nonneg_int as _nonneg_int  # noqa: E402
 from percept.argtypes import positive_float as _positive_float  # noqa: E402
 from percept.argtypes import positive_int as _positive_int  # noqa: E402
+from percept.argtypes import side_int as _side_int  # noqa: E402
 from percept.errors import PerceptError
 from percept.visualize.commands import common_options
 
@@ -140,7 +141,7 @@ def _target_options(p: argparse.ArgumentParser, klass: str | None = "one", image
     elif klass == "many":
         p.add_argument("--class", dest="klass", metavar="C", action="append", default=[],
                        help="class index or label (repeat for several; default: class 0)")
-    p.add_argument("--size", type=_positive_int, help=size_help)
+    p.add_argument("--size", type=_side_int, help=size_help)
 
 
 # ------------------------------------------------------------------------------------------ commands

@@ -15,6 +15,7 @@ import argparse
 from percept.argtypes import nonneg_int as _nonneg_int  # noqa: E402
 from percept.argtypes import positive_float as _positive_float  # noqa: E402
 from percept.argtypes import positive_int as _positive_int  # noqa: E402
+from percept.argtypes import side_int as _side_int  # noqa: E402
 from percept.visualize.commands import common_options
 
 
@@ -75,7 +76,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="channel whose maximally activating patches are shown (default: the most variable one)")
     e.add_argument("-k", type=_positive_int, default=5, help="neighbours per query and space (default 5)")
     e.add_argument("--queries", type=_positive_int, default=6, help="query rows in the neighbour grid (default 6)")
-    e.add_argument("--size", type=_positive_int, default=224, help="images are centre-cropped to SIZE x SIZE (224)")
+    e.add_argument("--size", type=_side_int, default=224, help="images are centre-cropped to SIZE x SIZE (224)")
     e.add_argument("--perplexity", type=_positive_float, default=30.0,
                    help="t-SNE perplexity (default 30; clamped to (images - 1) / 3)")
     e.add_argument("--canvas", type=_positive_int, default=1600, help="side of the t-SNE picture (default 1600)")
@@ -93,7 +94,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--method", choices=["auto", "decoder", "optimize"], default="auto",
                    help="auto: the shipped decoder where there is one, else optimisation (default); decoder; "
                         "optimize: Mahendran-Vedaldi for every layer (minutes per layer)")
-    g.add_argument("--size", type=_positive_int, default=256, help="photo's long side in pixels (default 256)")
+    g.add_argument("--size", type=_side_int, default=256, help="photo's long side in pixels (default 256)")
     g.add_argument("--iterations", type=_positive_int, help="optimisation: steps of the first stage (default 300)")
     common_options(g)
     g.set_defaults(func=cmd_invert_grid)
@@ -103,7 +104,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     h.add_argument("--fast", action="store_true", help="tiny sizes and few steps (seconds, not minutes)")
     h.add_argument("--folder", help="other images for the embedding section (default: the photo's folder, "
                                     "else scikit-image's sample photos)")
-    h.add_argument("--size", type=_positive_int, help="working size of the photo (default 224; 64 with --fast)")
+    h.add_argument("--size", type=_side_int, help="working size of the photo (default 224; 64 with --fast)")
     h.add_argument("--classifier", metavar="MODEL",
                    help="enables the class-based sections: a torchvision name (vgg16, resnet18, ...) with --weights, "
                         "or a percept classifier file (.pt); the attributions then explain its top class")

@@ -14,6 +14,7 @@ from percept.argtypes import nonneg_float as _nonneg_float
 from percept.argtypes import nonneg_int as _nonneg_int
 from percept.argtypes import positive_float as _positive_float
 from percept.argtypes import positive_int as _positive_int
+from percept.argtypes import side_int as _side_int
 from percept.errors import PerceptError
 from percept.visualize.commands import common_options
 
@@ -231,7 +232,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--max-channels", type=_positive_int, default=16, help="channels per layer (default 16)")
     a.add_argument("--order", choices=["index", "top"], default="top",
                    help="top: the most active channels (default); index: the first ones")
-    a.add_argument("--size", type=_positive_int, default=224, help="photo's long side in px (default 224)")
+    a.add_argument("--size", type=_side_int, default=224, help="photo's long side in px (default 224)")
     a.add_argument("--tile", type=_positive_int, default=96, help="tile width in px (default 96)")
     common_options(a)
     a.set_defaults(func=cmd_activations)
@@ -241,7 +242,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--targets", help="LAYER:CHANNEL list, e.g. relu4_1:0,relu4_1:7")
     m.add_argument("--layer", help="one layer, with --channels")
     m.add_argument("--channels", help="channels of --layer: 0-15, 3,7,9 or 0-3,8 (default 0)")
-    m.add_argument("--size", type=_positive_int, default=128, help="image side in px (default 128)")
+    m.add_argument("--size", type=_side_int, default=128, help="image side in px (default 128)")
     m.add_argument("--steps", type=_positive_int, default=25, help="ascent steps per octave (default 25)")
     m.add_argument("--octaves", type=_positive_int, default=3, help="default 3")
     m.add_argument("--octave-scale", type=_positive_float, default=1.4, help="default 1.4")
@@ -262,7 +263,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     d = sub.add_parser("dream", help="DeepDream (Mordvintsev et al. 2015), optionally guided or as an infinite zoom")
     d.add_argument("image", help="the photo to dream on")
     d.add_argument("--target", default="relu4_2", help="a layer (its L2 norm) or LAYER:CHANNEL (default relu4_2)")
-    d.add_argument("--size", type=_positive_int, default=256, help="long side in px (default 256)")
+    d.add_argument("--size", type=_side_int, default=256, help="long side in px (default 256)")
     d.add_argument("--steps", type=_positive_int, default=10, help="steps per octave (default 10)")
     d.add_argument("--octaves", type=_positive_int, default=4, help="default 4")
     d.add_argument("--octave-scale", type=_positive_float, default=1.4, help="default 1.4")
@@ -290,7 +291,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
     t = sub.add_parser("texture", help="texture synthesis from Gram matrices (Gatys, Ecker & Bethge 2015)")
     t.add_argument("image", help="the source texture")
-    t.add_argument("--size", type=_positive_int, default=256, help="source's long side in px (default 256)")
+    t.add_argument("--size", type=_side_int, default=256, help="source's long side in px (default 256)")
     t.add_argument("--out-size", type=_size_pair, help="WIDTHxHEIGHT of the result (default: the source's)")
     t.add_argument("--iterations", type=_positive_int, default=100, help="L-BFGS-B iterations (default 100)")
     t.add_argument("--optimizer", choices=["lbfgs", "adam"], default="lbfgs")

@@ -16,12 +16,14 @@ import argparse
 import importlib
 import importlib.util
 
+from percept.argtypes import output_folder
+
 GROUPS = ("cli_features", "cli_attribution", "cli_embedding")
 
 
 def common_options(p: argparse.ArgumentParser, out_help: str = "output folder for the PNGs") -> None:
     """Options every viz command shares: ``-o/--out``, ``--device``, ``--seed``, ``--quiet``."""
-    p.add_argument("-o", "--out", required=True, help=out_help)
+    p.add_argument("-o", "--out", required=True, type=output_folder, help=out_help)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
