@@ -496,3 +496,28 @@ def test_viz_outputs_are_checked_at_parse(capsys, read_only_dir, tmp_path, photo
     with pytest.raises(SystemExit):
         main(["viz", "activations", str(photo_path), "-o", str(tmp_path / "a"), "--size", "4"])
     assert "must be from 16 to 16384 px" in capsys.readouterr().err
+
+
+def test_a_run_that_fails_on_bad_data_leaves_no_tensorboard_stub(tmp_path, painting_path, small_data):
+    from percept.training.style import train_style
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for p in sorted(small_data.glob("*.jpg"))[:3]:  # headers fine, pixels cut: found out when drawn
+        raw = p.read_bytes()
+        (data / p.name).write_bytes(raw[: len(raw) * 6 // 10])
+    out = tmp_path / "out"
+    with pytest.raises(PerceptError, match="none of the 3 training images can be read"):
+        train_style(_train_cfg(painting_path, data, out), progress=False)
+    assert not list(out.rglob("events.out.tfevents.*")) and not (out / "tb").exists()
+
+
+def test_weights_that_overflow_give_an_error_not_a_black_picture(capsys, tmp_path, photo_path):
+    ckpt = torch.load(SHIPPED / "starry_night_rt.pt", map_location="cpu", weights_only=True)
+    state = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
+    first = next(k for k in state if k.endswith("weight") and state[k].dim() == 4)
+    state[first] = torch.full_like(state[first], 3e38)  # finite, but the first convolution overflows
+    torch.save({**ckpt, "state_dict": state}, tmp_path / "huge.pt")
+    err = one_line_error(capsys, ["stylize", str(photo_path), "--model", str(tmp_path / "huge.pt"),
+                                  "-o", str(tmp_path / "o.png")])
+    assert "output is not finite" in err and not (tmp_path / "o.png").exists()

@@ -312,7 +312,11 @@ class Engine:
         if x.ndim != 4 or x.shape[1] != 3:
             raise PerceptError(f"expected a (N, 3, H, W) batch, got shape {tuple(x.shape)}")
         check_frame_size(x.shape[2], x.shape[3], self.min_size, self.name, batch=x.shape[0])
-        return self._impl.run(x)
+        out = self._impl.run(x)
+        if not np.isfinite(out).all():  # finite weights can still overflow: never write a black picture
+            raise PerceptError(f"{self.path}: the model's output is not finite (NaN or infinity) for this input; "
+                               "its weights are broken")
+        return out
 
     def tensor(self, x):
         """torch (N, 3, H, W) in [0, 1] -> the stylised batch as a torch tensor on the CPU."""

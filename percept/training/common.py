@@ -231,7 +231,26 @@ def run_loop(cfg, loader, train_step: Callable[[torch.Tensor, int, float], dict[
                 if step % cfg.preview_every:
                     log_preview(step)
                 break
+    except BaseException:
+        if step == start_step:  # nothing trained in this call: leave no empty TensorBoard stub behind
+            _discard_event_file(writer)
+        raise
     finally:
         bar.close()
         writer.close()
     return LoopResult(step, elapsed_before + time.perf_counter() - t0, running)
+
+
+def _discard_event_file(writer) -> None:
+    """Close ``writer`` and delete the event file it made (and its folders, when empty)."""
+    try:
+        path = Path(writer._get_file_writer().event_writer._file_name)
+    except AttributeError:  # another SummaryWriter version: keep the stub rather than guess
+        return
+    writer.close()
+    path.unlink(missing_ok=True)
+    for folder in (path.parent, path.parent.parent):
+        try:
+            folder.rmdir()  # only when empty
+        except OSError:
+            break
