@@ -136,20 +136,24 @@ def test_a_terminated_headless_webcam_keeps_what_it_recorded(tmp_path):
 
 # ----------------------------------------------------------------------------------- row 1: a full disk
 
-@pytest.fixture()
-def tiny_disk(tmp_path):
-    """A 256 kB tmpfs (root only): a disk that fills up after a few video frames."""
-    mount = tmp_path / "full"
-    mount.mkdir()
+def mounted_tmpfs(folder: Path, options: str):
+    """A tmpfs mounted on ``folder`` for the length of a test (root only; skipped with the reason elsewhere)."""
+    folder.mkdir()
     if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("needs root to mount a small tmpfs")
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)], capture_output=True)
+        pytest.skip("needs root to mount a tmpfs")
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True)
     if res.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {res.stderr.decode().strip()}")
     try:
-        yield mount
+        yield folder
     finally:
-        subprocess.run(["umount", str(mount)], capture_output=True)
+        subprocess.run(["umount", str(folder)], capture_output=True)
+
+
+@pytest.fixture()
+def tiny_disk(tmp_path):
+    """A 256 kB tmpfs: a disk that fills up after a few video frames."""
+    yield from mounted_tmpfs(tmp_path / "full", "size=256k")
 
 
 def test_a_video_on_a_full_disk_is_an_error_and_leaves_nothing(tiny_disk, tmp_path, capsys):
@@ -290,18 +294,8 @@ def test_an_output_folder_named_like_an_image_fails_before_the_work(capsys, tmp_
 
 @pytest.fixture()
 def read_only_dir(tmp_path):
-    """A read-only tmpfs (root only): EROFS for every write, root included."""
-    mount = tmp_path / "ro"
-    mount.mkdir()
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("needs root to mount a read-only tmpfs")
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(mount)], capture_output=True)
-    if res.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {res.stderr.decode().strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", str(mount)], capture_output=True)
+    """A read-only tmpfs: EROFS for every write, root included."""
+    yield from mounted_tmpfs(tmp_path / "ro", "ro,size=64k")
 
 
 def test_read_only_outputs_fail_before_the_work(capsys, read_only_dir, photo_path, painting_path, small_data):
