@@ -34,7 +34,8 @@ def _channels(text: str) -> list[int]:
 # --------------------------------------------------------------------------------------------- commands
 
 def cmd_train_style(args: argparse.Namespace) -> int:
-    from percept.training.style import StyleTrainConfig, train_style
+    from percept.training.configs import StyleTrainConfig
+    from percept.training.style import train_style
 
     cfg = config_from_args(StyleTrainConfig, args, out=_out_folder(args))
     path = train_style(cfg, resume=args.resume, progress=not args.quiet)
@@ -43,7 +44,8 @@ def cmd_train_style(args: argparse.Namespace) -> int:
 
 
 def cmd_train_decoder(args: argparse.Namespace) -> int:
-    from percept.training.decoder import DecoderTrainConfig, train_decoder
+    from percept.training.configs import DecoderTrainConfig
+    from percept.training.decoder import train_decoder
 
     cfg = config_from_args(DecoderTrainConfig, args, out=_out_folder(args))
     path = train_decoder(cfg, resume=args.resume, progress=not args.quiet)
@@ -52,7 +54,8 @@ def cmd_train_decoder(args: argparse.Namespace) -> int:
 
 
 def cmd_distill(args: argparse.Namespace) -> int:
-    from percept.training.distill import DistillConfig, distill_style
+    from percept.training.configs import DistillConfig
+    from percept.training.distill import distill_style
 
     path = distill_style(config_from_args(DistillConfig, args, out=_out_folder(args)), progress=not args.quiet)
     print(f"model written to {path} (card: {path.with_suffix('.json')})")
@@ -291,7 +294,7 @@ def _training_run_options(p: argparse.ArgumentParser, cfg: type, time_limit_help
 
 
 def _architecture_options(p: argparse.ArgumentParser, cfg: type) -> None:
-    from percept.models.transformer import ARCH_DEFAULTS
+    from percept.models.specs import ARCH_DEFAULTS
 
     per_arch = "; ".join(f"{a} {','.join(map(str, d['channels']))} x{d['n_residual']}" for a, d in ARCH_DEFAULTS.items())
     config_option(p, cfg, "arch", choices=list(ARCH_DEFAULTS),
@@ -301,9 +304,7 @@ def _architecture_options(p: argparse.ArgumentParser, cfg: type) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from percept.training.decoder import DecoderTrainConfig
-    from percept.training.distill import DistillConfig
-    from percept.training.style import StyleTrainConfig
+    from percept.training.configs import DecoderTrainConfig, DistillConfig, StyleTrainConfig  # no torch: a fast --help
 
     p = _Parser(prog="percept", description="Fast style transfer and feature inversion with perceptual losses.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)

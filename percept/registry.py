@@ -17,6 +17,7 @@ inference engine runs) and ``NAME.json`` (its model card); either of the first t
 
 from __future__ import annotations
 
+import difflib
 import enum
 import json
 import os
@@ -168,15 +169,13 @@ def list_models(kind: str | ModelKind | None = None, source: str | None = None,
 
 
 def _no_such_model(text: str) -> PerceptError:
-    shipped = shipped_dir()
-    names = [m.name for m in list_models()]
-    if not any(m.source == "shipped" for m in list_models(source="shipped")):
-        hint = (f"no shipped models are installed (nothing in {shipped}: reinstall percept from a wheel that "
+    models = list_models()
+    names = [m.name for m in models]
+    if not any(m.source == "shipped" for m in models):
+        hint = (f"no shipped models are installed (nothing in {shipped_dir()}: reinstall percept from a wheel that "
                 "carries its models, or set PERCEPT_CHECKPOINTS)")
     else:
         hint = "models: " + ", ".join(names)
-    import difflib
-
     near = difflib.get_close_matches(text, names, n=1)
     maybe = f" (did you mean '{near[0]}'?)" if near else ""
     return PerceptError(f"unknown model '{text}'{maybe}; {hint} (or give a .pt or .onnx path)")

@@ -25,7 +25,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 import torch
+from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -35,9 +37,10 @@ from benchdocs import update_block  # noqa: E402
 
 from percept.device import cpu_description  # noqa: E402
 from percept.evaluation import StyleMetric  # noqa: E402
-from percept.images import list_images, load_image, resize_long_side  # noqa: E402
-from percept.inference.engine import Engine  # noqa: E402
+from percept.images import list_images, load_image, resize_long_side, to_tensor  # noqa: E402
+from percept.inference.engine import Engine, session_options  # noqa: E402
 from percept.inference.invert import Inverter  # noqa: E402
+from percept.models.decoder import crop_to_stride  # noqa: E402
 from percept.models.losses import PerceptualLoss  # noqa: E402
 from percept.registry import read_card  # noqa: E402
 from percept.training.data import split_holdout  # noqa: E402
@@ -52,9 +55,7 @@ def run(engine: Engine, photo) -> np.ndarray:
     return engine.run(x)[0]
 
 
-def to_pil(y: np.ndarray):
-    from PIL import Image
-
+def to_pil(y: np.ndarray) -> Image.Image:
     return Image.fromarray((np.clip(y, 0, 1).transpose(1, 2, 0) * 255 + 0.5).astype(np.uint8), "RGB")
 
 
@@ -102,12 +103,6 @@ def main() -> int:
             i1 = Inverter(layer, after / f"{name}.pt", device="cpu", net=i0.net)
             err0 = [i0(p, 256).image_error for p in photos.values()]
             err1 = [i1(p, 256).image_error for p in photos.values()]
-            import onnxruntime as ort
-
-            from percept.images import to_tensor
-            from percept.inference.engine import session_options
-            from percept.models.decoder import crop_to_stride
-
             o0, o1 = (ort.InferenceSession(str(f / f"{name}.onnx"), session_options(), providers=["CPUExecutionProvider"])
                       for f in (before, after))
             onnx_diff = 0.0

@@ -99,3 +99,13 @@ def test_importing_inference_loads_neither_training_nor_visualize():
 
 def test_py_typed_is_shipped():
     assert (PKG / "py.typed").is_file()
+
+
+def test_the_command_line_parser_needs_no_torch():
+    """`percept --help` and every argument error answer without importing torch (seconds at start-up):
+    the options are built from torch-free config dataclasses."""
+    import subprocess
+
+    code = "import sys, percept.cli; percept.cli.build_parser(); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

@@ -90,6 +90,9 @@ def choose_providers(device: str, available: Sequence[str], gpu: bool | None = N
 BYTES_PER_PIXEL = 1000
 """Peak memory a frame pixel costs the full-size network (measured at 2048x2048: 0.68 kB with
 onnxruntime, 1.0 kB with PyTorch; the rt network needs less)."""
+ALWAYS_FITS = 1 << 30
+"""A frame whose estimate is at most this (1 GB: 1 megapixel, a batch of four 512x512 frames) is not
+checked against the free memory."""
 FALLBACK_MAX_PIXELS = 40_000_000
 """Where the free memory cannot be read: the largest frame (height x width) the engine runs."""
 
@@ -113,6 +116,8 @@ def check_frame_size(height: int, width: int, smallest: int, name: str, batch: i
         raise PerceptError(f"frames must be at least {smallest}x{smallest} px for {name}, got {width}x{height}")
     pixels = height * width * max(1, batch)
     need = pixels * BYTES_PER_PIXEL
+    if need <= ALWAYS_FITS:  # every frame of a video or the webcam: no need to read /proc/meminfo
+        return
     free = available_memory()
     if (free is not None and need > free) or (free is None and pixels > FALLBACK_MAX_PIXELS):
         have = f"{free / 1e9:.1f} GB are free" if free is not None else f"the limit is {FALLBACK_MAX_PIXELS / 1e6:.0f} megapixels"

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from percept.checkpoint import load_network
+from percept.models.specs import ARCH_DEFAULTS, arch_default  # noqa: F401 - re-exported
 from percept.registry import ModelKind, find_model
 
 
@@ -169,17 +170,6 @@ class RealtimeTransformerNet(nn.Module):
 
 
 ARCHITECTURES = {"johnson": TransformerNet, "rt": RealtimeTransformerNet}
-ARCH_DEFAULTS: dict[str, dict] = {"johnson": {"channels": [32, 64, 128], "n_residual": 5},
-                                  "rt": {"channels": [16, 32, 64], "n_residual": 4}}
-"""Each architecture's default widths and residual blocks (training, distillation and the CLI read them here)."""
-
-
-def arch_default(arch: str, key: str):
-    """``ARCH_DEFAULTS[arch][key]`` (a copy), or a one-line error for an unknown architecture."""
-    if arch not in ARCH_DEFAULTS:
-        raise ValueError(f"unknown architecture '{arch}'; known: {', '.join(ARCHITECTURES)}")
-    value = ARCH_DEFAULTS[arch][key]
-    return list(value) if isinstance(value, list) else value
 """``--arch`` names: ``johnson`` (the paper's network, the default) and ``rt`` (real time on a CPU)."""
 
 

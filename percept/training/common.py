@@ -14,45 +14,7 @@ import torch
 from tqdm import tqdm
 
 from percept.errors import PerceptError
-
-
-@dataclass(kw_only=True)
-class RunOptions:
-    """How a run goes, whatever it trains: seeding, the held-out split, logging and the device.
-    Keyword-only, so each run's own config keeps its required fields first."""
-
-    seed: int = 0
-    holdout_every: int = 10
-    logdir: str | None = None
-    device: str = "auto"
-
-
-@dataclass(kw_only=True)
-class LoopOptions(RunOptions):
-    """:class:`RunOptions` plus what a :func:`run_loop` run needs: checkpoints, logging cadence,
-    data-loading workers, mixed precision and a wall-clock budget."""
-
-    checkpoint_every: int = 100
-    log_every: int = 10
-    preview_every: int = 100
-    workers: int | None = None
-    amp: bool | None = None
-    """None: the run's own default (bf16 autocast on a GPU where it pays, fp32 on the CPU)."""
-    time_limit: float | None = None
-    """Stop after this many minutes of training in this call (the model is saved as if finished;
-    ``--resume`` with the same or more ``iterations`` continues it)."""
-
-
-def fill_arch_defaults(cfg) -> None:
-    """A style network config's ``channels`` / ``n_residual`` left as None become its architecture's
-    (:data:`percept.models.transformer.ARCH_DEFAULTS`); an unknown ``arch`` is a one-line error."""
-    from percept.models.transformer import arch_default
-
-    try:
-        cfg.channels = list(cfg.channels or arch_default(cfg.arch, "channels"))
-        cfg.n_residual = cfg.n_residual or arch_default(cfg.arch, "n_residual")
-    except ValueError as exc:
-        raise PerceptError(str(exc)) from None
+from percept.training.configs import LoopOptions, RunOptions, fill_arch_defaults  # noqa: F401 - re-exported
 
 
 def prepare_run(cfg) -> tuple[list[Path], list[Path], Path]:

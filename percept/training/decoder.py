@@ -19,7 +19,7 @@ decoder and its model card), ``tb/{name}`` (TensorBoard) unless ``logdir`` says 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -32,7 +32,6 @@ from percept.images import resize_long_side, to_tensor
 from percept.models.decoder import FeatureDecoder, check_decoder_layer
 from percept.models.vgg import LossNetwork, layer_stride
 from percept.training.common import (
-    LoopOptions,
     log_previews,
     optimizer_to,
     prepare_run,
@@ -40,33 +39,11 @@ from percept.training.common import (
     run_loop,
     save_training_state,
 )
+from percept.training.configs import DecoderTrainConfig
 from percept.training.data import RandomCropDataset, first_readable, make_loader
 from percept.version import __version__
 
 LOSSES = ("pixel", "pixel+feature")
-
-
-@dataclass
-class DecoderTrainConfig(LoopOptions):
-    """Every hyper-parameter of a decoder training run (all of it goes into the model card); the run
-    options (seed, device, checkpoints, ``amp`` - None: bf16 autocast on a GPU, fp32 on the CPU -,
-    ``time_limit``, ...) come from :class:`LoopOptions`."""
-
-    layer: str
-    data: str
-    out: str
-    name: str | None = None
-    loss: str = "pixel"
-    feature_weight: float = 0.01
-    image_size: int = 128
-    batch_size: int = 8
-    iterations: int = 2000
-    lr: float = 1e-3
-    lr_final: float = 1e-4
-    """The learning rate decays (cosine) from ``lr`` to this over ``iterations`` (or over
-    ``time_limit``, when that runs out first)."""
-    width: int | None = None
-    n_blocks: int = 2
 
 
 def _validate(cfg: DecoderTrainConfig) -> None:

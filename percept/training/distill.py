@@ -15,7 +15,7 @@ student previews).
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -28,32 +28,10 @@ from percept.errors import PerceptError
 from percept.images import load_image, resize_long_side, to_tensor
 from percept.models.transformer import build_transformer
 from percept.models.transformer import load_style_network as load_style_model
-from percept.training.common import RunOptions, fill_arch_defaults, prepare_run
+from percept.training.common import prepare_run
+from percept.training.configs import DistillConfig
 from percept.training.data import RandomCropDataset
 from percept.version import __version__
-
-
-@dataclass
-class DistillConfig(RunOptions):
-    """Every setting of a distillation run (all of it goes into the model card); seed, held-out split,
-    log folder and device come from :class:`RunOptions`."""
-
-    teacher: str
-    data: str
-    out: str
-    name: str | None = None
-    arch: str = "rt"
-    channels: list[int] | None = None
-    """Student widths; None: the architecture's (:data:`percept.models.transformer.ARCH_DEFAULTS`)."""
-    n_residual: int | None = None
-    image_size: int = 256
-    pairs: int = 384
-    batch_size: int = 8
-    iterations: int = 1000
-    lr: float = 3e-3
-
-    def __post_init__(self) -> None:
-        fill_arch_defaults(self)
 
 
 def distill_style(cfg: DistillConfig, progress: bool = True) -> Path:

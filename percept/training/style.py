@@ -15,7 +15,7 @@ A NaN or infinite loss stops the run with a message naming the step; the last go
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -24,11 +24,9 @@ from percept.checkpoint import save_style_model
 from percept.device import device_name, resolve_device
 from percept.errors import PerceptError
 from percept.images import load_image, resize_long_side, to_tensor
-from percept.models.losses import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, PerceptualLoss
+from percept.models.losses import PerceptualLoss
 from percept.models.transformer import build_transformer
 from percept.training.common import (
-    LoopOptions,
-    fill_arch_defaults,
     log_previews,
     optimizer_to,
     prepare_run,
@@ -36,44 +34,9 @@ from percept.training.common import (
     run_loop,
     save_training_state,
 )
+from percept.training.configs import StyleTrainConfig
 from percept.training.data import RandomCropDataset, first_readable, make_loader
 from percept.version import __version__
-
-
-@dataclass
-class StyleTrainConfig(LoopOptions):
-    """Every hyper-parameter of a style training run (all of it goes into the model card); the run
-    options (seed, device, checkpoints, ``amp``, ``time_limit``, ...) come from :class:`LoopOptions`."""
-
-    style: str
-    data: str
-    out: str
-    name: str | None = None
-    image_size: int = 192
-    batch_size: int = 2
-    iterations: int = 2000
-    lr: float = 2e-3
-    content_weight: float = 1.0
-    style_weight: float = 10.0
-    tv_weight: float = 10.0
-    style_size: int = 512
-    content_layers: list[str] = field(default_factory=lambda: list(DEFAULT_CONTENT_LAYERS))
-    style_layers: list[str] = field(default_factory=lambda: list(DEFAULT_STYLE_LAYERS))
-    channels: list[int] | None = None
-    """Encoder widths; None: the architecture's (:data:`percept.models.transformer.ARCH_DEFAULTS`)."""
-    n_residual: int | None = None
-    """Residual blocks; None: the architecture's."""
-    output: str = "sigmoid"
-    arch: str = "johnson"
-    channels_last: bool | None = None
-    """None: channels_last on the CPU, NCHW on a GPU (see :func:`step_precision`). ``amp`` None:
-    bf16 autocast on a GPU at batch >= 8, fp32 (TF32) below and on the CPU."""
-    init: str | None = None
-    """Start from this trained model's weights (same architecture) instead of a random init."""
-
-
-    def __post_init__(self) -> None:
-        fill_arch_defaults(self)
 
 
 def _sha1(path: Path) -> str:

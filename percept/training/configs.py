@@ -1,0 +1,145 @@
+"""The settings of every training run, as dataclasses that import no torch: the command line builds
+its options from them (each default declared once) without paying for torch at start-up, and the
+model cards record them. The runs themselves live in ``style``, ``decoder`` and ``distill``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from percept.errors import PerceptError
+from percept.models.specs import arch_default
+
+__all__ = ["RunOptions", "LoopOptions", "StyleTrainConfig", "DecoderTrainConfig", "DistillConfig", "fill_arch_defaults"]
+
+
+def _content_layers() -> list[str]:
+    from percept.models.losses import DEFAULT_CONTENT_LAYERS
+
+    return list(DEFAULT_CONTENT_LAYERS)
+
+
+def _style_layers() -> list[str]:
+    from percept.models.losses import DEFAULT_STYLE_LAYERS
+
+    return list(DEFAULT_STYLE_LAYERS)
+
+
+@dataclass(kw_only=True)
+class RunOptions:
+    """How a run goes, whatever it trains: seeding, the held-out split, logging and the device.
+    Keyword-only, so each run's own config keeps its required fields first."""
+
+    seed: int = 0
+    holdout_every: int = 10
+    logdir: str | None = None
+    device: str = "auto"
+
+
+@dataclass(kw_only=True)
+class LoopOptions(RunOptions):
+    """:class:`RunOptions` plus what a :func:`run_loop` run needs: checkpoints, logging cadence,
+    data-loading workers, mixed precision and a wall-clock budget."""
+
+    checkpoint_every: int = 100
+    log_every: int = 10
+    preview_every: int = 100
+    workers: int | None = None
+    amp: bool | None = None
+    """None: the run's own default (bf16 autocast on a GPU where it pays, fp32 on the CPU)."""
+    time_limit: float | None = None
+    """Stop after this many minutes of training in this call (the model is saved as if finished;
+    ``--resume`` with the same or more ``iterations`` continues it)."""
+
+
+def fill_arch_defaults(cfg) -> None:
+    """A style network config's ``channels`` / ``n_residual`` left as None become its architecture's
+    (:data:`percept.models.transformer.ARCH_DEFAULTS`); an unknown ``arch`` is a one-line error."""
+    try:
+        cfg.channels = list(cfg.channels or arch_default(cfg.arch, "channels"))
+        cfg.n_residual = cfg.n_residual or arch_default(cfg.arch, "n_residual")
+    except ValueError as exc:
+        raise PerceptError(str(exc)) from None
+
+
+@dataclass
+class StyleTrainConfig(LoopOptions):
+    """Every hyper-parameter of a style training run (all of it goes into the model card); the run
+    options (seed, device, checkpoints, ``amp``, ``time_limit``, ...) come from :class:`LoopOptions`."""
+
+    style: str
+    data: str
+    out: str
+    name: str | None = None
+    image_size: int = 192
+    batch_size: int = 2
+    iterations: int = 2000
+    lr: float = 2e-3
+    content_weight: float = 1.0
+    style_weight: float = 10.0
+    tv_weight: float = 10.0
+    style_size: int = 512
+    content_layers: list[str] = field(default_factory=_content_layers)
+    style_layers: list[str] = field(default_factory=_style_layers)
+    channels: list[int] | None = None
+    """Encoder widths; None: the architecture's (:data:`percept.models.transformer.ARCH_DEFAULTS`)."""
+    n_residual: int | None = None
+    """Residual blocks; None: the architecture's."""
+    output: str = "sigmoid"
+    arch: str = "johnson"
+    channels_last: bool | None = None
+    """None: channels_last on the CPU, NCHW on a GPU (see :func:`step_precision`). ``amp`` None:
+    bf16 autocast on a GPU at batch >= 8, fp32 (TF32) below and on the CPU."""
+    init: str | None = None
+    """Start from this trained model's weights (same architecture) instead of a random init."""
+
+
+    def __post_init__(self) -> None:
+        fill_arch_defaults(self)
+
+
+@dataclass
+class DecoderTrainConfig(LoopOptions):
+    """Every hyper-parameter of a decoder training run (all of it goes into the model card); the run
+    options (seed, device, checkpoints, ``amp`` - None: bf16 autocast on a GPU, fp32 on the CPU -,
+    ``time_limit``, ...) come from :class:`LoopOptions`."""
+
+    layer: str
+    data: str
+    out: str
+    name: str | None = None
+    loss: str = "pixel"
+    feature_weight: float = 0.01
+    image_size: int = 128
+    batch_size: int = 8
+    iterations: int = 2000
+    lr: float = 1e-3
+    lr_final: float = 1e-4
+    """The learning rate decays (cosine) from ``lr`` to this over ``iterations`` (or over
+    ``time_limit``, when that runs out first)."""
+    width: int | None = None
+    n_blocks: int = 2
+
+
+@dataclass
+class DistillConfig(RunOptions):
+    """Every setting of a distillation run (all of it goes into the model card); seed, held-out split,
+    log folder and device come from :class:`RunOptions`."""
+
+    teacher: str
+    data: str
+    out: str
+    name: str | None = None
+    arch: str = "rt"
+    channels: list[int] | None = None
+    """Student widths; None: the architecture's (:data:`percept.models.transformer.ARCH_DEFAULTS`)."""
+    n_residual: int | None = None
+    image_size: int = 256
+    pairs: int = 384
+    batch_size: int = 8
+    iterations: int = 1000
+    lr: float = 3e-3
+
+    def __post_init__(self) -> None:
+        fill_arch_defaults(self)
+
+
