@@ -348,7 +348,7 @@ def test_cli_torchvision_classifier_from_a_local_file(capsys, tmp_path, photo_pa
 
 @pytest.mark.parametrize("argv,message", [
     (["saliency", "{photo}", "--classifier", "{clf}", "--class", "4"], "this classifier has classes 0..3"),
-    (["gradcam", "{photo}", "--classifier", "{clf}", "--class", "purple"], "not a class index or one of"),
+    (["gradcam", "{photo}", "--classifier", "{clf}", "--class", "purple"], "unknown class 'purple'; this classifier's classes are 0 ("),
     (["saliency", "{photo}", "--target", "relu9_1:3"], "unknown layer 'relu9_1'"),
     (["occlusion", "{photo}", "--target", "relu2_1:128"], "relu2_1 has channels 0..127, got 128"),
     (["guided-backprop", "{photo}", "--target", "relu2_1"], "give a channel as LAYER:CHANNEL"),

@@ -254,9 +254,7 @@ def test_gallery_has_every_section(gallery):
     assert [s.key for s in gallery.sections] == list(G.SECTION_KEYS)
     for s in gallery.sections:
         assert not s.details, f"{s.key} crashed:\n{s.details}"      # a bug, not a user error
-        if s.key in ("classviz", "fool"):
-            assert "--classifier" in s.note and not s.figures        # no classifier: how to enable them
-        elif _module_exists(s.key):
+        if _module_exists(s.key):
             assert not s.error, f"{s.key}: {s.error}"
             assert s.figures, s.key
         else:
@@ -331,10 +329,32 @@ def test_cli_gallery_with_a_classifier(photo_path, tmp_path, capsys):
     assert page.count("<img ") == 1 + 2 + 3 + 3    # photo, saliency, three class models, fool's three
 
 
+def test_gallery_without_a_classifier_says_how_to_get_one(photo_path, small_data, tmp_path):
+    report = G.build_gallery(photo_path, tmp_path, fast=True, folder=small_data, device="cpu", classifier=None,
+                             sections=["classviz", "fool", "saliency"])
+    by_key = {s.key: s for s in report.sections}
+    for key in ("classviz", "fool"):
+        assert "--classifier" in by_key[key].note and not by_key[key].figures
+    assert by_key["saliency"].figures and "relu" in by_key["saliency"].figures[0].caption  # a VGG19 channel
+
+
+def test_gallery_uses_the_imagenet_classifier(gallery):
+    page = gallery.path.read_text()
+    by_key = {s.key: s for s in gallery.sections}
+    assert by_key["classviz"].figures and by_key["fool"].figures
+    from percept.models.efficientnet import imagenet_labels
+
+    names = imagenet_labels()
+    captions = " ".join(f.caption for f in by_key["classviz"].figures)
+    assert sum(name in captions for name in names) >= 3        # three ImageNet classes by name
+    assert "efficientnet" in page.lower() or any(name in page for name in names)
+
+
 def test_cli_gallery_errors(photo_path, tmp_path, capsys):
     rc = main(["viz", "gallery", str(tmp_path / "missing.jpg"), "-o", str(tmp_path / "g"), "--fast", "--quiet"])
     assert rc == 2 and "no such file" in capsys.readouterr().err
-    rc = main(["viz", "gallery", str(photo_path), "-o", str(tmp_path / "g"), "--weights", "x.pth", "--quiet"])
+    rc = main(["viz", "gallery", str(photo_path), "-o", str(tmp_path / "g"), "--classifier", "none", "--weights",
+               "x.pth", "--quiet"])
     assert rc == 2 and "--weights needs --classifier" in capsys.readouterr().err
     rc = main(["viz", "gallery", str(photo_path), "-o", str(tmp_path / "g"), "--only", "embed,colour", "--quiet"])
     assert rc == 2 and "unknown section(s) colour; known: filters" in capsys.readouterr().err

@@ -95,12 +95,44 @@ PERCEPT_ARCHS = {"small_cnn": SmallCNN}
 
 @dataclass
 class LoadedClassifier:
-    """A classifier ready for the tools: RGB [0, 1] in, logits out; ``labels`` may be ``None``."""
+    """A classifier ready for the tools: RGB [0, 1] in, logits out; ``labels`` may be ``None``.
+    ``classes`` (when known) gives every class all its names, for ``--class "tabby cat"``."""
 
     model: nn.Module
     name: str
     labels: list[str] | None = None
     input_size: int | None = None
+    classes: tuple[tuple[str, ...], ...] | None = None
+
+    def class_index(self, text: str | int, labels: Sequence[str] | None = None) -> int:
+        """A class given by index or by name (any of its names, any case; a near miss gets suggestions)."""
+        from percept.models.efficientnet import imagenet_classes, imagenet_labels, resolve_class
+
+        names = labels if labels is not None else (self.classes or self.labels)
+        if names is not None and not isinstance(names, tuple) and len(names) == 1000 and \
+                list(names) == imagenet_labels():
+            names = imagenet_classes()      # the ImageNet list: every class with all its names
+        if names is None:
+            try:
+                return int(text)
+            except ValueError:
+                raise PerceptError(f"class '{text}': give a class index (this classifier has no labels; "
+                                   "see --labels)") from None
+        return resolve_class(str(text), names)
+
+
+DEFAULT_CLASSIFIER = "efficientnet_lite0"
+"""The classifier of every class-based tool when none is given: EfficientNet-Lite0 with its ImageNet
+weights (:mod:`percept.models.efficientnet`)."""
+
+
+def imagenet_classifier(weights: str | Path | None = None) -> LoadedClassifier:
+    """EfficientNet-Lite0 on ImageNet-1k, ready for the tools (RGB [0, 1] in, 1000 logits out, labels)."""
+    from percept.models.efficientnet import INPUT_SIZE, imagenet_classes, load_efficientnet_lite0
+
+    classes = imagenet_classes()
+    return LoadedClassifier(load_efficientnet_lite0(weights), DEFAULT_CLASSIFIER, [c[0] for c in classes],
+                            INPUT_SIZE, classes)
 
 
 def save_classifier(model: nn.Module, path: str | Path, labels: Sequence[str] | None = None,
@@ -159,27 +191,35 @@ def load_classifier_file(path: str | Path) -> LoadedClassifier:
                             int(size) if size else None)
 
 
-def open_classifier(spec: str, weights: str | Path | None = None) -> LoadedClassifier:
-    """``--classifier`` on the command line: a torchvision name with a local ``weights`` file (or the
+def open_classifier(spec: str | None = None, weights: str | Path | None = None) -> LoadedClassifier:
+    """``--classifier`` on the command line: ``efficientnet_lite0`` (the default: ImageNet weights from
+    the installed package, or ``weights``), a torchvision name with a local ``weights`` file (or the
     torch hub cache's file for it), or a percept classifier file."""
+    if spec is None or spec == DEFAULT_CLASSIFIER:
+        return imagenet_classifier(weights)
     if spec in TORCHVISION_CLASSIFIERS:
         return LoadedClassifier(Normalized(load_classifier(spec, weights)).eval(), spec)
     if weights is not None:
-        raise PerceptError(f"--weights is for torchvision classifiers ({', '.join(TORCHVISION_CLASSIFIERS)}); "
-                           f"'{spec}' is not one")
+        raise PerceptError(f"--weights is for {DEFAULT_CLASSIFIER} and the torchvision classifiers "
+                           f"({', '.join(TORCHVISION_CLASSIFIERS)}); '{spec}' is not one")
     if Path(spec).suffix == ".pt" or Path(spec).exists():
         return load_classifier_file(spec)
-    raise PerceptError(f"unknown classifier '{spec}'; give a percept classifier file (.pt) or one of "
-                       f"{', '.join(TORCHVISION_CLASSIFIERS)} with --weights")
+    import difflib
+
+    known = [DEFAULT_CLASSIFIER, *TORCHVISION_CLASSIFIERS]
+    close = [k for k in known if k.startswith(spec.lower()[:3])] or difflib.get_close_matches(spec, known, n=1)
+    hint = f"did you mean {close[0]}? " if close else ""
+    raise PerceptError(f"unknown classifier '{spec}'; {hint}give {DEFAULT_CLASSIFIER} (the default), a percept "
+                       f"classifier file (.pt), or one of {', '.join(TORCHVISION_CLASSIFIERS)} with --weights")
 
 
 def read_labels(path: str | Path, num_classes: int | None = None) -> list[str]:
     """One label per line (blank lines at the end ignored); ``"imagenet"`` gives the 1000 ImageNet
-    class names that torchvision carries in its package (nothing is downloaded)."""
+    class names (torchvision's spelling, shipped in ``percept/models/imagenet_classes.txt``)."""
     if str(path) == "imagenet":
-        from torchvision.models import ResNet18_Weights
+        from percept.models.efficientnet import imagenet_labels
 
-        labels = list(ResNet18_Weights.IMAGENET1K_V1.meta["categories"])
+        labels = imagenet_labels()
     else:
         p = Path(path)
         if not p.is_file():
@@ -442,8 +482,16 @@ def spatial_layers(model: nn.Module, image: torch.Tensor) -> list[tuple[str, tup
     return seen
 
 
+def _inner_prefix(model: nn.Module) -> str:
+    """The prefix a wrapper adds to the wrapped network's module names (``model.``, ``net.``)."""
+    from percept.models.efficientnet import ImageNetClassifier
+
+    return "model." if isinstance(model, Normalized) else "net." if isinstance(model, ImageNetClassifier) else ""
+
+
 def _display_name(model: nn.Module, name: str) -> str:
-    return name[len("model."):] if isinstance(model, Normalized) and name.startswith("model.") else name
+    prefix = _inner_prefix(model)
+    return name[len(prefix):] if prefix and name.startswith(prefix) else name
 
 
 def default_cam_layer(sc: Scorer, image: torch.Tensor) -> str:
@@ -474,8 +522,9 @@ def _cam_module(sc: Scorer, name: str, image: torch.Tensor) -> nn.Module:
                                f"choose one of {names[0]}..{sc.model.layer}")
         return getattr(sc.model.net, name)
     mods = dict(sc.model.named_modules())
-    if isinstance(sc.model, Normalized) and f"model.{name}" in mods:
-        return mods[f"model.{name}"]
+    prefix = _inner_prefix(sc.model)
+    if prefix and f"{prefix}{name}" in mods:
+        return mods[f"{prefix}{name}"]
     if name in mods and name:
         return mods[name]
     cands = [_display_name(sc.model, n) for n, s in spatial_layers(sc.model, image) if s[2] * s[3] > 1]
@@ -619,7 +668,7 @@ def heat_image(h: torch.Tensor, colormap: str | None = None, percentile: float =
     return Image.fromarray(cv2.cvtColor(c, cv2.COLOR_BGR2RGB))
 
 
-__all__ = ["SmallCNN", "LoadedClassifier", "save_classifier", "load_classifier_file", "open_classifier",
+__all__ = ["SmallCNN", "LoadedClassifier", "DEFAULT_CLASSIFIER", "imagenet_classifier", "save_classifier", "load_classifier_file", "open_classifier",
            "read_labels", "LayerScores", "Scorer", "as_scorer", "eval_mode", "Prediction", "predict", "Attribution",
            "saliency", "guided_backprop", "deconvnet", "spatial_layers", "default_cam_layer", "grad_cam",
            "occlusion", "segment_salient", "gradient_image", "heat_image"]

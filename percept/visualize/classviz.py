@@ -50,12 +50,12 @@ class ClassModelResult:
     seconds: float = 0.0
 
 
-def class_model(model: nn.Module | None, target: Target, size: int | tuple[int, int] = 224, steps: int = 200,
-                lr: float = 0.03, decay: float = 0.02, blur_every: int = 4, blur_sigma: float | None = None,
+def class_model(model: nn.Module | None, target: Target, size: int | tuple[int, int] = 224, steps: int = 240,
+                lr: float = 0.05, decay: float = 0.01, blur_every: int = 2, blur_sigma: float | None = None,
                 clip_percentile: float = 10.0, jitter: int | None = None, init: str = "noise", seed: int = 0,
                 device: str | torch.device | None = None, progress: bool = False,
                 callback: Callable[[int, torch.Tensor, float], None] | None = None,
-                labels: Sequence[str] | None = None) -> ClassModelResult:
+                labels: Sequence[str] | None = None, octaves: int = 3, octave_scale: float = 1.4) -> ClassModelResult:
     """Class model visualisation: ``argmax_I S_c(I) - decay ||I||^2`` by normalised gradient ascent.
 
     The image is optimised around grey (``I = 0.5 + d``). Every step: ``d += lr * g / mean|g|``
@@ -63,6 +63,10 @@ def class_model(model: nn.Module | None, target: Target, size: int | tuple[int, 
     pixels), ``d *= 1 - decay`` (L2 decay), every ``blur_every`` steps a Gaussian blur of width
     ``blur_sigma`` (default: ``max(0.5, size / 224)``), pixels whose colour norm is below the
     ``clip_percentile`` percentile set to grey, and ``I`` clipped to [0, 1].
+
+    With ``octaves`` > 1 the ascent starts on an image ``octave_scale ** (octaves - 1)`` times smaller
+    and the image is upscaled (bilinear) between octaves, the steps split evenly: large structures
+    (the object's outline) form at the coarse scales, detail at the fine ones.
 
     Args:
         model: a classifier (``None`` for a loss-network target).
@@ -77,10 +81,14 @@ def class_model(model: nn.Module | None, target: Target, size: int | tuple[int, 
     h, w = (size, size) if isinstance(size, int) else size
     if min(h, w) < 8:
         raise PerceptError(f"image size {w}x{h} is too small; use at least 8 px")
-    sigma = blur_sigma if blur_sigma is not None else max(0.5, max(h, w) / 224)
-    jitter = jitter if jitter is not None else max(0, round(max(h, w) / 56))
+    if octaves < 1 or octave_scale < 1:
+        raise PerceptError(f"octaves must be at least 1 and octave_scale at least 1, got {octaves} and {octave_scale}")
+    sizes = [(max(8, round(h / octave_scale ** k)), max(8, round(w / octave_scale ** k)))
+             for k in range(octaves - 1, -1, -1)]
+    plan = [steps // octaves + (1 if k < steps % octaves else 0) for k in range(octaves)]
     gen = torch.Generator().manual_seed(seed)
-    d = torch.zeros(1, 3, h, w) if init == "zero" else 0.1 * torch.randn(1, 3, h, w, generator=gen)
+    h0, w0 = sizes[0]
+    d = torch.zeros(1, 3, h0, w0) if init == "zero" else 0.1 * torch.randn(1, 3, h0, w0, generator=gen)
     sc, _, out0 = _prepare(model, (0.5 + d).clamp(0, 1), target, labels, device)
     d = d.to(_device_of(sc.model))
     start = float(out0[0, sc.index])
@@ -88,9 +96,17 @@ def class_model(model: nn.Module | None, target: Target, size: int | tuple[int, 
     t0 = time.perf_counter()
     from tqdm import tqdm
 
+    bar = tqdm(total=steps, desc=f"classviz {sc.name()}", disable=not progress, leave=False)
+    schedule = [(k, i) for k, n in enumerate(plan) for i in range(n)]
     with eval_mode(sc.model):
-        for step in tqdm(range(steps), desc=f"classviz {sc.name()}", disable=not progress, leave=False):
-            ox, oy = (torch.randint(-jitter, jitter + 1, (2,), generator=gen).tolist() if jitter else (0, 0))
+        for step, (octave, first) in enumerate(schedule):
+            if first == 0 and tuple(d.shape[2:]) != sizes[octave]:
+                d = torch.nn.functional.interpolate(d, size=sizes[octave], mode="bilinear", align_corners=False)
+            oh, ow = sizes[octave]
+            sigma = blur_sigma if blur_sigma is not None else max(0.5, max(oh, ow) / 224)
+            shift = jitter if jitter is not None else max(0, round(max(oh, ow) / 56))
+            bar.update(1)
+            ox, oy = (torch.randint(-shift, shift + 1, (2,), generator=gen).tolist() if shift else (0, 0))
             d.requires_grad_(True)
             img = (0.5 + d).clamp(0, 1)
             score = sc.model(torch.roll(img, (oy, ox), (2, 3)))[0, sc.index]
@@ -110,6 +126,7 @@ def class_model(model: nn.Module | None, target: Target, size: int | tuple[int, 
                 d = (0.5 + d).clamp(0, 1) - 0.5
             if callback is not None:
                 callback(step, (0.5 + d).detach(), history[-1])
+    bar.close()
     img = (0.5 + d).detach()
     with torch.no_grad():
         out = sc.model(img)

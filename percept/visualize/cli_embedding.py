@@ -105,9 +105,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     h.add_argument("--folder", help="other images for the embedding section (default: the photo's folder, "
                                     "else scikit-image's sample photos)")
     h.add_argument("--size", type=_side_int, help="working size of the photo (default 224; 64 with --fast)")
-    h.add_argument("--classifier", metavar="MODEL",
-                   help="enables the class-based sections: a torchvision name (vgg16, resnet18, ...) with --weights, "
-                        "or a percept classifier file (.pt); the attributions then explain its top class")
+    h.add_argument("--classifier", metavar="MODEL", default="efficientnet_lite0",
+                   help="the classifier of the class-based sections, whose attributions explain its top class: "
+                        "efficientnet_lite0 (default, ImageNet), a torchvision name (vgg16, resnet18, ...) with "
+                        "--weights, a percept classifier file (.pt), or none (the sections then explain VGG19 "
+                        "channels or are left out)")
     h.add_argument("--weights", metavar="FILE", help="the classifier's local weight file (state dict)")
     h.add_argument("--only", metavar="SECTIONS",
                    help="comma-separated sections to render (default all): filters, activations, maximize, dream, "

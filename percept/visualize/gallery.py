@@ -297,9 +297,10 @@ def _occlusion(ctx: Context) -> list[Figure]:
                    f"{a.extra['stride']})", overlay_heatmap(img, a.map))]
 
 
-CLASSIFIER_HINT = ("These sections need a classifier. Enable them with <code>--classifier vgg16 --weights "
-                   "~/.cache/torch/hub/checkpoints/vgg16-397923af.pth</code> (any torchvision classifier with a "
-                   "local weight file) or <code>--classifier my_classifier.pt</code> (a percept classifier file).")
+CLASSIFIER_HINT = ("These sections need a classifier, and this page was made with <code>--classifier none</code>. "
+                   "Leave that out for the ImageNet classifier (EfficientNet-Lite0), or give <code>--classifier "
+                   "vgg16 --weights ~/.cache/torch/hub/checkpoints/vgg16-397923af.pth</code> (any torchvision "
+                   "classifier with a local weight file) or <code>--classifier my_classifier.pt</code>.")
 
 
 def _class_name(ctx: Context, i: int) -> str:
@@ -651,7 +652,7 @@ def render_html(photo: Image.Image, name: str, sections: Sequence[Section], subt
 
 def build_gallery(image: ImageLike, out: str | os.PathLike, fast: bool = False,
                   folder: str | os.PathLike | None = None, size: int | None = None,
-                  classifier: str | None = None, classifier_weights: str | os.PathLike | None = None,
+                  classifier: str | None = "efficientnet_lite0", classifier_weights: str | os.PathLike | None = None,
                   device: str = "auto", seed: int = 0, progress: bool = False,
                   sections: Sequence[str] | None = None) -> GalleryReport:
     """Write ``out/index.html``: every technique for one photo on one self-contained page.
@@ -663,8 +664,9 @@ def build_gallery(image: ImageLike, out: str | os.PathLike, fast: bool = False,
         folder: other images for the feature-space section (default: the photo's folder, topped up
             with scikit-image samples).
         size: the photo's long side (default 224; 64 with ``fast``).
-        classifier, classifier_weights: a torchvision classifier name with its local weights, or a
-            percept classifier file; enables the class-based sections.
+        classifier, classifier_weights: the classifier of the class-based sections: EfficientNet-Lite0 on
+            ImageNet by default, a torchvision classifier name with its local weights, or a percept
+            classifier file; ``None`` (``--classifier none``) leaves those sections out.
         sections: keys of the sections to render (default all, see ``SECTION_KEYS``).
 
     Raises:
@@ -685,6 +687,8 @@ def build_gallery(image: ImageLike, out: str | os.PathLike, fast: bool = False,
         raise PerceptError(f"size must be at least 32 px, got {s.size}")
     photo = resize_long_side(load_image(image), s.size)
     loaded = None
+    if classifier == "none":
+        classifier = None
     if classifier:
         from percept.visualize.attribution import open_classifier
 
