@@ -40,7 +40,8 @@ test-slow: $(STAMP)
 MYPY_MODULES := percept/errors.py percept/device.py percept/registry.py percept/checkpoint.py percept/images.py \
 	percept/evaluation.py percept/inference/engine.py percept/inference/stylize.py percept/inference/invert.py \
 	percept/models/transformer.py percept/models/decoder.py percept/__init__.py percept/argtypes.py \
-	percept/models/specs.py percept/training/configs.py
+	percept/models/specs.py percept/training/configs.py \
+               percept/models/efficientnet.py percept/visualize/pointing.py
 lint: $(STAMP)
 	$(BIN)/ruff check percept scripts tests
 	$(BIN)/mypy $(MYPY_MODULES)

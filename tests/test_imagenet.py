@@ -182,3 +182,42 @@ def test_class_model_of_a_named_class_raises_its_score(lc):
     assert res.target == "ostrich" and res.image.shape == (1, 3, 96, 96)
     assert res.score > res.start_score + 5
     assert 0 <= float(res.image.min()) and float(res.image.max()) <= 1
+
+
+def test_dream_and_maximize_take_the_classifiers_layers_and_logits(lc):
+    from percept.visualize.attribution import ClassifierLayers
+    from percept.visualize.dream import deep_dream
+    from percept.visualize.maximize import maximize_activation
+
+    layers = ClassifierLayers(lc)
+    assert "_blocks.10" in layers.names and layers.names[-1] == "logits"
+    assert layers.parse("logits:ostrich").channel == OSTRICH
+    assert layers.channels("_blocks.10") == 112
+    photo = to_tensor(Image.fromarray(skimage.data.coffee()).resize((96, 64)))
+    res = deep_dream(photo, "logits:goose", net=layers, steps=4, octaves=2, step_size=0.006, jitter=4,
+                     device="cpu", progress=False)
+    assert res.objective_after > res.objective_before + 1 and res.tensor.shape == photo.shape
+    mx = maximize_activation(["logits:flamingo", "_blocks.10:3"], net=layers, size=48, octaves=1, steps=6,
+                             device="cpu", progress=False)
+    assert [t.channel for t in mx.targets] == [130, 3]
+    assert all(a > n for a, n in zip(mx.activations, mx.noise_activations))
+    assert count_hooks(lc.model) == 0
+    with pytest.raises(PerceptError, match="unknown layer '_blocks.99' of efficientnet_lite0; did you mean"):
+        layers.parse("_blocks.99")
+    with pytest.raises(PerceptError, match="give a channel as logits:N"):
+        layers.parse("logits")
+
+
+def test_cli_dream_and_maximize_with_the_classifier(capsys, tmp_path, photos):
+    code, out, err = run(capsys, "viz", "maximize", "--classifier", "efficientnet_lite0", "--targets",
+                         "logits:ostrich,logits:goose", "--size", 32, "--octaves", 1, "--steps", 3, "-o", tmp_path,
+                         "--quiet")
+    assert code == 0, err
+    assert (tmp_path / "logits_9.png").is_file() and (tmp_path / "logits_99.png").is_file()
+    code, out, err = run(capsys, "viz", "dream", photos["coffee"], "--classifier", "efficientnet_lite0",
+                         "--size", 64, "--octaves", 1, "--steps", 2, "-o", tmp_path, "--quiet")
+    assert code == 0, err
+    assert (tmp_path / "coffee_dream__blocks.10.png").is_file()
+    code, out, err = run(capsys, "viz", "maximize", "--classifier", "efficientnet_lite0", "--targets", "logits:ostrch",
+                         "-o", tmp_path / "x", "--quiet")
+    assert code == 2 and "unknown class 'ostrch'; did you mean 'ostrich' (9)" in err and err.count("\n") == 1

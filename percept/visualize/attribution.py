@@ -606,8 +606,8 @@ def segment_salient(image: torch.Tensor | Image.Image, saliency_map: torch.Tenso
     (Rother et al. 2004, ``cv2.grabCut``) seeded by the (lightly smoothed) map. Pixels below its
     ``bg_quantile`` are background, the rest probable foreground - most surely those above its
     ``fg_quantile``; the colour models and the graph cut decide the rest. Should GrabCut give the
-    whole image to the background, the pixels above ``fg_quantile`` become sure foreground and it
-    runs again. Returns a boolean (H, W) mask of the object."""
+    whole image (or all but a sliver) to the background, the pixels above ``fg_quantile`` become sure
+    foreground and it runs again. Returns a boolean (H, W) mask of the object."""
     import cv2
 
     if not 0 < bg_quantile < fg_quantile < 1:
@@ -634,7 +634,7 @@ def segment_salient(image: torch.Tensor | Image.Image, saliency_map: torch.Tenso
         except cv2.error as exc:
             raise PerceptError(f"GrabCut failed on this saliency map ({str(exc).strip().splitlines()[-1]})") from None
         fg = (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
-        if fg.any():
+        if fg.mean() >= (1 - fg_quantile) / 2:      # not (next to) nothing: keep it
             break
     return fg
 
@@ -668,7 +668,93 @@ def heat_image(h: torch.Tensor, colormap: str | None = None, percentile: float =
     return Image.fromarray(cv2.cvtColor(c, cv2.COLOR_BGR2RGB))
 
 
-__all__ = ["SmallCNN", "LoadedClassifier", "DEFAULT_CLASSIFIER", "imagenet_classifier", "save_classifier", "load_classifier_file", "open_classifier",
-           "read_labels", "LayerScores", "Scorer", "as_scorer", "eval_mode", "Prediction", "predict", "Attribution",
-           "saliency", "guided_backprop", "deconvnet", "spatial_layers", "default_cam_layer", "grad_cam",
-           "occlusion", "segment_salient", "gradient_image", "heat_image"]
+__all__ = ["ClassifierLayers", "SmallCNN", "LoadedClassifier", "DEFAULT_CLASSIFIER", "imagenet_classifier",
+           "save_classifier", "load_classifier_file", "open_classifier", "read_labels", "LayerScores", "Scorer",
+           "as_scorer", "eval_mode", "Prediction", "predict", "Attribution", "saliency", "guided_backprop", "deconvnet",
+           "spatial_layers", "default_cam_layer", "grad_cam", "occlusion", "segment_salient", "gradient_image",
+           "heat_image"]
+
+
+# ------------------------------------------------------------------------------------------ classifier layers
+
+class ClassifierLayers(nn.Module):
+    """A classifier's feature maps behind the loss network's interface, so DeepDream and activation
+    maximisation take a classifier's layers and class logits as objectives.
+
+    ``layers(x, ["_blocks.10", "logits"])`` -> ``{name: (N, C, h, w)}``: a module's output by its name
+    (as Grad-CAM names them: ``_blocks.10``, ``_relu1``), and ``"logits"``: the class scores as
+    (N, classes, 1, 1), so target ``logits:9`` (or ``logits:ostrich``) is class 9's logit. The modules
+    are hooked for one forward pass at a time; the pass stops early once every asked-for layer has
+    been seen (the logits need the whole network).
+    """
+
+    LOGITS = "logits"
+
+    def __init__(self, classifier: LoadedClassifier) -> None:
+        super().__init__()
+        self.classifier = classifier
+        self.model = classifier.model
+        probe = torch.zeros(1, 3, classifier.input_size or 224, classifier.input_size or 224,
+                            device=_device_of(self.model))
+        seen = [_display_name(self.model, n) for n, s in spatial_layers(self.model, probe)]
+        self.names = list(dict.fromkeys(seen)) + [self.LOGITS]
+        self._modules_by_name = {_display_name(self.model, n): m for n, m in self.model.named_modules() if n}
+
+    def parse(self, text: str | ChannelTarget, need_channel: bool = False) -> ChannelTarget:
+        """``MODULE``, ``MODULE:CHANNEL`` or ``logits:CLASS`` (index or name) -> :class:`ChannelTarget`."""
+        if isinstance(text, ChannelTarget):
+            text = str(text)
+        layer, _, ch = str(text).partition(":")
+        if layer not in self.names:
+            import difflib
+
+            close = difflib.get_close_matches(layer, self.names, n=3)
+            hint = f"did you mean {', '.join(close)}? " if close else ""
+            raise PerceptError(f"unknown layer '{layer}' of {self.classifier.name}; {hint}its layers include "
+                               f"{', '.join(self.names[-8:])}")
+        if not ch:
+            if need_channel or layer == self.LOGITS:
+                raise PerceptError(f"'{text}': give a channel as {layer}:N" +
+                                   (" (a class index or name, e.g. logits:ostrich)" if layer == self.LOGITS else ""))
+            return ChannelTarget(layer)
+        if layer == self.LOGITS:
+            return ChannelTarget(layer, self.classifier.class_index(ch))
+        n = self.channels(layer)
+        try:
+            c = int(ch)
+        except ValueError:
+            raise PerceptError(f"'{text}': the channel must be a whole number 0..{n - 1}") from None
+        if not 0 <= c < n:
+            raise PerceptError(f"'{text}': {layer} has channels 0..{n - 1}, got {c}")
+        return ChannelTarget(layer, c)
+
+    def channels(self, layer: str) -> int:
+        if layer == self.LOGITS:
+            return len(self.classifier.labels or []) or int(self.model(torch.zeros(1, 3, 32, 32)).shape[1])
+        probe = torch.zeros(1, 3, 64, 64, device=_device_of(self.model))
+        with torch.no_grad():
+            return int(self(probe, [layer])[layer].shape[1])
+
+    def label(self, t: ChannelTarget) -> str:
+        if t.layer == self.LOGITS and self.classifier.labels and t.channel is not None:
+            return f"{self.classifier.labels[t.channel]} (logit {t.channel})"
+        return str(t)
+
+    def forward(self, x: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
+        got: dict[str, torch.Tensor] = {}
+        want = [n for n in layers if n != self.LOGITS]
+        for n in want:
+            if n not in self._modules_by_name:
+                raise PerceptError(f"unknown layer '{n}' of {self.classifier.name}")
+
+        def grab(name):
+            def hook(_m, _i, out):
+                got[name] = out
+            return hook
+
+        regs = [functools.partial(self._modules_by_name[n].register_forward_hook, grab(n)) for n in want]
+        with hooks(regs):
+            logits = self.model(x)
+        if self.LOGITS in layers:
+            got[self.LOGITS] = logits[:, :, None, None]
+        return got

@@ -105,12 +105,49 @@ def cmd_activations(args: argparse.Namespace) -> int:
     return 0
 
 
-def _maximize_targets(args: argparse.Namespace):
+def _classifier_layers(args: argparse.Namespace):
+    """``--classifier NAME``: that classifier's layers and logits as the objectives (else ``None``)."""
+    if not getattr(args, "classifier", None):
+        if getattr(args, "weights", None):
+            raise PerceptError("--weights needs --classifier")
+        return None
+    from percept.device import resolve_device
+    from percept.visualize.attribution import ClassifierLayers, open_classifier
+
+    lc = open_classifier(args.classifier, args.weights)
+    lc.model.to(resolve_device(args.device))
+    return ClassifierLayers(lc)
+
+
+def _classifier_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--classifier", metavar="NAME|FILE.pt",
+                   help="take the objective from a classifier instead of VGG19: efficientnet_lite0 (ImageNet), a "
+                        "torchvision name with --weights, or a percept classifier file")
+    p.add_argument("--weights", metavar="FILE", help="local weights for --classifier NAME")
+
+
+def _maximize_targets(args: argparse.Namespace, layers=None):
     from percept.visualize.common import ChannelTarget
     from percept.visualize.maximize import channel_range, parse_targets
 
     if args.targets and (args.layer or args.channels):
         raise PerceptError("give either --targets LAYER:CH,... or --layer LAYER --channels RANGE, not both")
+    if layers is not None:
+        if args.targets:
+            return [layers.parse(t.strip(), need_channel=True) for t in args.targets.split(",") if t.strip()]
+        if not args.layer:
+            raise PerceptError("say what to maximise: --targets logits:ostrich,logits:goose or --layer _blocks.10 "
+                               "--channels 0-15")
+        layer = layers.parse(args.layer).layer
+        texts = (args.channels or "0").replace(" ", "")
+        chans = []
+        for part in texts.split(","):
+            lo, _, hi = part.partition("-")
+            try:
+                chans += list(range(int(lo), int(hi or lo) + 1))
+            except ValueError:
+                raise PerceptError(f"--channels '{args.channels}': use 0-15, 3,7,9 or 0-3,8") from None
+        return [layers.parse(f"{layer}:{c}", need_channel=True) for c in chans]
     if args.targets:
         return parse_targets(args.targets)
     if not args.layer:
@@ -127,9 +164,10 @@ def cmd_maximize(args: argparse.Namespace) -> int:
     from percept.visualize.common import montage
     from percept.visualize.maximize import maximize_activation
 
-    targets = _maximize_targets(args)
+    layers = _classifier_layers(args)
+    targets = _maximize_targets(args, layers)
     out = _out_dir(args.out)
-    res = maximize_activation(targets, size=args.size, octaves=args.octaves, octave_scale=args.octave_scale,
+    res = maximize_activation(targets, net=layers, size=args.size, octaves=args.octaves, octave_scale=args.octave_scale,
                               steps=args.steps, lr=args.lr, jitter=args.jitter, decay=args.decay,
                               blur_every=args.blur_every, blur_sigma=args.blur_sigma,
                               norm_clip_pct=args.norm_clip_pct, preactivation=not args.no_preactivation,
@@ -137,7 +175,8 @@ def cmd_maximize(args: argparse.Namespace) -> int:
                               progress=not args.quiet)
     written = [save_image(img, out / f"{_safe(str(t))}.png") for t, img in zip(res.targets, res.images)]
     if len(res.images) > 1:
-        sheet = montage(res.images, labels=[str(t) for t in res.targets], pad=4)
+        names = [layers.label(t) if layers is not None else str(t) for t in res.targets]
+        sheet = montage(res.images, labels=names, pad=4)
         layers = sorted({t.layer for t in res.targets})
         written.append(save_image(sheet, out / f"maximize_{'_'.join(layers)}_montage.png"))
     detail = "; " + ", ".join(f"{t}: {a:.4g} (noise {n:.3g})" for t, a, n in
@@ -152,7 +191,11 @@ def cmd_dream(args: argparse.Namespace) -> int:
     from percept.images import save_image, to_tensor
     from percept.visualize.common import parse_target
 
-    target = parse_target(args.target)
+    layers = _classifier_layers(args)
+    if layers is not None:
+        target = layers.parse(args.target or "_blocks.10")
+    else:
+        target = parse_target(args.target or "relu4_2")
     if args.guide and target.channel is not None:
         raise PerceptError("--guide works with a layer target (e.g. relu4_2), not a channel")
     photo = _load_photo(args.image, args.size)
@@ -162,7 +205,8 @@ def cmd_dream(args: argparse.Namespace) -> int:
     kwargs = dict(target=target, steps=args.steps, octaves=args.octaves, octave_scale=args.octave_scale,
                   step_size=args.step_size, jitter=args.jitter, grad_decay=args.grad_decay, grad_blur=args.grad_blur,
                   grad_clip=args.grad_clip, laplacian_norm=args.laplacian_norm,
-                  laplacian_levels=args.laplacian_levels, guide=guide, device=args.device, seed=args.seed)
+                  laplacian_levels=args.laplacian_levels, guide=guide, device=args.device, seed=args.seed,
+                  net=layers)
     if not args.zoom_frames:
         from percept.visualize.dream import deep_dream
 
@@ -239,7 +283,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
     m = sub.add_parser("maximize", help="activation maximisation: images that excite chosen channels "
                                         "(Yosinski et al. 2015)")
-    m.add_argument("--targets", help="LAYER:CHANNEL list, e.g. relu4_1:0,relu4_1:7")
+    m.add_argument("--targets", help="LAYER:CHANNEL list, e.g. relu4_1:0,relu4_1:7 (with --classifier: "
+                                     "_blocks.10:5 or logits:ostrich,logits:goose)")
+    _classifier_options(m)
     m.add_argument("--layer", help="one layer, with --channels")
     m.add_argument("--channels", help="channels of --layer: 0-15, 3,7,9 or 0-3,8 (default 0)")
     m.add_argument("--size", type=_side_int, default=128, help="image side in px (default 128)")
@@ -262,7 +308,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
     d = sub.add_parser("dream", help="DeepDream (Mordvintsev et al. 2015), optionally guided or as an infinite zoom")
     d.add_argument("image", help="the photo to dream on")
-    d.add_argument("--target", default="relu4_2", help="a layer (its L2 norm) or LAYER:CHANNEL (default relu4_2)")
+    d.add_argument("--target", help="a layer (its L2 norm) or LAYER:CHANNEL (default relu4_2; with --classifier "
+                                    "one of its modules, default _blocks.10, or a class: logits:flamingo)")
+    _classifier_options(d)
     d.add_argument("--size", type=_side_int, default=256, help="long side in px (default 256)")
     d.add_argument("--steps", type=_positive_int, default=10, help="steps per octave (default 10)")
     d.add_argument("--octaves", type=_positive_int, default=4, help="default 4")

@@ -57,7 +57,11 @@ details gone); 0.003 keeps the photo recognisable under the dream (mean pixel ch
 
 # -------------------------------------------------------------------------------- objectives
 
-def _as_target(target: str | ChannelTarget) -> ChannelTarget:
+def _as_target(target: str | ChannelTarget, net=None) -> ChannelTarget:
+    """A target of the loss network, or of ``net`` when it is a classifier's layers
+    (:class:`~percept.visualize.attribution.ClassifierLayers`: ``_blocks.10``, ``logits:ostrich``)."""
+    if net is not None and hasattr(net, "parse"):
+        return net.parse(target)
     return target if isinstance(target, ChannelTarget) else parse_target(str(target))
 
 
@@ -167,7 +171,9 @@ def deep_dream(image: torch.Tensor, target: str | ChannelTarget = "relu4_2", ste
     """DeepDream one image (1, 3, H, W) in [0, 1].
 
     Args:
-        target: ``"relu4_2"`` (a layer's L2 norm) or ``"relu4_2:33"`` (one channel).
+        target: ``"relu4_2"`` (a layer's L2 norm) or ``"relu4_2:33"`` (one channel); with ``net`` a
+            :class:`~percept.visualize.attribution.ClassifierLayers`, one of its layers (``"_blocks.10"``,
+            ``"_blocks.10:5"``) or a class logit (``"logits:flamingo"``).
         steps: ascent steps per octave. octaves, octave_scale: the pyramid (smallest octave's short
             side at least 32 px).
         step_size: pixel step of the normalised gradient ([0, 1] range).
@@ -179,7 +185,7 @@ def deep_dream(image: torch.Tensor, target: str | ChannelTarget = "relu4_2", ste
         guide: an image (1, 3, H', W') whose features the dream should take on (layer targets only).
         guide_features: precomputed guide features at the target layer (used instead of ``guide``).
     """
-    t = _as_target(target)
+    t = _as_target(target, net)
     _check_settings(steps, octaves, octave_scale, step_size, jitter, grad_decay, grad_blur, grad_clip,
                     laplacian_levels)
     if image.dim() != 4 or image.shape[0] != 1 or image.shape[1] != 3:
@@ -275,8 +281,9 @@ def dream_zoom(image: torch.Tensor, frames: int, zoom_scale: float = 1.05, zoom_
     if frames < 1:
         raise PerceptError(f"--zoom-frames must be at least 1, got {frames}")
     t_start = time.perf_counter()
-    target = _as_target(dream_kwargs.pop("target", "relu4_2"))
-    net = dream_kwargs.pop("net", None) or LossNetwork(target.layer)
+    net = dream_kwargs.pop("net", None)
+    target = _as_target(dream_kwargs.pop("target", "relu4_2"), net)
+    net = net or LossNetwork(target.layer)
     dev = resolve_device(dream_kwargs.get("device", "auto"))
     net = net.to(dev)
     guide = dream_kwargs.pop("guide", None)

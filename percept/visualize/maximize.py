@@ -169,7 +169,7 @@ def channel_activations(net: LossNetwork, x: torch.Tensor, targets: Sequence[Cha
                         center: bool = False) -> list[float]:
     """The named layers' channel activations (mean over the map, or the centre neuron) of each
     image of ``x`` (one image per target, or one image for all)."""
-    layers = sorted({t.layer for t in targets}, key=LAYERS.index)
+    layers = sorted({t.layer for t in targets}, key=getattr(net, "names", LAYERS).index)
     feats = net(x, layers)
     out = []
     for i, t in enumerate(targets):
@@ -208,7 +208,9 @@ def maximize_activation(targets: Sequence[str | ChannelTarget] | str, size: int 
                         norm_clip_pct: float = 0.0, preactivation: bool = True, center: bool = False,
                         noise: float = 0.1, batch: int = 16, net: LossNetwork | None = None,
                         device: str = "auto", seed: int = 0, progress: bool = True) -> MaximizeResult:
-    """Images that maximally activate channels of the VGG19 loss network.
+    """Images that maximally activate channels of the VGG19 loss network (or, with ``net`` a
+    :class:`~percept.visualize.attribution.ClassifierLayers`, channels of a classifier's layers and its
+    class logits: ``"_blocks.10:5"``, ``"logits:flamingo"``; no pre-activation there).
 
     Args:
         targets: ``"relu4_1:12"`` strings (or a comma-separated string) or :class:`ChannelTarget`\\ s.
@@ -226,8 +228,16 @@ def maximize_activation(targets: Sequence[str | ChannelTarget] | str, size: int 
         noise: half-width of the uniform noise around the mean colour that the ascent starts from.
         batch: images optimised together.
     """
-    ts = parse_targets(targets) if isinstance(targets, str) else [
-        t if isinstance(t, ChannelTarget) else parse_target(str(t), allow_layer_only=False) for t in targets]
+    if net is not None and hasattr(net, "parse"):       # a classifier's layers (ClassifierLayers)
+        texts = targets.split(",") if isinstance(targets, str) else list(targets)
+        ts = [net.parse(t if isinstance(t, ChannelTarget) else str(t).strip(), need_channel=True)
+              for t in texts if str(t).strip()]
+        order = net.names
+        preactivation = False
+    else:
+        ts = parse_targets(targets) if isinstance(targets, str) else [
+            t if isinstance(t, ChannelTarget) else parse_target(str(t), allow_layer_only=False) for t in targets]
+        order = LAYERS
     if not ts:
         raise PerceptError("give at least one LAYER:CHANNEL target")
     for t in ts:
@@ -243,7 +253,7 @@ def maximize_activation(targets: Sequence[str | ChannelTarget] | str, size: int 
         raise PerceptError(f"norm_clip_pct must be in [0, 100), got {norm_clip_pct}")
     dev = resolve_device(device)
     t_start = time.perf_counter()
-    deepest = max((t.layer for t in ts), key=LAYERS.index)
+    deepest = max((t.layer for t in ts), key=order.index)
     if net is None:
         net = LossNetwork(deepest)
     net = net.to(dev)
@@ -260,7 +270,7 @@ def maximize_activation(targets: Sequence[str | ChannelTarget] | str, size: int 
     try:
         for chunk in chunks:
             layers = [_ascent_layer(t, preactivation) for t in chunk]
-            wanted = sorted(set(layers), key=LAYERS.index)
+            wanted = sorted(set(layers), key=order.index)
             h0, w0 = sizes[0]
             x = mean + (torch.rand(len(chunk), 3, h0, w0, generator=gen).to(dev) * 2 - 1) * noise
             x = x.clamp(0, 1)
