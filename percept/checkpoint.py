@@ -47,6 +47,27 @@ def load_checkpoint(path: str | Path) -> dict:
     return obj
 
 
+def weights_digest(state_dict: dict) -> str:
+    """SHA-256 of a checkpoint's weights as stored (names, dtypes, shapes and bytes, in name order): what
+    an exported ``.onnx`` records (``weights_sha256`` in ``percept.card``) to tell which ``.pt`` it came from."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name in sorted(state_dict):
+        t = state_dict[name]
+        if not isinstance(t, torch.Tensor):
+            continue
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def checkpoint_digest(path: str | Path) -> str:
+    """:func:`weights_digest` of the checkpoint file ``path``."""
+    return weights_digest(load_checkpoint(path)["state_dict"])
+
+
 def load_network(path: Path, kind: str, what: str, build) -> tuple[torch.nn.Module, dict]:
     """A finished network of ``kind`` from checkpoint ``path``: ``build(config)`` makes the module, the
     weights go in, and it comes back in eval mode without gradients, with its model card. Another

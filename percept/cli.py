@@ -115,7 +115,12 @@ def cmd_stylize(args: argparse.Namespace) -> int:
                                    "nor a folder")
             raise PerceptError(f"{out}: several inputs need -o to be a folder")
         targets = [(p, out / f"{p.stem}.png") for p in inputs]
-    for p, _ in targets:  # fail before doing any work
+    from percept.images import image_size, working_size
+    from percept.inference.engine import check_frame_size
+
+    for p, _ in targets:  # fail before doing any work: the memory a size needs from the header, then a decode
+        w, h = working_size(image_size(p), args.size)
+        check_frame_size(h, w, 1, str(args.model))
         load_image(p)
     stylizer = Engine(args.model, backend=args.backend, device=args.device)
     from tqdm import tqdm

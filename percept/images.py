@@ -105,6 +105,34 @@ def load_image(image: ImageLike, min_side: int = MIN_SIDE) -> Image.Image:
     return img
 
 
+def image_size(path: Union[str, os.PathLike]) -> tuple[int, int]:
+    """(width, height) from an image file's header, without decoding the pixels (a 144-megapixel photo
+    is sized in milliseconds). Files Pillow cannot identify raise the same errors as :func:`load_image`."""
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size == 0:
+        return load_image(path).size    # the missing / folder / empty-file messages
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(path) as opened:
+                return opened.size
+    except UnidentifiedImageError:
+        raise PerceptError(f"{path}: not an image file PIL can read") from None
+    except Image.DecompressionBombError:
+        return load_image(path).size    # its one-line message
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise PerceptError(f"{path}: cannot decode image ({exc})") from None
+
+
+def working_size(size: tuple[int, int], long_side: int | None) -> tuple[int, int]:
+    """(width, height) after :func:`resize_long_side` to ``long_side`` (``None``: unchanged)."""
+    w, h = size
+    if long_side is None:
+        return w, h
+    scale = long_side / max(w, h)
+    return max(1, round(w * scale)), max(1, round(h * scale))
+
+
 def resize_long_side(img: Image.Image, size: int | None) -> Image.Image:
     """Scale so the longer side is ``size`` pixels (no-op for ``None``), keeping the aspect ratio."""
     if size is None:

@@ -198,9 +198,21 @@ def _pt_card(pt_path: Path | None, fallback: dict) -> dict:
 
 
 def _stale_onnx(onnx_card: dict, pt_card: dict, onnx_path: Path, pt_path: Path | None) -> str | None:
-    """Why the ``.onnx`` beside a ``.pt`` was not exported from it (a retrained or replaced ``.pt``: the
-    training time in the ONNX metadata differs from the checkpoint's card), or None when it was."""
+    """Why the ``.onnx`` beside a ``.pt`` was not exported from it, or None when it was. An export records
+    the SHA-256 of the ``.pt``'s weights (``weights_sha256``), compared when present; older exports are
+    compared by the training time in their metadata against the checkpoint's card."""
     if pt_path is None:
+        return None
+    digest = onnx_card.get("weights_sha256")
+    if digest:
+        from percept.checkpoint import checkpoint_digest
+
+        try:
+            now = checkpoint_digest(pt_path)
+        except PerceptError:
+            return None
+        if now != digest:
+            return f"{onnx_path} was exported from other weights than {pt_path} (weights SHA-256 differs)"
         return None
     a, b = onnx_card.get("trained_at"), pt_card.get("trained_at")
     if a and b and a != b:

@@ -100,6 +100,7 @@ def _card_summary(card: dict) -> dict:
         "architecture": card.get("architecture", {}), "hyperparameters": {k: hp[k] for k in keep if k in hp},
         "iterations": card.get("iterations"), "device": card.get("device"),
         "wall_time_s": card.get("wall_time_s"), "trained_at": card.get("trained_at"),
+        "weights_sha256": card.get("weights_sha256"),
     }
 
 
@@ -389,6 +390,9 @@ def export_onnx(model: str | os.PathLike, out: str | os.PathLike, opset: int = D
     if calibration is not None and not int8:
         raise PerceptError("--calibration is for --int8 exports")
     net, card, kind = _load_torch_model(model)
+    from percept.checkpoint import checkpoint_digest
+
+    card = {**card, "weights_sha256": checkpoint_digest(find_model(model).require_pt("export"))}
     if int8 and kind != "style-transformer":
         raise PerceptError(f"--int8 is for style networks; {model} is a '{kind}' checkpoint")
     if sizes is None:
