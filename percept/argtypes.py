@@ -53,6 +53,14 @@ def unit_float(text: str) -> float:
     return value
 
 
+def temporal_alpha(text: str) -> float:
+    """The flow-guided blend's weight of the history: in [0, 1)."""
+    value = nonneg_float(text)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"must be at least 0 and below 1 (1 would never take a new frame), got {text}")
+    return value
+
+
 def field_default(cls: type, name: str) -> Any:
     """The default of dataclass ``cls``'s field ``name`` (its ``default_factory``'s value included)."""
     for f in dataclasses.fields(cls):

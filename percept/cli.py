@@ -17,6 +17,7 @@ from percept.argtypes import nonneg_int as _nonneg_int  # noqa: E402
 from percept.argtypes import positive_float as _positive_float  # noqa: E402
 from percept.argtypes import positive_int as _positive_int  # noqa: E402
 from percept.argtypes import side_int as _side_int  # noqa: E402
+from percept.argtypes import temporal_alpha as _temporal_alpha  # noqa: E402
 from percept.argtypes import unit_float as _unit_float  # noqa: E402
 from percept.errors import PerceptError
 
@@ -232,10 +233,36 @@ def cmd_video(args: argparse.Namespace) -> int:
     check_video_output(args.output)
     open_capture(args.input).release()  # a bad input fails before the model loads
     engine = Engine(args.model, backend=args.backend, device=args.device)
-    styler = FrameStyler(engine, args.size, args.strength, args.preserve_color)
+    temporal = None
+    if args.temporal:
+        from percept.inference.temporal import TemporalFilter
+
+        temporal = TemporalFilter(alpha=args.temporal_alpha)
+    styler = FrameStyler(engine, args.size, args.strength, args.preserve_color, temporal=temporal)
     r = stylize_video(args.input, args.output, styler, batch=args.batch, progress=not args.quiet)
+    flow = ""
+    if temporal is not None:
+        st = temporal.stats
+        flow = (f"; flow-guided (alpha {temporal.alpha:g}): {st.confident * 100:.0f}% of the pixels kept their "
+                f"history, {st.resets} scene cut{'s' * (st.resets != 1)}")
     print(f"wrote {r['path']} ({r['frames']} frames, {r['size'][0]}x{r['size'][1]} at {r['fps']:.2f} fps; "
-          f"{r['frames'] / max(r['seconds'], 1e-9):.1f} frames/s with {engine.describe()})")
+          f"{r['frames'] / max(r['seconds'], 1e-9):.1f} frames/s with {engine.describe()}{flow})")
+    return 0
+
+
+def cmd_eval_video(args: argparse.Namespace) -> int:
+    from percept.evaluation import read_clip, warping_error
+
+    source = read_clip(args.source, max_frames=args.frames)
+    stylised = read_clip(args.stylised, max_frames=args.frames)
+    if len(source) != len(stylised):
+        raise PerceptError(f"{args.source} has {len(source)} frames and {args.stylised} {len(stylised)}; "
+                           "compare a clip with its own stylisation")
+    floor = warping_error(source, source)
+    e = warping_error(source, stylised)
+    print(f"{args.stylised}: E_warp {e.value:.5f} over {len(source) - 1} frame pairs "
+          f"({e.valid * 100:.0f}% of the pixels compared)")
+    print(f"{args.source}: E_warp {floor.value:.5f} (the source's own: the floor); ratio {e.value / max(floor.value, 1e-12):.1f}x")
     return 0
 
 
@@ -251,7 +278,8 @@ def cmd_webcam(args: argparse.Namespace) -> int:
     stats = run_webcam(models + others, camera=args.camera, source=args.source, size=args.size,
                        strength=args.strength, preserve_color=args.preserve_color, backend=args.backend,
                        device=args.device, headless=args.headless, output=args.output, frames=args.frames,
-                       snapshot_dir=args.snapshot_dir, side_by_side=args.side_by_side)
+                       snapshot_dir=args.snapshot_dir, side_by_side=args.side_by_side, temporal=args.temporal,
+                       temporal_alpha=args.temporal_alpha)
     where = f"; wrote {stats.output}" if stats.output else ""
     print(f"{stats.shown} frames shown at {stats.fps:.1f} FPS, {stats.captured} captured, "
           f"{stats.dropped} dropped{where}")
@@ -333,6 +361,9 @@ def build_parser() -> argparse.ArgumentParser:
                   help="sigmoid: sigmoid(f(photo)); residual: sigmoid(logit(photo) + f(photo)), starts as the identity")
     config_option(t, cfg, "init", metavar="MODEL",
                   help="start from a trained model of the same architecture (name or .pt), e.g. a distilled rt model")
+    config_option(t, cfg, "temporal_weight", type=_nonneg_float,
+                  help="compound temporal regulariser (Wang et al. 2020): stable strokes under small motion and "
+                       "noise, for video; needs no video data (0: off; e.g. 2 to fine-tune a model with --init)")
     _training_run_options(t, cfg, "stop after this many minutes and save the model (--resume continues it)")
     t.set_defaults(func=cmd_train_style)
 
@@ -390,6 +421,8 @@ def build_parser() -> argparse.ArgumentParser:
     config_option(ds, cfg, "batch_size", type=_positive_int)
     config_option(ds, cfg, "iterations", type=_positive_int)
     config_option(ds, cfg, "lr", type=_nonneg_float)
+    config_option(ds, cfg, "temporal_weight", type=_nonneg_float,
+                  help="compound temporal regulariser (see train-style --temporal-weight; 0: off)")
     config_option(ds, cfg, "logdir")
     config_option(ds, cfg, "device")
     config_option(ds, cfg, "seed", type=int)
@@ -436,11 +469,23 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--batch", type=_positive_int, default=4, help="frames per network call (default 4)")
     v.add_argument("--backend", choices=["auto", "onnx", "torch"], default="auto")
     v.add_argument("--device", default="auto", help="auto, cpu, cuda or tensorrt")
+    v.add_argument("--temporal", action="store_true",
+                   help="flow-guided: blend each frame with the previous output warped along the optical flow "
+                        "(less flicker; occlusions, fast changes and scene cuts take the new frame)")
+    v.add_argument("--temporal-alpha", type=_temporal_alpha, default=0.8,
+                   help="--temporal: weight of the warped history, 0..0.99 (default 0.8)")
     v.add_argument("--quiet", action="store_true")
     v.set_defaults(func=cmd_video)
 
+    ev = sub.add_parser("eval-video", help="temporal consistency: the warping error (Lai et al. 2018) of a "
+                                           "stylised clip along its source's optical flow")
+    ev.add_argument("source", help="the original clip")
+    ev.add_argument("stylised", help="its stylisation (same frames, any size)")
+    ev.add_argument("--frames", type=_positive_int, help="compare only the first N frames")
+    ev.set_defaults(func=cmd_eval_video)
+
     w = sub.add_parser("webcam", help="live stylized camera view (keys: n/p model, b side-by-side, "
-                                      "+/- strength, c colour, s snapshot, q quit)")
+                                      "+/- strength, c colour, t flow-guided, s snapshot, q quit)")
     w.add_argument("--model", action="append", help="model to start with (repeat to choose the cycle; "
                                                     "default: every shipped style)")
     src = w.add_mutually_exclusive_group()
@@ -454,6 +499,9 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("-o", "--output", help="with --headless: the video file to write")
     w.add_argument("--frames", type=_positive_int, help="stop after N shown frames")
     w.add_argument("--snapshot-dir", default="snapshots", help="where `s` saves snapshots (default snapshots/)")
+    w.add_argument("--temporal", action="store_true", help="start flow-guided (less flicker; key t toggles it)")
+    w.add_argument("--temporal-alpha", type=_temporal_alpha, default=0.8,
+                   help="weight of the warped history, 0..0.99 (default 0.8)")
     w.add_argument("--backend", choices=["auto", "onnx", "torch"], default="auto")
     w.add_argument("--device", default="auto", help="auto, cpu, cuda or tensorrt")
     w.set_defaults(func=cmd_webcam)

@@ -16,6 +16,9 @@ For a stylised image ``y`` of photo ``x`` and painting ``s`` (all with the long 
 
 Lower is better for both. The same numbers are computed for every method (our networks, the peer,
 the Gatys baseline), so they compare like with like.
+
+Video: :func:`warping_error` (Lai et al. 2018, "Learning Blind Video Temporal Consistency"), the flicker of
+a stylised clip measured along the motion of its source clip; :func:`read_clip` reads a clip's frames.
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ from percept.images import resize_long_side, to_tensor
 from percept.models.losses import PerceptualLoss, gram_matrix
 from percept.models.vgg import LossNetwork, check_layers
 
-__all__ = ["StyleMetric", "StyleScore", "feature_space_error", "image_space_error"]
+__all__ = ["StyleMetric", "StyleScore", "feature_space_error", "image_space_error", "warping_error",
+           "WarpingError", "read_clip"]
 
 
 @dataclass
@@ -92,3 +96,83 @@ def _relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
     n = b.shape[0]
     a, b = a.reshape(n, -1).float(), b.reshape(n, -1).float()
     return float(((a - b).norm(dim=1) / b.norm(dim=1).clamp_min(1e-12)).mean())
+
+
+# ----------------------------------------------------------------------------------- video
+
+@dataclass
+class WarpingError:
+    """:func:`warping_error`'s answer: ``value`` the mean over frame pairs; ``per_pair`` each pair's;
+    ``valid`` the mean fraction of pixels the mask kept."""
+
+    value: float
+    per_pair: list[float]
+    valid: float
+
+
+def warping_error(source: "list", stylised: "list", preset: str = "medium") -> WarpingError:
+    """E_warp of Lai et al. 2018: the mean over consecutive pairs of
+    ``sum(M * |W(O_t) - O_{t-1}|^2) / sum(M)``, images in [0, 1], the squares summed over the colour
+    channels. The flow t-1 -> t is DIS optical flow (OpenCV, ``preset``) on the *source* frames;
+    ``W(O_t)`` is frame t of ``stylised`` warped into frame t-1 by it; ``M`` keeps the pixels that pass
+    the forward-backward occlusion check and do not flow out of the frame. ``source`` itself as
+    ``stylised`` gives the clip's own E_warp (the floor: what warping and occlusion leave).
+
+    Both are lists of RGB uint8 frames (H, W, 3); ``stylised`` may have another size (the flow is
+    resized to it).
+    """
+    import numpy as np
+
+    from percept.errors import PerceptError
+    from percept.flow import FlowEstimator, consistent, warp
+
+    if len(source) != len(stylised):
+        raise PerceptError(f"the clips have different lengths: {len(source)} and {len(stylised)} frames")
+    if len(source) < 2:
+        raise PerceptError("a warping error needs at least two frames")
+    est = FlowEstimator(preset)
+    errors, valid = [], []
+    for t in range(1, len(source)):
+        a, b = source[t - 1], source[t]
+        if a.shape != b.shape:
+            raise PerceptError(f"the source clip changes size at frame {t}: {a.shape[1]}x{a.shape[0]} -> "
+                               f"{b.shape[1]}x{b.shape[0]}")
+        fw, bw = est(a, b), est(b, a)
+        mask = consistent(fw, bw)
+        o_prev, o_t = stylised[t - 1], stylised[t]
+        if o_prev.shape[:2] != a.shape[:2]:
+            import cv2
+
+            h, w = o_prev.shape[:2]
+            sx, sy = w / a.shape[1], h / a.shape[0]
+            fw = cv2.resize(fw, (w, h), interpolation=cv2.INTER_LINEAR) * np.array([sx, sy], np.float32)
+            mask = cv2.resize(mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
+        warped, _ = warp(o_t.astype(np.float32) / 255.0, fw)
+        d = ((warped - o_prev.astype(np.float32) / 255.0) ** 2).sum(-1)
+        n = int(mask.sum())
+        errors.append(float((d * mask).sum() / n) if n else 0.0)
+        valid.append(n / mask.size)
+    return WarpingError(float(np.mean(errors)), errors, float(np.mean(valid)))
+
+
+def read_clip(path, max_frames: int | None = None, size: int | None = None) -> "list":
+    """A video file's frames as RGB uint8 arrays (OpenCV), at most ``max_frames``, the long side scaled
+    down to ``size`` when given."""
+    import cv2
+
+    from percept.inference.video import open_capture, read_frames, working_size
+
+    cap = open_capture(str(path))
+    frames = []
+    try:
+        for f in read_frames(cap, str(path)):
+            if size:
+                ws = working_size(f.shape[1], f.shape[0], size)
+                if ws != (f.shape[1], f.shape[0]):
+                    f = cv2.resize(f, ws, interpolation=cv2.INTER_AREA)
+            frames.append(f)
+            if max_frames and len(frames) >= max_frames:
+                break
+    finally:
+        cap.release()
+    return frames

@@ -161,20 +161,36 @@ def working_size(width: int, height: int, size: int | None) -> tuple[int, int]:
 
 
 class FrameStyler:
-    """Strength, colour preservation and working-size handling around an engine, on RGB uint8 frames."""
+    """Strength, colour preservation and working-size handling around an engine, on RGB uint8 frames.
 
-    def __init__(self, engine, size: int | None = None, strength: float = 1.0, preserve_color: bool = False):
+    ``temporal`` (a :class:`~percept.inference.temporal.TemporalFilter`, or ``True`` for the default
+    one) makes it flow-guided: frames must then come in order, and each output is blended with the
+    previous output warped along the frames' optical flow."""
+
+    def __init__(self, engine, size: int | None = None, strength: float = 1.0, preserve_color: bool = False,
+                 temporal=None):
         self.engine, self.size, self.strength, self.preserve_color = engine, size, check_strength(strength), preserve_color
+        if temporal is True:
+            from percept.inference.temporal import TemporalFilter
+
+            temporal = TemporalFilter()
+        self.temporal = temporal or None
 
     def __call__(self, frames: list[np.ndarray]) -> list[np.ndarray]:
         cv2 = _cv2()
+        if not frames:
+            return []
         h, w = frames[0].shape[:2]
+        if any(f.shape != frames[0].shape for f in frames):    # the clip changed size mid-batch
+            return [y for f in frames for y in self([f])]
         ws = working_size(w, h, self.size)
         small = [f if ws == (w, h) else cv2.resize(f, ws, interpolation=cv2.INTER_AREA) for f in frames]
         out = self.engine.frames(small, self.strength, self.preserve_color)
-        if ws == (w, h):
-            return out
-        return [cv2.resize(y, (w, h), interpolation=cv2.INTER_LINEAR) for y in out]
+        if ws != (w, h):
+            out = [cv2.resize(y, (w, h), interpolation=cv2.INTER_LINEAR) for y in out]
+        if self.temporal is not None:
+            out = [self.temporal(f, y) for f, y in zip(frames, out)]
+        return out
 
 
 def read_frames(cap, path: str) -> Iterator[np.ndarray]:

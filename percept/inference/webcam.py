@@ -13,6 +13,7 @@ The window shows the stylised view with an FPS overlay. Keys:
 ``b``                  side by side with the raw camera on / off
 ``+`` / ``-``          strength up / down by 0.1
 ``c``                  preserve the camera's colours on / off
+``t``                  flow-guided (temporal) stylisation on / off: less flicker
 ``s``                  save a snapshot PNG
 ``q`` / ``Esc``        quit (closing the window quits too)
 ====================  ===============================================
@@ -35,10 +36,11 @@ from typing import Callable, Sequence
 import numpy as np
 
 from percept.errors import PerceptError
+from percept.inference.temporal import DEFAULT_ALPHA, TemporalFilter
 from percept.inference.video import AtomicVideoWriter, FrameStyler, _cv2, check_video_output, open_capture
 
 WINDOW = "percept webcam"
-HELP = "n/p model  b side-by-side  +/- strength  c colour  s snapshot  q quit"
+HELP = "n/p model  b side-by-side  +/- strength  c colour  t flow-guided  s snapshot  q quit"
 
 
 class FrameGrabber(threading.Thread):
@@ -163,6 +165,7 @@ class _Settings:
     current: int = 0
     strength: float = 1.0
     preserve_color: bool = False
+    temporal: bool = False
 
 
 @dataclass
@@ -183,7 +186,7 @@ class _Stylist(threading.Thread):
     """
 
     def __init__(self, grabber: FrameGrabber, engine: Callable, settings: _Settings, size: int | None,
-                 lock: threading.Lock) -> None:
+                 lock: threading.Lock, temporal_alpha: float | None = None) -> None:
         super().__init__(daemon=True, name="percept-stylise")
         self.grabber, self.engine, self.settings, self.size, self.lock = grabber, engine, settings, size, lock
         self._cond = threading.Condition()
@@ -193,8 +196,10 @@ class _Stylist(threading.Thread):
         self.ended = False
         self.error: BaseException | None = None
         self._halt = threading.Event()
+        self.temporal = None if temporal_alpha is None else TemporalFilter(alpha=temporal_alpha)
 
     def run(self) -> None:
+        last = None
         try:
             while not self._halt.is_set():
                 frame = self.grabber.newest()
@@ -203,7 +208,13 @@ class _Stylist(threading.Thread):
                 with self.lock:
                     st = dataclasses.replace(self.settings)
                 eng = self.engine(st.current)
-                styled = FrameStyler(eng, self.size, st.strength, st.preserve_color)([frame])[0]
+                # the flow-guided history belongs to one model and one look: start again when they change
+                look = (st.current, st.strength, st.preserve_color, st.temporal)
+                if self.temporal is not None and look != last:
+                    self.temporal.reset()
+                last = look
+                temporal = self.temporal if st.temporal else None
+                styled = FrameStyler(eng, self.size, st.strength, st.preserve_color, temporal=temporal)([frame])[0]
                 with self._cond:
                     if self._taken < self._id:
                         self.unshown += 1
@@ -241,7 +252,8 @@ def run_webcam(models: Sequence[str], camera: int = 0, source: str | None = None
                device: str = "auto", headless: bool = False, output: str | os.PathLike | None = None,
                frames: int | None = None, snapshot_dir: str | os.PathLike = "snapshots",
                side_by_side: bool = False, keys: Callable[[int], int] | None = None,
-               progress: Callable[[WebcamStats], None] | None = None) -> WebcamStats:
+               progress: Callable[[WebcamStats], None] | None = None, temporal: bool = False,
+               temporal_alpha: float = DEFAULT_ALPHA) -> WebcamStats:
     """Run the live loop until ``q``, the window closing, ``frames`` shown frames or the source's end.
 
     Three threads: capture (:class:`FrameGrabber`), stylisation (:class:`_Stylist`) and this one,
@@ -254,6 +266,8 @@ def run_webcam(models: Sequence[str], camera: int = 0, source: str | None = None
         headless, output: write the view to ``output`` (a video file) instead of a window.
         frames: stop after this many shown frames.
         keys: for tests, a function ``shown_frame_index -> key code`` used instead of the keyboard.
+        temporal, temporal_alpha: start flow-guided (:class:`~percept.inference.temporal.TemporalFilter`);
+            the ``t`` key toggles it.
     """
     from percept.inference.engine import Engine
 
@@ -282,8 +296,8 @@ def run_webcam(models: Sequence[str], camera: int = 0, source: str | None = None
     if source is not None and not (0 < fps_src < 1000):
         fps_src = 30.0
     grabber = FrameGrabber(cap, fps_src if source is not None else None, source is None, label)
-    settings, lock = _Settings(0, strength, preserve_color), threading.Lock()
-    stylist = _Stylist(grabber, engine, settings, size, lock)
+    settings, lock = _Settings(0, strength, preserve_color, temporal), threading.Lock()
+    stylist = _Stylist(grabber, engine, settings, size, lock, temporal_alpha)
     stats = WebcamStats(models=[str(m) for m in models])
     writer: AtomicVideoWriter | None = None
     window_open = False
@@ -315,6 +329,7 @@ def run_webcam(models: Sequence[str], camera: int = 0, source: str | None = None
                 fps = 1.0 / dt if fps == 0 else 0.9 * fps + 0.1 / dt
             view = _overlay(view, [f"{result.name}  {fps:4.1f} FPS", f"strength {st.strength:.1f}"
                                    + ("  colour kept" if st.preserve_color else "")
+                                   + ("  flow-guided" if st.temporal else "")
                                    + f"  dropped {grabber.dropped + stylist.unshown}"])
             if not headless:
                 view = np.vstack([view, _help_bar(view.shape[1])])
@@ -350,6 +365,8 @@ def run_webcam(models: Sequence[str], camera: int = 0, source: str | None = None
                     settings.strength = max(0.0, round(settings.strength - 0.1, 1))
                 elif key == ord("c"):
                     settings.preserve_color = not settings.preserve_color
+                elif key == ord("t"):
+                    settings.temporal = not settings.temporal
             if key == ord("b"):
                 side_by_side = not side_by_side
             elif key == ord("s"):

@@ -91,6 +91,9 @@ class StyleTrainConfig(LoopOptions):
     bf16 autocast on a GPU at batch >= 8, fp32 (TF32) below and on the CPU."""
     init: str | None = None
     """Start from this trained model's weights (same architecture) instead of a random init."""
+    temporal_weight: float = 0.0
+    """Weight of the compound temporal regulariser (Wang et al. 2020; :mod:`percept.training.temporal`):
+    stable output under small motion and noise, for video. 0: off."""
 
 
     def __post_init__(self) -> None:
@@ -138,6 +141,8 @@ class DistillConfig(RunOptions):
     batch_size: int = 8
     iterations: int = 1000
     lr: float = 3e-3
+    temporal_weight: float = 0.0
+    """Weight of the compound temporal regulariser (see :class:`StyleTrainConfig`). 0: off."""
 
     def __post_init__(self) -> None:
         fill_arch_defaults(self)

@@ -105,7 +105,8 @@ def train_style(cfg: StyleTrainConfig, resume: bool = False, progress: bool = Tr
 
     def step_fn(batch: torch.Tensor, step: int, seconds: float) -> dict[str, torch.Tensor]:
         x = batch.to(device, non_blocking=True).contiguous(memory_format=memory_format)
-        return train_step(model, loss_fn, optimizer, x, use_amp, amp_dtype)
+        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step) if cfg.temporal_weight else None
+        return train_step(model, loss_fn, optimizer, x, use_amp, amp_dtype, cfg.temporal_weight, gen)
 
     model.train()
     res = run_loop(cfg, loader, step_fn, name=name, start_step=start_step, elapsed_before=elapsed_before,
@@ -149,17 +150,26 @@ def step_precision(device: torch.device, batch_size: int, channels_last: bool | 
 
 
 def train_step(model: torch.nn.Module, loss_fn: PerceptualLoss, optimizer: torch.optim.Optimizer,
-               x: torch.Tensor, use_amp: bool = False, amp_dtype: torch.dtype = torch.bfloat16
+               x: torch.Tensor, use_amp: bool = False, amp_dtype: torch.dtype = torch.bfloat16,
+               temporal_weight: float = 0.0, generator: torch.Generator | None = None
                ) -> dict[str, torch.Tensor]:
     """One optimisation step on a batch of photos; returns the (detached) loss terms.
 
     The content targets are computed without gradients and only as deep as the content layer; the
     stylised batch goes through the loss network only as deep as the deepest style/content layer.
-    A non-finite loss is returned without touching the weights.
+    ``temporal_weight`` adds the compound temporal regulariser (its random flow and noise drawn from
+    ``generator``, so a resumed run draws the same). A non-finite loss is returned without touching
+    the weights.
     """
     with torch.autocast(x.device.type, dtype=amp_dtype, enabled=use_amp):
         y = model(x)
         losses = loss_fn(y, x)
+        if temporal_weight:
+            from percept.training.temporal import compound_loss
+
+            t = compound_loss(model, x, y, generator if generator is not None else torch.Generator().manual_seed(0))
+            losses["temporal"] = t
+            losses["total"] = losses["total"] + temporal_weight * t
     total = losses["total"]
     if torch.isfinite(total):
         optimizer.zero_grad(set_to_none=True)

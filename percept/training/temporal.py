@@ -1,0 +1,54 @@
+"""A temporal-consistency regulariser that needs no video: the compound regularisation of Wang et al. 2020
+("Consistent Video Style Transfer via Compound Regularization").
+
+For a training photo ``I`` and the network ``f``, a second "frame" is the photo moved by a random smooth
+flow ``F`` plus a little noise, ``I' = W(I, F) + D``. A network that is stable in time maps it to the
+moved stylisation, so the loss is
+
+    L_temporal = |f(W(I, F) + D) - W(f(I), F)|_1  +  |f(I + D') - f(I)|_1
+
+(the second, noise-only term penalises strokes that flip with sensor noise). ``W`` is bilinear warping
+(``grid_sample``); the flow is a random global shift plus a smooth local field (random values on a
+coarse grid, upsampled bicubically), a few pixels at most, like the motion between two video frames.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def random_flow(n: int, h: int, w: int, generator: torch.Generator, shift: float = 4.0, local: float = 2.0,
+                grid: int = 4, device: torch.device | str = "cpu") -> torch.Tensor:
+    """(N, 2, H, W) flows in pixels (x, y): a global shift up to ``shift`` px plus a smooth local field up to
+    ``local`` px (random on a ``grid`` x ``grid`` lattice, bicubic)."""
+    g = (torch.rand(n, 2, 1, 1, generator=generator) * 2 - 1) * shift
+    coarse = (torch.rand(n, 2, grid, grid, generator=generator) * 2 - 1) * local
+    field = F.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=True)
+    return (g + field).to(device)
+
+
+def warp(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """``x`` (N, C, H, W) sampled at ``p + flow(p)`` (bilinear, borders repeated)."""
+    n, _, h, w = x.shape
+    ys, xs = torch.meshgrid(torch.arange(h, device=x.device, dtype=x.dtype),
+                            torch.arange(w, device=x.device, dtype=x.dtype), indexing="ij")
+    gx = (xs + flow[:, 0].to(x.dtype)) * (2 / max(1, w - 1)) - 1
+    gy = (ys + flow[:, 1].to(x.dtype)) * (2 / max(1, h - 1)) - 1
+    grid = torch.stack([gx, gy], dim=-1)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=True)
+
+
+def compound_loss(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator,
+                  noise: float = 0.02) -> torch.Tensor:
+    """The two terms of the module docstring for photos ``x`` whose stylisation is ``y = model(x)``."""
+    n, _, h, w = x.shape
+    flow = random_flow(n, h, w, generator, device=x.device)
+    d1 = torch.randn(x.shape, generator=generator).to(x.device, x.dtype) * noise
+    d2 = torch.randn(x.shape, generator=generator).to(x.device, x.dtype) * noise
+    moved = model((warp(x, flow) + d1).clamp(0, 1))
+    noisy = model((x + d2).clamp(0, 1))
+    return (moved - warp(y, flow)).abs().mean() + (noisy - y).abs().mean()
+
+
+__all__ = ["random_flow", "warp", "compound_loss"]

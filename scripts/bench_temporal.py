@@ -1,0 +1,88 @@
+#!/usr/bin/env python
+"""What flow guidance costs in speed: the headless webcam loop at 640x480 with an rt model, per frame and with
+``--temporal``, and video conversion (frames per second) with and without it. Runs alternate (per frame,
+temporal, per frame, ...) so the machine's drift hits both alike; the median of ``--repeats`` is reported.
+
+The "camera" is a 640x480 clip made here (a pan over scikit-image's ``astronaut`` with a crossing disc,
+``percept.clips.camera_clip``) played at 30 fps through ``webcam --source``, the way a camera delivers frames.
+Writes the table into docs/BENCHMARKS.md (bench_temporal markers).
+
+    .venv/bin/python scripts/bench_temporal.py            # ~2 min on 2 cores
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "scripts"))
+
+from benchdocs import update_block  # noqa: E402
+
+from percept.clips import camera_clip  # noqa: E402
+from percept.device import cpu_description  # noqa: E402
+
+
+def main() -> int:
+    import cv2
+    import skimage.data
+
+    from percept.inference.engine import Engine
+    from percept.inference.temporal import TemporalFilter
+    from percept.inference.video import FrameStyler, stylize_video
+    from percept.inference.webcam import run_webcam
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", default="starry_night_rt")
+    ap.add_argument("--frames", type=int, default=150)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--no-docs", action="store_true")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        clip = Path(tmp) / "cam.mp4"
+        frames = camera_clip(skimage.data.astronaut(), args.frames, (640, 480), "pan", speed=1.0, seed=3)
+        w = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 30, (640, 480))
+        for f in frames:
+            w.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+        w.release()
+        cam = {False: [], True: []}
+        drop = {False: [], True: []}
+        conv = {False: [], True: []}
+        engine = Engine(args.model)
+        for _ in range(args.repeats):
+            for temporal in (False, True):
+                s = run_webcam([args.model], source=str(clip), size=640, headless=True,
+                               output=Path(tmp) / "out.mp4", frames=args.frames - 10, temporal=temporal)
+                cam[temporal].append(s.fps)
+                drop[temporal].append(s.dropped / max(1, s.captured))
+                styler = FrameStyler(engine, 640, temporal=TemporalFilter() if temporal else None)
+                t0 = time.perf_counter()
+                r = stylize_video(clip, Path(tmp) / "conv.mp4", styler, progress=False)
+                conv[temporal].append(r["frames"] / (time.perf_counter() - t0))
+                print(f"temporal={temporal}: webcam {s.fps:.1f} FPS ({s.dropped} of {s.captured} dropped), "
+                      f"video {conv[temporal][-1]:.1f} frames/s", flush=True)
+    med = {k: {t: statistics.median(v[t]) for t in (False, True)} for k, v in
+           (("cam", cam), ("drop", drop), ("conv", conv))}
+    md = [f"Machine: {cpu_description()}. Command: `.venv/bin/python scripts/bench_temporal.py` ({args.model}, "
+          f"640x480 at 30 fps, network at 640 px, onnxruntime; median of {args.repeats} alternating runs).", "",
+          "| | per frame | --temporal | ratio |", "|---|---|---|---|",
+          f"| webcam loop, FPS shown (target >= 20 with --temporal) | {med['cam'][False]:.1f} | {med['cam'][True]:.1f} | "
+          f"{med['cam'][True] / med['cam'][False]:.2f} |",
+          f"| webcam, camera frames dropped | {med['drop'][False] * 100:.0f}% | {med['drop'][True] * 100:.0f}% | |",
+          f"| video conversion, frames/s | {med['conv'][False]:.1f} | {med['conv'][True]:.1f} | "
+          f"{med['conv'][True] / med['conv'][False]:.2f} |"]
+    text = "\n".join(md)
+    print(text)
+    if not args.no_docs:
+        update_block("bench_temporal", "Video flicker: the speed of flow guidance", text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
