@@ -10,7 +10,7 @@ Layers (each imports only from the ones before it): the core (``errors``, ``devi
 
 from percept.version import __version__
 
-__all__ = ["__version__", "stylize"]
+__all__ = ["__version__", "stylize", "stylize_video"]
 
 
 def stylize(*args, **kwargs):
@@ -18,3 +18,23 @@ def stylize(*args, **kwargs):
     from percept.inference.stylize import stylize as _stylize
 
     return _stylize(*args, **kwargs)
+
+
+def stylize_video(src, dst, model, size=None, strength=1.0, preserve_color=False, temporal=False,
+                  temporal_alpha=0.8, backend="auto", device="auto", progress=False) -> dict:
+    """Stylize the video file ``src`` into ``dst`` with ``model`` (what ``percept video`` does).
+
+    ``temporal=True`` is the flow-guided mode (:class:`percept.inference.temporal.TemporalFilter`, history
+    weight ``temporal_alpha``): much less flicker. Returns the summary (path, frames, fps, size, seconds,
+    and with ``temporal`` the filter's ``temporal_stats``)."""
+    from percept.inference.engine import Engine
+    from percept.inference.temporal import TemporalFilter
+    from percept.inference.video import FrameStyler
+    from percept.inference.video import stylize_video as _stylize_video
+
+    flt = TemporalFilter(alpha=temporal_alpha) if temporal else None
+    styler = FrameStyler(Engine(model, backend=backend, device=device), size, strength, preserve_color, temporal=flt)
+    result = _stylize_video(src, dst, styler, progress=progress)
+    if flt is not None:
+        result["temporal_stats"] = flt.stats
+    return result

@@ -221,3 +221,11 @@ def test_cli_dream_and_maximize_with_the_classifier(capsys, tmp_path, photos):
     code, out, err = run(capsys, "viz", "maximize", "--classifier", "efficientnet_lite0", "--targets", "logits:ostrch",
                          "-o", tmp_path / "x", "--quiet")
     assert code == 2 and "unknown class 'ostrch'; did you mean 'ostrich' (9)" in err and err.count("\n") == 1
+    code, out, err = run(capsys, "viz", "maximize", "--classifier", "efficientnet_lite0", "--layer", "_blocks.10",
+                         "--channels", "0-1", "--size", 32, "--octaves", 1, "--steps", 2, "-o", tmp_path / "ch",
+                         "--quiet")
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "ch").glob("_blocks.10_*.png")) == ["_blocks.10_0.png", "_blocks.10_1.png"]
+    code, out, err = run(capsys, "viz", "maximize", "--classifier", "efficientnet_lite0", "--layer", "_blocks.10",
+                         "--channels", "110-112", "-o", tmp_path / "y", "--quiet")
+    assert code == 2 and "_blocks.10 has channels 0..111, got 112" in err

@@ -203,3 +203,12 @@ def test_train_style_with_the_temporal_weight_logs_it(tmp_path, small_data, pain
     card = json.loads(path.with_suffix(".json").read_text())
     assert card["hyperparameters"]["temporal_weight"] == 2.0
     assert "temporal" in card["final_losses_running_avg"]
+
+
+def test_the_python_api_runs_the_flow_guided_mode(tmp_path, pan):
+    import percept
+
+    src = write(pan, tmp_path / "pan.mp4")
+    r = percept.stylize_video(src, tmp_path / "o.mp4", "starry_night_rt", temporal=True)
+    assert r["frames"] == len(pan) and r["temporal_stats"].frames == len(pan)
+    assert r["temporal_stats"].resets == 0 and r["temporal_stats"].confident > 0.5

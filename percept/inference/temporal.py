@@ -56,10 +56,22 @@ def restore_contrast(blend: np.ndarray, fresh: np.ndarray, sigma: float = 4.0, m
     import cv2
 
     b, f = blend.astype(np.float32), fresh.astype(np.float32)
-    mb, mf = cv2.GaussianBlur(b, (0, 0), sigma), cv2.GaussianBlur(f, (0, 0), sigma)
-    vb = cv2.GaussianBlur(b * b, (0, 0), sigma) - mb * mb
-    vf = cv2.GaussianBlur(f * f, (0, 0), sigma) - mf * mf
+    h, w = b.shape[:2]
+    k = 4 if min(h, w) >= 64 else 1     # the local statistics are smooth: compute them at 1/4 size
+    small = (max(1, w // k), max(1, h // k))
+
+    def local_mean(x: np.ndarray) -> np.ndarray:
+        if k > 1:
+            x = cv2.resize(x, small, interpolation=cv2.INTER_AREA)
+        return cv2.GaussianBlur(x, (0, 0), sigma / k)
+
+    mb, mf = local_mean(b), local_mean(f)
+    vb = local_mean(b * b) - mb * mb
+    vf = local_mean(f * f) - mf * mf
     gain = np.clip(np.sqrt(np.maximum(vf, 1.0) / np.maximum(vb, 1.0)), 1.0, max_gain)
+    if k > 1:
+        mb = cv2.resize(mb, (w, h), interpolation=cv2.INTER_LINEAR)
+        gain = cv2.resize(gain, (w, h), interpolation=cv2.INTER_LINEAR)
     return mb + (b - mb) * gain
 
 
@@ -111,7 +123,8 @@ class TemporalFilter:
 
         ok = consistent(bw, fw)
         prev_w, _ = warp(prev, bw)
-        diff = np.abs(small.astype(np.float32) - prev_w.astype(np.float32)).mean(-1) / 255.0
+        d = cv2.absdiff(small, prev_w).astype(np.float32)
+        diff = (d[..., 0] + d[..., 1] + d[..., 2]) * np.float32(1 / (3 * 255.0))
         c = np.clip(2.0 - diff / self.change, 0.0, 1.0) * ok
         c = cv2.erode(c.astype(np.float32), np.ones((3, 3), np.uint8))
         return cv2.GaussianBlur(c, (0, 0), 1.0)
@@ -137,7 +150,7 @@ class TemporalFilter:
         fw = self.flow(gp, g)                       # t-1 -> t
         c = self.confidence(small, self._small, bw, fw)
         self.last_confidence = c
-        fraction = float((c > 0.5).mean())
+        fraction = np.count_nonzero(c > 0.5) / c.size
         if fraction < self.cut:                     # a scene cut: start again
             self.stats.resets += 1
             return self._restart(frame, small, stylised)
@@ -147,13 +160,17 @@ class TemporalFilter:
             sx, sy = w / bw.shape[1], h / bw.shape[0]
             bw = cv2.resize(bw, (w, h), interpolation=cv2.INTER_LINEAR) * np.array([sx, sy], np.float32)
             c = cv2.resize(c, (w, h), interpolation=cv2.INTER_LINEAR)
-        hist, _ = warp(self._out, bw, cubic=True)   # the float history: no 8-bit rounding builds up
+        out, _ = warp(self._out, bw, cubic=True)    # the float history: no 8-bit rounding builds up
         s = stylised.astype(np.float32)
-        out = s + (self.alpha * c)[..., None] * (hist - s)
+        out -= s                                    # out = s + alpha * c * (history - s), in place
+        out *= (c * np.float32(self.alpha))[..., None]
+        out += s
         if self.restore:
             out = restore_contrast(out, s)
         self._small, self._shape, self._out = small, frame.shape, out
-        return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+        shown = np.clip(out, 0, 255)
+        shown += 0.5
+        return shown.astype(np.uint8)
 
 
 __all__ = ["TemporalFilter", "TemporalStats", "DEFAULT_ALPHA", "restore_contrast"]

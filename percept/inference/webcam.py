@@ -186,7 +186,7 @@ class _Stylist(threading.Thread):
     """
 
     def __init__(self, grabber: FrameGrabber, engine: Callable, settings: _Settings, size: int | None,
-                 lock: threading.Lock, temporal_alpha: float | None = None) -> None:
+                 lock: threading.Lock) -> None:
         super().__init__(daemon=True, name="percept-stylise")
         self.grabber, self.engine, self.settings, self.size, self.lock = grabber, engine, settings, size, lock
         self._cond = threading.Condition()
@@ -196,10 +196,8 @@ class _Stylist(threading.Thread):
         self.ended = False
         self.error: BaseException | None = None
         self._halt = threading.Event()
-        self.temporal = None if temporal_alpha is None else TemporalFilter(alpha=temporal_alpha)
 
     def run(self) -> None:
-        last = None
         try:
             while not self._halt.is_set():
                 frame = self.grabber.newest()
@@ -208,13 +206,7 @@ class _Stylist(threading.Thread):
                 with self.lock:
                     st = dataclasses.replace(self.settings)
                 eng = self.engine(st.current)
-                # the flow-guided history belongs to one model and one look: start again when they change
-                look = (st.current, st.strength, st.preserve_color, st.temporal)
-                if self.temporal is not None and look != last:
-                    self.temporal.reset()
-                last = look
-                temporal = self.temporal if st.temporal else None
-                styled = FrameStyler(eng, self.size, st.strength, st.preserve_color, temporal=temporal)([frame])[0]
+                styled = FrameStyler(eng, self.size, st.strength, st.preserve_color)([frame])[0]
                 with self._cond:
                     if self._taken < self._id:
                         self.unshown += 1
@@ -297,7 +289,11 @@ def run_webcam(models: Sequence[str], camera: int = 0, source: str | None = None
         fps_src = 30.0
     grabber = FrameGrabber(cap, fps_src if source is not None else None, source is None, label)
     settings, lock = _Settings(0, strength, preserve_color, temporal), threading.Lock()
-    stylist = _Stylist(grabber, engine, settings, size, lock, temporal_alpha)
+    stylist = _Stylist(grabber, engine, settings, size, lock)
+    # flow guidance runs here, in the display loop, on the results in the order they are shown, so it
+    # overlaps with the next frame's inference in the stylising thread
+    flow_filter = TemporalFilter(alpha=temporal_alpha)
+    last_look = None
     stats = WebcamStats(models=[str(m) for m in models])
     writer: AtomicVideoWriter | None = None
     window_open = False
@@ -321,7 +317,14 @@ def run_webcam(models: Sequence[str], camera: int = 0, source: str | None = None
                         break
                 continue
             st = result.settings
-            view = np.hstack([result.frame, result.styled]) if side_by_side else result.styled
+            styled = result.styled
+            look = (result.name, st.strength, st.preserve_color, st.temporal)
+            if look != last_look:       # the history belongs to one model and one look
+                flow_filter.reset()
+                last_look = look
+            if st.temporal:
+                styled = flow_filter(result.frame, styled)
+            view = np.hstack([result.frame, styled]) if side_by_side else styled
             now = time.perf_counter()
             dt = now - t_last
             t_last = now

@@ -699,6 +699,7 @@ class ClassifierLayers(nn.Module):
         seen = [_display_name(self.model, n) for n, s in spatial_layers(self.model, probe)]
         self.names = list(dict.fromkeys(seen)) + [self.LOGITS]
         self._modules_by_name = {_display_name(self.model, n): m for n, m in self.model.named_modules() if n}
+        self._widths: dict[str, int] = {}
 
     def parse(self, text: str | ChannelTarget, need_channel: bool = False) -> ChannelTarget:
         """``MODULE``, ``MODULE:CHANNEL`` or ``logits:CLASS`` (index or name) -> :class:`ChannelTarget`."""
@@ -719,21 +720,17 @@ class ClassifierLayers(nn.Module):
             return ChannelTarget(layer)
         if layer == self.LOGITS:
             return ChannelTarget(layer, self.classifier.class_index(ch))
-        n = self.channels(layer)
-        try:
-            c = int(ch)
-        except ValueError:
-            raise PerceptError(f"'{text}': the channel must be a whole number 0..{n - 1}") from None
-        if not 0 <= c < n:
-            raise PerceptError(f"'{text}': {layer} has channels 0..{n - 1}, got {c}")
-        return ChannelTarget(layer, c)
+        from percept.visualize.common import channel_target
+
+        return channel_target(str(text), layer, ch, self.channels(layer))
 
     def channels(self, layer: str) -> int:
-        if layer == self.LOGITS:
-            return len(self.classifier.labels or []) or int(self.model(torch.zeros(1, 3, 32, 32)).shape[1])
-        probe = torch.zeros(1, 3, 64, 64, device=_device_of(self.model))
-        with torch.no_grad():
-            return int(self(probe, [layer])[layer].shape[1])
+        """How many channels ``layer`` has (classes, for ``logits``); one probe pass per layer, remembered."""
+        if layer not in self._widths:
+            probe = torch.zeros(1, 3, 64, 64, device=_device_of(self.model))
+            with torch.no_grad():
+                self._widths[layer] = int(self(probe, [layer])[layer].shape[1])
+        return self._widths[layer]
 
     def label(self, t: ChannelTarget) -> str:
         if t.layer == self.LOGITS and self.classifier.labels and t.channel is not None:

@@ -139,15 +139,8 @@ def _maximize_targets(args: argparse.Namespace, layers=None):
             raise PerceptError("say what to maximise: --targets logits:ostrich,logits:goose or --layer _blocks.10 "
                                "--channels 0-15")
         layer = layers.parse(args.layer).layer
-        texts = (args.channels or "0").replace(" ", "")
-        chans = []
-        for part in texts.split(","):
-            lo, _, hi = part.partition("-")
-            try:
-                chans += list(range(int(lo), int(hi or lo) + 1))
-            except ValueError:
-                raise PerceptError(f"--channels '{args.channels}': use 0-15, 3,7,9 or 0-3,8") from None
-        return [layers.parse(f"{layer}:{c}", need_channel=True) for c in chans]
+        chans = channel_range(args.channels or "0", layer, parse=layers.parse)
+        return [ChannelTarget(layer, c) for c in chans]
     if args.targets:
         return parse_targets(args.targets)
     if not args.layer:

@@ -43,9 +43,14 @@ def parse_target(text: str, allow_layer_only: bool = True) -> ChannelTarget:
         if not allow_layer_only:
             raise PerceptError(f"'{text}': give a channel as LAYER:CHANNEL, e.g. {layer}:0")
         return ChannelTarget(layer)
-    n = layer_channels(layer)
+    return channel_target(text, layer, ch, layer_channels(layer))
+
+
+def channel_target(text: str, layer: str, channel: str, n: int) -> ChannelTarget:
+    """``layer:channel`` with the channel checked against the layer's ``n`` channels (the shared messages
+    of the loss network's and a classifier's targets)."""
     try:
-        c = int(ch)
+        c = int(channel)
     except ValueError:
         raise PerceptError(f"'{text}': the channel must be a whole number 0..{n - 1}") from None
     if not 0 <= c < n:

@@ -120,8 +120,9 @@ def parse_targets(texts: Sequence[str] | str) -> list[ChannelTarget]:
     return targets
 
 
-def channel_range(text: str, layer: str) -> list[int]:
-    """``"0-15"``, ``"3,7,9"`` or ``"0-3,8"`` -> channel indices, checked against ``layer``'s width."""
+def channel_range(text: str, layer: str, parse=None) -> list[int]:
+    """``"0-15"``, ``"3,7,9"`` or ``"0-3,8"`` -> channel indices, checked against ``layer``'s width (by
+    ``parse("layer:c")``, default the loss network's :func:`parse_target`)."""
     chans: list[int] = []
     for part in text.split(","):
         part = part.strip()
@@ -138,8 +139,11 @@ def channel_range(text: str, layer: str) -> list[int]:
         chans.extend(range(a, b + 1))
     if not chans:
         raise PerceptError(f"'{text}': no channels given")
-    for c in chans:
-        parse_target(f"{layer}:{c}", allow_layer_only=False)  # range check with the shared message
+    for c in chans:  # range check with the shared message
+        if parse is not None:
+            parse(f"{layer}:{c}")
+        else:
+            parse_target(f"{layer}:{c}", allow_layer_only=False)
     return chans
 
 
