@@ -112,6 +112,7 @@ def main() -> int:
     ap.add_argument("--alpha", type=float, default=0.8)
     ap.add_argument("--no-peer", action="store_true")
     ap.add_argument("--no-docs", action="store_true")
+    ap.add_argument("--no-strip", action="store_true", help="keep docs/temporal_strip.jpg as it is")
     args = ap.parse_args()
     clipset = clips(args.frames, args.size)
     names = [m.name for m in list_models("style-transformer", source="shipped")]
@@ -162,7 +163,7 @@ def main() -> int:
             print(f"{name} {c}: floor {r['floor']:.5f} per-frame {e_per:.5f} temporal {e_tmp:.5f} "
                   f"({e_tmp / e_per:.2f}x) style {s_per:.4f}->{s_tmp:.4f} content {c_per:.4f}->{c_tmp:.4f}",
                   flush=True)
-            if not strip_done and c == "bikes" and not args.no_docs:
+            if not strip_done and c == "bikes" and not args.no_docs and not args.no_strip:
                 strip(frames, per, tmp, 20, REPO / "docs" / "temporal_strip.jpg")
                 strip_done = True
     md = [f"Machine: {cpu_description()}. Command: `.venv/bin/python scripts/eval_video.py"
