@@ -251,7 +251,8 @@ def cmd_video(args: argparse.Namespace) -> int:
 
 
 def cmd_eval_video(args: argparse.Namespace) -> int:
-    from percept.evaluation import read_clip, warping_error
+    from percept.evaluation import warping_error
+    from percept.inference.video import read_clip
 
     source = read_clip(args.source, max_frames=args.frames)
     stylised = read_clip(args.stylised, max_frames=args.frames)

@@ -18,7 +18,8 @@ Lower is better for both. The same numbers are computed for every method (our ne
 the Gatys baseline), so they compare like with like.
 
 Video: :func:`warping_error` (Lai et al. 2018, "Learning Blind Video Temporal Consistency"), the flicker of
-a stylised clip measured along the motion of its source clip; :func:`read_clip` reads a clip's frames.
+a stylised clip measured along the motion of its source clip; (:func:`percept.inference.video.read_clip`
+reads a clip's frames).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from percept.models.losses import PerceptualLoss, gram_matrix
 from percept.models.vgg import LossNetwork, check_layers
 
 __all__ = ["StyleMetric", "StyleScore", "feature_space_error", "image_space_error", "warping_error",
-           "WarpingError", "read_clip"]
+           "WarpingError"]
 
 
 @dataclass
@@ -153,26 +154,3 @@ def warping_error(source: "list", stylised: "list", preset: str = "medium") -> W
         errors.append(float((d * mask).sum() / n) if n else 0.0)
         valid.append(n / mask.size)
     return WarpingError(float(np.mean(errors)), errors, float(np.mean(valid)))
-
-
-def read_clip(path, max_frames: int | None = None, size: int | None = None) -> "list":
-    """A video file's frames as RGB uint8 arrays (OpenCV), at most ``max_frames``, the long side scaled
-    down to ``size`` when given."""
-    import cv2
-
-    from percept.inference.video import open_capture, read_frames, working_size
-
-    cap = open_capture(str(path))
-    frames = []
-    try:
-        for f in read_frames(cap, str(path)):
-            if size:
-                ws = working_size(f.shape[1], f.shape[0], size)
-                if ws != (f.shape[1], f.shape[0]):
-                    f = cv2.resize(f, ws, interpolation=cv2.INTER_AREA)
-            frames.append(f)
-            if max_frames and len(frames) >= max_frames:
-                break
-    finally:
-        cap.release()
-    return frames

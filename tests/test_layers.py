@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 PKG = Path(__file__).resolve().parents[1] / "percept"
-CORE = {"errors", "device", "images", "checkpoint", "registry", "argtypes", "version"}
+CORE = {"errors", "device", "images", "checkpoint", "registry", "argtypes", "version", "flow", "clips"}
 APPS = {"cli", "demo", "__init__", "__main__"}
 # what each layer may import from percept (besides itself)
 ALLOWED = {

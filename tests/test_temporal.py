@@ -11,9 +11,10 @@ import torch
 from percept.cli import main
 from percept.clips import camera_clip, sprite_mask
 from percept.errors import PerceptError
-from percept.evaluation import read_clip, warping_error
+from percept.evaluation import warping_error
 from percept.flow import FlowEstimator, consistent, warp
 from percept.inference.temporal import TemporalFilter
+from percept.inference.video import read_clip
 
 SIZE = (160, 120)
 

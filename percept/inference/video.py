@@ -248,3 +248,23 @@ def stylize_video(src: str | os.PathLike, dst: str | os.PathLike, styler: FrameS
     finally:
         cap.release()
     return {"path": dst, "frames": count, "fps": fps, "size": (w, h), "seconds": seconds}
+
+
+def read_clip(path, max_frames: int | None = None, size: int | None = None) -> "list":
+    """A video file's frames as RGB uint8 arrays (OpenCV), at most ``max_frames``, the long side scaled
+    down to ``size`` when given."""
+    cv2 = _cv2()
+    cap = open_capture(str(path))
+    frames = []
+    try:
+        for f in read_frames(cap, str(path)):
+            if size:
+                ws = working_size(f.shape[1], f.shape[0], size)
+                if ws != (f.shape[1], f.shape[0]):
+                    f = cv2.resize(f, ws, interpolation=cv2.INTER_AREA)
+            frames.append(f)
+            if max_frames and len(frames) >= max_frames:
+                break
+    finally:
+        cap.release()
+    return frames

@@ -74,12 +74,12 @@ def distill_style(cfg: DistillConfig, progress: bool = True) -> Path:
             x, y = inputs[idx].to(device), targets[idx].to(device)
             if torch.rand((), generator=gen) < 0.5:
                 x, y = x.flip(-1), y.flip(-1)
-            out = student(x)
-            loss = F.l1_loss(out, y)
+            pred = student(x)
+            loss = F.l1_loss(pred, y)
             if cfg.temporal_weight:
                 from percept.training.temporal import compound_loss
 
-                t_loss = compound_loss(student, x, out, gen)
+                t_loss = compound_loss(student, x, pred, gen)
                 loss = loss + cfg.temporal_weight * t_loss
                 if step % 10 == 0 or step == cfg.iterations:
                     writer.add_scalar("loss/temporal", float(t_loss.detach()), step)
