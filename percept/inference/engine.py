@@ -203,7 +203,8 @@ def _stale_onnx(onnx_card: dict, fallback_card: dict, onnx_path: Path, pt_path: 
         if weights_digest(ckpt["state_dict"]) != digest:
             return f"{onnx_path} was exported from other weights than {pt_path} (weights SHA-256 differs)"
         return None
-    pt_card = ckpt.get("card") if isinstance(ckpt.get("card"), dict) else fallback_card
+    inner = ckpt.get("card")
+    pt_card: dict = inner if isinstance(inner, dict) else fallback_card
     a, b = onnx_card.get("trained_at"), pt_card.get("trained_at")
     if a and b and a != b:
         return f"{onnx_path} was exported from another training of this model (trained {a}, the .pt {b})"
