@@ -21,7 +21,8 @@ def stylize(*args, **kwargs):
 
 
 def stylize_video(src, dst, model, size=None, strength=1.0, preserve_color=False, temporal=False,
-                  temporal_alpha=0.8, backend="auto", device="auto", progress=False) -> dict:
+                  temporal_alpha=0.8, backend="auto", device="auto", progress=False,
+                  precision="auto") -> dict:
     """Stylize the video file ``src`` into ``dst`` with ``model`` (what ``percept video`` does).
 
     ``temporal=True`` is the flow-guided mode (:class:`percept.inference.temporal.TemporalFilter`, history
@@ -33,7 +34,7 @@ def stylize_video(src, dst, model, size=None, strength=1.0, preserve_color=False
     from percept.inference.video import stylize_video as _stylize_video
 
     flt = TemporalFilter(alpha=temporal_alpha) if temporal else None
-    styler = FrameStyler(Engine(model, backend=backend, device=device), size, strength, preserve_color, temporal=flt)
+    styler = FrameStyler(Engine(model, backend=backend, device=device, precision=precision), size, strength, preserve_color, temporal=flt)
     result = _stylize_video(src, dst, styler, progress=progress)
     if flt is not None:
         result["temporal_stats"] = flt.stats

@@ -123,7 +123,7 @@ def cmd_stylize(args: argparse.Namespace) -> int:
         w, h = working_size(image_size(p), args.size)
         check_frame_size(h, w, 1, str(args.model))
         load_image(p)
-    stylizer = Engine(args.model, backend=args.backend, device=args.device)
+    stylizer = Engine(args.model, backend=args.backend, device=args.device, precision=args.precision)
     from tqdm import tqdm
 
     for src, dst in tqdm(targets, desc="stylize", disable=len(targets) < 2 or args.quiet):
@@ -210,6 +210,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     from percept.inference.export import export_onnx
     from percept.registry import find_model
 
+    if args.web:
+        return _export_web(args)
+    if args.ort_web:
+        raise PerceptError("--ort-web is for --web exports")
+    if len(args.model) > 1:
+        raise PerceptError(f"one model per .onnx export ({len(args.model)} given); --web DIR takes several")
+    args.model = args.model[0]
     out = Path(args.output) if args.output else find_model(args.model).require_pt(
         "export starts from the PyTorch weights").with_suffix(".onnx")
     report = export_onnx(args.model, out, opset=args.opset, fp16=args.fp16, int8=args.int8,
@@ -223,6 +230,63 @@ def cmd_export(args: argparse.Namespace) -> int:
     rounding = (f"; rounding the weights to float16 moved PyTorch's output by at most {report.rounding_diff:.2e}"
                 if report.weights == "fp16" and report.precision == "fp32" else "")
     print(head + f"onnxruntime vs PyTorch max abs diff {report.max_abs_diff:.2e} on {sizes}{rounding}")
+    if report.bf16 is not None:
+        c = report.bf16
+        verdict = "passes: --backend openvino --precision auto runs it in bf16" if c.passed else \
+            f"below {c.min_psnr:g} dB: --precision auto keeps fp32"
+        print(f"OpenVINO bf16 vs fp32: PSNR {c.psnr:.1f} dB (worst of {c.photos} photos), max abs diff "
+              f"{c.max_abs:.3f}; {verdict}")
+    return 0
+
+
+def _export_web(args: argparse.Namespace) -> int:
+    from percept.inference.web import export_web
+
+    if args.output:
+        raise PerceptError("give either -o OUT.onnx or --web DIR")
+    if args.fp16 or args.int8 or args.fp16_weights or args.calibration or args.opset != 18:
+        raise PerceptError("--web writes its own models (fp16 weights, fp32 arithmetic, opset 18); "
+                           "drop --fp16, --fp16-weights, --int8, --calibration and --opset")
+    r = export_web(args.model, args.web, ort_web=args.ort_web, progress=not args.quiet)
+    names = ", ".join(m["name"] for m in r.models)
+    print(f"wrote {r.folder}/ ({names}; onnxruntime-web {r.ort_web}; {r.bytes / 1e6:.1f} MB); onnxruntime vs "
+          f"PyTorch max abs diff {r.max_abs_diff:.2e}")
+    print(f"serve it: percept serve-web {r.folder}   (then open the printed address; ?selftest checks it)")
+    return 0
+
+
+def cmd_serve_web(args: argparse.Namespace) -> int:
+    from percept.inference.web import serve
+
+    server = serve(args.folder, args.host, args.port)
+    host, port = server.server_address[:2]
+    print(f"serving {args.folder} at http://{host}:{port}/ (cross-origin isolated: WebAssembly threads on); "
+          f"self-test: http://{host}:{port}/index.html?selftest ; Ctrl-C stops", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+def cmd_check_web(args: argparse.Namespace) -> int:
+    from percept.inference.browser import find_chromium
+    from percept.inference.web import check_web, serve
+
+    serve(args.folder, port=0).server_close()  # not a site: one line before the browser starts
+    if find_chromium() is None:
+        raise PerceptError("check-web needs Chromium (apt-get install chromium, or set PERCEPT_CHROMIUM)")
+    r = check_web(args.folder, camera=not args.no_camera, frames=args.frames, backend=args.backend,
+                  timeout=args.timeout, screenshots=args.screenshots, model=args.model)
+    print(f"selftest: {r.selftest}")
+    if r.camera:
+        print(f"camera (Chromium's fake camera, 640x480): {r.camera}")
+    for p in r.screenshots:
+        print(f"wrote {p}")
+    if not r.ok:
+        raise PerceptError(f"{args.folder}: the page's check failed in Chromium")
     return 0
 
 
@@ -232,7 +296,7 @@ def cmd_video(args: argparse.Namespace) -> int:
 
     check_video_output(args.output)
     open_capture(args.input).release()  # a bad input fails before the model loads
-    engine = Engine(args.model, backend=args.backend, device=args.device)
+    engine = Engine(args.model, backend=args.backend, device=args.device, precision=args.precision)
     temporal = None
     if args.temporal:
         from percept.inference.temporal import TemporalFilter
@@ -278,7 +342,7 @@ def cmd_webcam(args: argparse.Namespace) -> int:
         others = others[1:]
     stats = run_webcam(models + others, camera=args.camera, source=args.source, size=args.size,
                        strength=args.strength, preserve_color=args.preserve_color, backend=args.backend,
-                       device=args.device, headless=args.headless, output=args.output, frames=args.frames,
+                       device=args.device, precision=args.precision, headless=args.headless, output=args.output, frames=args.frames,
                        snapshot_dir=args.snapshot_dir, side_by_side=args.side_by_side, temporal=args.temporal,
                        temporal_alpha=args.temporal_alpha)
     where = f"; wrote {stats.output}" if stats.output else ""
@@ -296,6 +360,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------------------------- parser
+
+def _backend_args(p: argparse.ArgumentParser, backend_help: str = "onnx (onnxruntime), torch or openvino") -> None:
+    """--backend, --device and --precision: how a style model is run (the same for stylize, video, webcam)."""
+    p.add_argument("--backend", choices=["auto", "onnx", "torch", "openvino"], default="auto", help=backend_help)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or tensorrt (onnx backend on a GPU)")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
+                   help="--backend openvino: fp32, bf16 (CPUs with AVX512-BF16 or AMX) or auto (bf16 where its "
+                        "quality check against fp32 passes, else fp32)")
+
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2 (argparse prints usage + message)
@@ -440,15 +513,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--size", type=_side_int, help="resize so the long side is SIZE px first")
     s.add_argument("--strength", type=_unit_float, default=1.0, help="0 = photo, 1 = full style (default 1)")
     s.add_argument("--preserve-color", action="store_true", help="keep the photo's colours (luminance transfer)")
-    s.add_argument("--backend", choices=["auto", "onnx", "torch"], default="auto",
-                   help="onnx (onnxruntime; the default when MODEL.onnx exists) or torch")
-    s.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    _backend_args(s, "onnx (onnxruntime; the default when MODEL.onnx exists), torch, or openvino (the .onnx "
+                     "run by OpenVINO on the CPU, the fastest CPU backend)")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_stylize)
 
-    e = sub.add_parser("export", help="export a trained network to ONNX (checked against PyTorch)")
-    e.add_argument("model", help="a model name (see `percept models`) or a .pt path")
+    e = sub.add_parser("export", help="export a trained network to ONNX (checked against PyTorch), or "
+                                      "style networks to a web page (--web)")
+    e.add_argument("model", nargs="+", help="a model name (see `percept models`) or a .pt path (several with --web)")
     e.add_argument("-o", "--output", help="the .onnx file (default: beside the .pt)")
+    e.add_argument("--web", metavar="DIR", help="write a static web site that stylises the webcam or a dropped image "
+                                               "in the browser (onnxruntime-web, vendored; works offline)")
+    e.add_argument("--ort-web", metavar="DIR", help="--web: onnxruntime-web's npm package folder (default: "
+                                                   "./node_modules, the cache, or fetched once with npm)")
+    e.add_argument("--quiet", action="store_true")
     e.add_argument("--opset", type=_positive_int, default=18, help="ONNX opset (default 18)")
     e.add_argument("--fp16", action="store_true", help="float16 weights and arithmetic, float32 input/output")
     e.add_argument("--fp16-weights", action="store_true",
@@ -460,6 +538,25 @@ def build_parser() -> argparse.ArgumentParser:
                    help="--int8: folder of photos to calibrate on (default: scikit-image's sample photos)")
     e.set_defaults(func=cmd_export)
 
+    sw = sub.add_parser("serve-web", help="serve a --web export on localhost (with the headers WebAssembly "
+                                          "threads need)")
+    sw.add_argument("folder", help="the folder percept export --web wrote")
+    sw.add_argument("--port", type=_nonneg_int, default=8000, help="port (default 8000; 0 picks a free one)")
+    sw.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    sw.set_defaults(func=cmd_serve_web)
+
+    cw = sub.add_parser("check-web", help="open a --web export in headless Chromium: its self-test, then the "
+                                          "webcam path with a fake camera (prints the FPS)")
+    cw.add_argument("folder", help="the folder percept export --web wrote")
+    cw.add_argument("--no-camera", action="store_true", help="only the self-test")
+    cw.add_argument("--frames", type=_positive_int, default=30, help="camera frames to stylise (default 30)")
+    cw.add_argument("--model", help="the model the camera runs (default: the first)")
+    cw.add_argument("--backend", choices=["wasm", "webgpu", "auto"], default="wasm",
+                    help="the page's runtime (default wasm)")
+    cw.add_argument("--timeout", type=_positive_float, default=300.0, help="seconds to wait for each page (default 300)")
+    cw.add_argument("--screenshots", metavar="DIR", help="save a PNG of each page here")
+    cw.set_defaults(func=cmd_check_web)
+
     v = sub.add_parser("video", help="stylize a video file (keeps frame rate and frame size)")
     v.add_argument("input", help="input video file")
     v.add_argument("-o", "--output", required=True, help="output video (.mp4, .avi, .mkv, .mov)")
@@ -468,8 +565,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--strength", type=_unit_float, default=1.0)
     v.add_argument("--preserve-color", action="store_true")
     v.add_argument("--batch", type=_positive_int, default=4, help="frames per network call (default 4)")
-    v.add_argument("--backend", choices=["auto", "onnx", "torch"], default="auto")
-    v.add_argument("--device", default="auto", help="auto, cpu, cuda or tensorrt")
+    _backend_args(v)
     v.add_argument("--temporal", action="store_true",
                    help="flow-guided: blend each frame with the previous output warped along the optical flow "
                         "(less flicker; occlusions, fast changes and scene cuts take the new frame)")
@@ -503,8 +599,7 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--temporal", action="store_true", help="start flow-guided (less flicker; key t toggles it)")
     w.add_argument("--temporal-alpha", type=_temporal_alpha, default=0.8,
                    help="weight of the warped history, 0..0.99 (default 0.8)")
-    w.add_argument("--backend", choices=["auto", "onnx", "torch"], default="auto")
-    w.add_argument("--device", default="auto", help="auto, cpu, cuda or tensorrt")
+    _backend_args(w)
     w.set_defaults(func=cmd_webcam)
 
     g = sub.add_parser("optimize-style", help="slow style transfer by image optimisation (Gatys et al. 2015)")

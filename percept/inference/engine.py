@@ -10,7 +10,9 @@ give the same picture:
   reused, with the execution provider picked by ``device`` (``auto`` prefers TensorRT, then CUDA,
   then the CPU, among the providers the installed onnxruntime offers, and :attr:`Engine.provider`
   says which one it got), the thread count set, and IO binding on a GPU so frames are copied once;
-* ``torch``: the PyTorch checkpoint, the fallback when there is no ``.onnx`` (or no onnxruntime).
+* ``torch``: the PyTorch checkpoint, the fallback when there is no ``.onnx`` (or no onnxruntime);
+* ``openvino``: the same ``.onnx`` run by OpenVINO on the CPU, in fp32 or (where the CPU has it and
+  a quality check passes) bf16, the fastest CPU backend here (:mod:`percept.inference.openvino_backend`).
 
 Input frames are float32 NCHW RGB in [0, 1] (:meth:`Engine.run`), uint8 HxWx3 RGB arrays
 (:meth:`Engine.frames`, batched) or PIL images (``engine(image, ...)``). Sizes that are not a
@@ -34,7 +36,7 @@ from percept.registry import ModelKind, find_model
 
 __all__ = ["BACKENDS", "Engine", "available_providers", "check_frame_size", "choose_providers", "session_options"]
 
-BACKENDS = ("auto", "onnx", "torch")
+BACKENDS = ("auto", "onnx", "torch", "openvino")
 PROVIDER_PREFERENCE = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 KNOWN_KINDS = (ModelKind.STYLE.value,)
 
@@ -155,21 +157,13 @@ class _OnnxBackend:
             raise PerceptError(f"{path}: not a readable ONNX model ({first[:200]})") from None
         meta = self.session.get_modelmeta().custom_metadata_map
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
-        kind = meta.get("percept.kind")
-        if kind == "feature-decoder":
-            raise PerceptError(f"{path}: a feature decoder (VGG19 {meta.get('percept.layer', '?')} features in), "
-                               "not a style model; see `percept invert`")
-        if kind not in KNOWN_KINDS:
-            raise PerceptError(f"{path}: not a percept model (no percept.kind in its metadata; "
-                               "export one with `percept export`)")
+        self.card, self.name, self.min_size, self.kind = percept_metadata(path, meta)
         if len(inputs) != 1 or len(outputs) != 1 or len(inputs[0].shape) != 4 or inputs[0].shape[1] != 3:
             raise PerceptError(f"{path}: not a percept model (expects one NCHW RGB input and one output)")
-        self.meta, self.kind = meta, kind
+        self.meta = meta
         self.input_name, self.output_name = inputs[0].name, outputs[0].name
         self.provider = self.session.get_providers()[0]
-        self.card = json.loads(meta.get("percept.card", "{}") or "{}")
-        self.name = meta.get("percept.name", path.stem)
-        self.min_size = _meta_min_size(meta, self.card)
+        self.precision = meta.get("percept.precision", "fp32")
         self._gpu = self.provider != "CPUExecutionProvider"
 
     def run(self, x: np.ndarray) -> np.ndarray:
@@ -182,6 +176,20 @@ class _OnnxBackend:
         binding.bind_output(self.output_name, "cuda")
         self.session.run_with_iobinding(binding)
         return binding.copy_outputs_to_cpu()[0]
+
+
+def percept_metadata(path: Path, meta: dict) -> tuple[dict, str, int, str]:
+    """(card, name, smallest frame side, kind) of a percept style model's ONNX metadata, or one clear
+    error for a decoder or a file that percept did not export."""
+    kind = meta.get("percept.kind")
+    if kind == "feature-decoder":
+        raise PerceptError(f"{path}: a feature decoder (VGG19 {meta.get('percept.layer', '?')} features in), "
+                           "not a style model; see `percept invert`")
+    if kind not in KNOWN_KINDS:
+        raise PerceptError(f"{path}: not a percept model (no percept.kind in its metadata; "
+                           "export one with `percept export`)")
+    card = json.loads(meta.get("percept.card", "{}") or "{}")
+    return card, meta.get("percept.name", path.stem), _meta_min_size(meta, card), str(kind)
 
 
 def _stale_onnx(onnx_card: dict, fallback_card: dict, onnx_path: Path, pt_path: Path | None) -> str | None:
@@ -253,6 +261,7 @@ class _TorchBackend:
         self.kind = "style-transformer"
         self.name = self.card.get("name", path.stem)
         self.provider = f"torch ({self.device.type})"
+        self.precision = "fp32"
         self.min_size = int(getattr(self.net, "min_size", 8))
 
     def run(self, x: np.ndarray) -> np.ndarray:
@@ -267,21 +276,31 @@ class Engine:
 
     Args:
         model: shipped model name, ``.onnx`` file or ``.pt`` file.
-        backend: ``onnx``, ``torch`` or ``auto`` (onnx when an ``.onnx`` file is there and
-            onnxruntime is installed, else torch).
+        backend: ``onnx``, ``torch``, ``openvino`` (the ``.onnx`` file run by OpenVINO on the CPU,
+            :mod:`percept.inference.openvino_backend`) or ``auto`` (onnx when an ``.onnx`` file is
+            there and onnxruntime is installed, else torch).
         device: ``auto``, ``cpu``, ``cuda`` or (onnx only) ``tensorrt``.
         threads: CPU threads (default: all cores).
+        precision: the openvino backend's arithmetic: ``fp32``, ``bf16`` (CPUs with AVX512-BF16 or
+            AMX) or ``auto`` (bf16 where its quality check against fp32 passes); other backends run
+            the file as exported and take only ``auto`` or (the same thing) ``fp32``.
 
     Attributes:
         backend: the backend in use (``onnx`` or ``torch``).
         provider: the execution provider (or torch device) it got.
+        precision: the arithmetic it runs (``fp32``, ``bf16``; ``fp16``/``int8`` for such exports).
         name, card: the model's name and model card (summary).
     """
 
     def __init__(self, model: str | os.PathLike, backend: str = "auto", device: str = "auto",
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, precision: str = "auto") -> None:
         if backend not in BACKENDS:
             raise PerceptError(f"unknown backend '{backend}'; use {', '.join(BACKENDS)}")
+        if precision not in ("auto", "fp32", "bf16"):
+            raise PerceptError(f"unknown precision '{precision}'; use auto, fp32 or bf16")
+        if precision != "auto" and backend != "openvino":
+            raise PerceptError(f"--precision {precision} is for the openvino backend (--backend openvino); "
+                               "for onnxruntime, export the precision you want (percept export --fp16 or --int8)")
         files = find_model(model)
         onnx_path, pt_path = files.onnx, files.pt
         self.files = files
@@ -289,11 +308,23 @@ class Engine:
         requested = backend
         if backend == "auto":
             backend = "onnx" if onnx_path is not None and available_providers() else "torch"
-        if backend == "onnx":
+        if backend == "openvino":
+            if onnx_path is None:
+                raise PerceptError(f"no .onnx file for model '{model}': the openvino backend runs the exported "
+                                   "model (export one with `percept export`)")
+            from percept.inference.openvino_backend import OpenVinoBackend
+
+            self._impl: _OnnxBackend | _TorchBackend | OpenVinoBackend = OpenVinoBackend(onnx_path, device, threads,
+                                                                                        precision)
+            self.path = onnx_path
+            stale = _stale_onnx(self._impl.card, files.card, onnx_path, pt_path)
+            if stale:
+                warn(stale)
+        elif backend == "onnx":
             if onnx_path is None:
                 raise PerceptError(f"no .onnx file for model '{model}' (export one with `percept export`, "
                                    "or use --backend torch)")
-            self._impl: _OnnxBackend | _TorchBackend = _OnnxBackend(onnx_path, device, threads)
+            self._impl = _OnnxBackend(onnx_path, device, threads)
             self.path = onnx_path
             stale = _stale_onnx(self._impl.card, files.card, onnx_path, pt_path)
             if stale and requested == "auto" and pt_path is not None:
@@ -310,6 +341,7 @@ class Engine:
             self.path = pt_path
         self.backend = backend
         self.provider: str = self._impl.provider
+        self.precision: str = self._impl.precision
         self.name: str = self._impl.name
         self.card: dict = self._impl.card
         self.min_size: int = self._impl.min_size

@@ -44,6 +44,7 @@ import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -90,6 +91,9 @@ class ExportReport:
     """How the weights are stored in the file: ``fp32`` or ``fp16`` (``fp16_weights``)."""
     rounding_diff: float = 0.0
     """``fp16_weights`` only: max abs difference of the rounded network against the network as it was."""
+    bf16: Any = None
+    """Style networks, where OpenVINO is installed and the CPU has bf16: OpenVINO's bf16 against its fp32
+    (a :class:`percept.inference.openvino_backend.Bf16Check`), recorded in the file."""
 
 
 def _card_summary(card: dict) -> dict:
@@ -351,7 +355,7 @@ def _rounding_cost(net: torch.nn.Module, sizes) -> float:
 def export_onnx(model: str | os.PathLike, out: str | os.PathLike, opset: int = DEFAULT_OPSET,
                 fp16: bool = False, sizes=None, tolerance: float | None = None, int8: bool = False,
                 calibration: str | os.PathLike | None = None, min_psnr: float = INT8_MIN_PSNR,
-                fp16_weights: bool = False) -> ExportReport:
+                fp16_weights: bool = False, openvino_check: bool = True) -> ExportReport:
     """Export a percept checkpoint (shipped name or ``.pt`` path) to a verified ONNX file.
 
     Args:
@@ -368,6 +372,8 @@ def export_onnx(model: str | os.PathLike, out: str | os.PathLike, opset: int = D
         min_psnr: int8: the smallest accepted PSNR in dB (default 20).
         fp16_weights: store the weights as float16, compute in float32 (checked against the network
             with its weights rounded to float16; the rounding's own cost is in the report).
+        openvino_check: style networks, where OpenVINO is installed and the CPU has bf16: measure
+            OpenVINO's bf16 against its fp32 and record it in the file (``percept.openvino_bf16``).
 
     Raises:
         PerceptError: not an exportable checkpoint, a failed ONNX check, or a disagreement with
@@ -460,7 +466,29 @@ def export_onnx(model: str | os.PathLike, out: str | os.PathLike, opset: int = D
         report = ExportReport(out, opset, precision, diff, [tuple(s) for s in sizes], len(data),
                               getattr(net, "in_channels", 3), weights="fp16" if fp16_weights else precision,
                               rounding_diff=rounding_diff)
+    if kind == "style-transformer" and not int8 and openvino_check:
+        check = _openvino_bf16_check(data)
+        if check is not None:  # recorded in the file: `--backend openvino --precision auto` reads it
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = "percept.openvino_bf16", check.to_json()
+            data = proto.SerializeToString()
+            report.bf16, report.bytes = check, len(data)
     from percept.images import atomic_write_bytes
 
     atomic_write_bytes(out, data)
     return report
+
+
+def _openvino_bf16_check(data: bytes):
+    """OpenVINO's bf16 against its fp32 on the check photos (:func:`percept.inference.openvino_backend.check_bf16`),
+    where OpenVINO is installed and the CPU has bf16; else None."""
+    try:
+        import openvino  # noqa: F401
+    except ImportError:
+        return None
+    from percept.inference.openvino_backend import bf16_supported, check_bf16, openvino_core
+
+    core = openvino_core()
+    if not bf16_supported(core):
+        return None
+    return check_bf16(data, core=core)

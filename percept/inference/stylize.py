@@ -32,18 +32,20 @@ class Stylizer(Engine):
     the model has an ``.onnx`` file, else PyTorch); kept under this name for the Python API."""
 
     def __init__(self, model: str | os.PathLike, device: str = "auto", backend: str = "auto",
-                 threads: int | None = None) -> None:
-        super().__init__(model, backend=backend, device=device, threads=threads)
+                 threads: int | None = None, precision: str = "auto") -> None:
+        super().__init__(model, backend=backend, device=device, threads=threads, precision=precision)
 
 
 @functools.lru_cache(maxsize=8)
-def _cached(model: str, device: str, backend: str) -> Engine:
-    return Engine(model, backend=backend, device=device)
+def _cached(model: str, device: str, backend: str, precision: str) -> Engine:
+    return Engine(model, backend=backend, device=device, precision=precision)
 
 
 def stylize(image: ImageLike, model: str | os.PathLike = "starry_night", size: int | None = None,
             strength: float = 1.0, preserve_color: bool = False, device: str = "auto",
-            backend: str = "auto") -> Image.Image:
+            backend: str = "auto", precision: str = "auto") -> Image.Image:
     """Stylise one image with a model name (shipped or the user's) or a ``.pt`` / ``.onnx`` path;
-    returns a PIL image. The engine is loaded once per (model, device, backend) and reused."""
-    return _cached(str(model), device, backend)(image, size=size, strength=strength, preserve_color=preserve_color)
+    returns a PIL image. The engine is loaded once per (model, device, backend, precision) and reused;
+    ``backend="openvino"`` with ``precision`` fp32, bf16 or auto runs the ``.onnx`` with OpenVINO."""
+    return _cached(str(model), device, backend, precision)(image, size=size, strength=strength,
+                                                           preserve_color=preserve_color)

@@ -241,7 +241,7 @@ class _Stylist(threading.Thread):
 
 def run_webcam(models: Sequence[str], camera: int = 0, source: str | None = None, size: int | None = 512,
                strength: float = 1.0, preserve_color: bool = False, backend: str = "auto",
-               device: str = "auto", headless: bool = False, output: str | os.PathLike | None = None,
+               device: str = "auto", precision: str = "auto", headless: bool = False, output: str | os.PathLike | None = None,
                frames: int | None = None, snapshot_dir: str | os.PathLike = "snapshots",
                side_by_side: bool = False, keys: Callable[[int], int] | None = None,
                progress: Callable[[WebcamStats], None] | None = None, temporal: bool = False,
@@ -278,7 +278,7 @@ def run_webcam(models: Sequence[str], camera: int = 0, source: str | None = None
 
     def engine(i: int) -> Engine:
         if i not in engines:
-            engines[i] = Engine(models[i], backend=backend, device=device)
+            engines[i] = Engine(models[i], backend=backend, device=device, precision=precision)
         return engines[i]
 
     engine(0)  # fail on a bad model before the camera is opened
