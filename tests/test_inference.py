@@ -211,6 +211,24 @@ def test_provider_choice():
         choose_providers("cuda", ["CPUExecutionProvider"])
 
 
+def test_gpu_provider_options(tmp_path, monkeypatch):
+    """TensorRT: fp16 engines cached beside the model (or in percept's cache where that cannot be written);
+    the providers a CPU-only machine cannot start are still configured the same way, checked here."""
+    from percept.inference.engine import provider_options
+
+    model = tmp_path / "m.onnx"
+    opts = provider_options(GPU_PROVIDERS, model)
+    assert [o if isinstance(o, str) else o[0] for o in opts] == GPU_PROVIDERS
+    trt = dict(opts[0][1])
+    assert trt["trt_fp16_enable"] is True and trt["trt_engine_cache_enable"] is True
+    assert trt["trt_engine_cache_path"] == str(tmp_path / "m.trt") and (tmp_path / "m.trt").is_dir()
+    assert opts[1][1]["cudnn_conv_algo_search"] == "EXHAUSTIVE" and opts[2] == "CPUExecutionProvider"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    (tmp_path / "ro").write_text("a file where the model's folder would be")
+    elsewhere = dict(provider_options(GPU_PROVIDERS[:1], tmp_path / "ro" / "m.onnx")[0][1])["trt_engine_cache_path"]
+    assert elsewhere.startswith(str(tmp_path / "cache" / "percept" / "tensorrt" / "m-"))
+
+
 def test_gpu_providers_without_a_gpu_mean_the_cpu():
     """onnxruntime-gpu lists its CUDA and TensorRT providers on any machine: auto must not pick them
     without a GPU, and asking for them is one clear error."""
