@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -396,8 +397,18 @@ def _training_run_options(p: argparse.ArgumentParser, cfg: type, time_limit_help
     config_option(p, cfg, "logdir", help="TensorBoard folder (default OUT/tb/NAME)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/NAME.train.pt")
     config_option(p, cfg, "device", help="auto, cpu or cuda")
+    p.add_argument("--precision", dest="amp", type=_train_precision, default=None, metavar="{auto,fp32,bf16}",
+                   help="the step's arithmetic: bf16 autocast or fp32 (default auto: bf16 on CPUs with "
+                        "AVX512-BF16 or AMX and on GPUs from batch 8, where it is faster; fp32 elsewhere)")
     config_option(p, cfg, "seed", type=int)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _train_precision(text: str) -> bool | None:
+    choices = {"auto": None, "fp32": False, "bf16": True}
+    if text not in choices:
+        raise argparse.ArgumentTypeError(f"invalid choice: '{text}' (choose from auto, fp32, bf16)")
+    return choices[text]
 
 
 def _architecture_options(p: argparse.ArgumentParser, cfg: type) -> None:
@@ -661,7 +672,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except PerceptError as exc:
-        print(f"percept: error: {exc}", file=sys.stderr)
+        # one write per line: the processes of a torchrun job share the terminal; rank > 0 says which it is
+        rank = os.environ.get("RANK", "0") if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1 else "0"
+        sys.stderr.write(f"percept: error{'' if rank == '0' else f' (rank {rank})'}: {exc}\n")
+        sys.stderr.flush()
         return 2
     except KeyboardInterrupt as exc:
         if isinstance(exc, _Terminated):

@@ -52,3 +52,24 @@ def cpu_description() -> str:
         pass
     have = " ".join(f for f in CPU_FEATURES if f in flags) or "no AVX2"
     return f"{model}, {os.cpu_count()} cores, {have}"
+
+
+def cpu_has_bf16() -> bool:
+    """Whether PyTorch's CPU kernels (oneDNN) compute in bf16 natively here: AVX512-BF16 or AMX. Elsewhere
+    bf16 autocast is emulated and slower than fp32."""
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+                    and _cpu_flags() & {"avx512_bf16", "amx_bf16"})
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()

@@ -16,9 +16,9 @@ Both run the same transformer network, batch and losses, alternating in one proc
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -33,7 +33,7 @@ from benchdocs import update_block  # noqa: E402
 from percept.models.losses import PerceptualLoss, content_loss, gram_matrix, tv_loss  # noqa: E402
 from percept.models.transformer import TransformerNet  # noqa: E402
 from percept.models.vgg import LossNetwork  # noqa: E402
-from percept.training.style import step_precision, train_step  # noqa: E402
+from percept.training.style import cpu_has_bf16, step_precision, train_step  # noqa: E402
 
 
 def reference_step(model, vgg, style_grams, optimizer, x, cw, sw, tvw):
@@ -54,12 +54,32 @@ def reference_step(model, vgg, style_grams, optimizer, x, cw, sw, tvw):
     return loss.detach()
 
 
+def _photo_batches(n: int, batch: int, size: int, seed: int = 0) -> list[torch.Tensor]:
+    """``n`` batches of random crops of scikit-image's sample photos (the same for every contender)."""
+    from percept.inference.export import calibration_images
+    from percept.training.data import RandomCropDataset
+
+    with tempfile.TemporaryDirectory() as tmp:
+        from PIL import Image
+
+        files = []
+        for i, im in enumerate(calibration_images(None, 2 * size)):
+            f = Path(tmp) / f"{i}.png"
+            Image.fromarray((im[0].transpose(1, 2, 0) * 255).astype("uint8")).save(f)
+            files.append(f)
+        ds = RandomCropDataset(files, size, n * batch, seed=seed)
+        return [torch.stack([ds[i * batch + j] for j in range(batch)]) for i in range(n)]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--size", type=int, default=256)
-    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--size", type=int, default=192, help="crop size (default 192: train-style's CPU default)")
+    ap.add_argument("--batch", type=int, default=2, help="batch (default 2: train-style's CPU default)")
     ap.add_argument("--steps", type=int, default=3, help="steps per timed window")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--curve", type=int, default=0,
+                    help="also train this many steps with each precision from one start on the same photo "
+                         "batches and plot the loss curves (docs/train_precision_curve.png)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--no-docs", action="store_true")
     args = ap.parse_args()
@@ -68,14 +88,23 @@ def main() -> int:
     style = torch.rand(1, 3, 256, 256, device=dev)
     x = torch.rand(args.batch, 3, args.size, args.size, device=dev)
 
-    # ours
     mf, amp = step_precision(dev, args.batch)
-    model_o = TransformerNet().to(dev).to(memory_format=mf)
-    loss_o = PerceptualLoss(1.0, 20.0, 10.0).to(dev)
-    loss_o.net.to(memory_format=mf)
-    loss_o.set_style(style)
-    opt_o = torch.optim.Adam(model_o.parameters(), 1e-3)
-    x_o = x.contiguous(memory_format=mf)
+    bf16_ok = dev.type == "cuda" or cpu_has_bf16()
+    contenders = {"percept fp32": False}
+    if bf16_ok:
+        contenders["percept bf16 autocast"] = True
+
+    def ours(use_amp: bool):
+        torch.manual_seed(0)
+        model = TransformerNet().to(dev).to(memory_format=mf)
+        loss = PerceptualLoss(1.0, 20.0, 10.0).to(dev)
+        loss.net.to(memory_format=mf)
+        loss.set_style(style)
+        opt = torch.optim.Adam(model.parameters(), 1e-3)
+        return lambda xb=None: train_step(model, loss, opt, (x if xb is None else xb).to(dev).contiguous(
+            memory_format=mf), use_amp)
+
+    runs = {label: ours(a) for label, a in contenders.items()}
 
     # reference
     model_r = TransformerNet().to(dev)
@@ -84,6 +113,7 @@ def main() -> int:
         fs = vgg(style, vgg.names)
     grams = {k: gram_matrix(fs[k]) for k in ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")}
     opt_r = torch.optim.Adam(model_r.parameters(), 1e-3)
+    runs = {"reference": lambda: reference_step(model_r, vgg, grams, opt_r, x, 1.0, 20.0, 10.0), **runs}
 
     def window(fn):
         if dev.type == "cuda":
@@ -95,25 +125,32 @@ def main() -> int:
             torch.cuda.synchronize()
         return args.steps / (time.perf_counter() - t)
 
-    run_o = lambda: train_step(model_o, loss_o, opt_o, x_o, amp)  # noqa: E731
-    run_r = lambda: reference_step(model_r, vgg, grams, opt_r, x, 1.0, 20.0, 10.0)  # noqa: E731
-    run_o(), run_r()  # warm-up
-    ours, ref = [], []
+    for fn in runs.values():  # warm-up
+        fn()
+    speeds: dict[str, list[float]] = {k: [] for k in runs}
     for _ in range(args.repeats):
-        ref.append(window(run_r))
-        ours.append(window(run_o))
-    mo, mr = statistics.median(ours), statistics.median(ref)
+        for k, fn in runs.items():
+            speeds[k].append(window(fn))
+    med = {k: statistics.median(v) for k, v in speeds.items()}
+    from percept.device import cpu_description
+
     dev_name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else \
-        f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
-    md = "\n".join([
+        f"{cpu_description()}, {torch.get_num_threads()} threads"
+    layout = "channels_last" if mf == torch.channels_last else "NCHW"
+    lines = [
         f"Style-training step, TransformerNet 32-64-128 x5, batch {args.batch} at {args.size}x{args.size}, "
-        f"on {dev_name}; median of {args.repeats} windows of {args.steps} steps, both loops alternating in one run.",
+        f"on {dev_name}; median of {args.repeats} windows of {args.steps} steps, every loop in turn in one run. "
+        f"`train-style` on this device uses {'bf16 autocast' if amp else 'fp32'} ({layout}).",
         f"Command: `.venv/bin/python scripts/bench_train.py --size {args.size} --batch {args.batch} "
         f"--steps {args.steps} --repeats {args.repeats} --device {args.device}`", "",
         "| loop | iterations/s | images/s | speed-up |", "|---|---|---|---|",
-        f"| reference (full-depth VGG19, fp32, NCHW) | {mr:.3f} | {mr * args.batch:.2f} | 1.00x |",
-        f"| percept `train_step` ({'bf16 autocast' if amp else 'fp32'}, "
-        f"{'channels_last' if mf == torch.channels_last else 'NCHW'}) | {mo:.3f} | {mo * args.batch:.2f} | {mo / mr:.2f}x |"])
+        f"| reference (full-depth VGG19, fp32, NCHW) | {med['reference']:.3f} | {med['reference'] * args.batch:.2f} | 1.00x |"]
+    for k in contenders:
+        lines.append(f"| {k} `train_step` ({layout}) | {med[k]:.3f} | {med[k] * args.batch:.2f} | "
+                     f"{med[k] / med['reference']:.2f}x |")
+    if args.curve and bf16_ok:
+        lines += ["", curve(args, dev, style, mf)]
+    md = "\n".join(lines)
     print(md)
     if not args.no_docs:
         if dev.type == "cuda":
@@ -121,6 +158,41 @@ def main() -> int:
         else:
             update_block("bench_train", "Training throughput (CPU)", md)
     return 0
+
+
+def curve(args, dev, style, mf) -> str:
+    """fp32 and bf16 autocast trained from one start on the same photo batches: both loss curves in one plot."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    batches = _photo_batches(args.curve, args.batch, args.size)
+    hist = {}
+    for label, use_amp in (("fp32", False), ("bf16 autocast", True)):
+        torch.manual_seed(0)
+        model = TransformerNet().to(dev).to(memory_format=mf)
+        loss = PerceptualLoss(1.0, 20.0, 10.0).to(dev)
+        loss.net.to(memory_format=mf)
+        loss.set_style(style)
+        opt = torch.optim.Adam(model.parameters(), 1e-3)
+        hist[label] = [float(train_step(model, loss, opt, b.to(dev).contiguous(memory_format=mf), use_amp)["total"])
+                       for b in batches]
+    fig, ax = plt.subplots(figsize=(7, 3.5), dpi=110)
+    for label, ys in hist.items():
+        ax.plot(range(1, len(ys) + 1), ys, label=label, lw=1.2)
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("total loss")
+    ax.set_title(f"train_step, batch {args.batch} at {args.size} px: fp32 vs bf16 autocast, same start and photos")
+    ax.legend()
+    fig.tight_layout()
+    out = REPO / "docs" / "train_precision_curve.png"
+    fig.savefig(out)
+    tail = max(1, len(batches) // 5)
+    a, b = (statistics.mean(h[-tail:]) for h in hist.values())
+    return (f"Loss curves ({args.curve} steps, `--curve {args.curve}`): `docs/train_precision_curve.png`. Mean total loss "
+            f"over the last {tail} steps: fp32 {a:.4f}, bf16 autocast {b:.4f} ({100 * (b - a) / a:+.1f}%).")
 
 
 if __name__ == "__main__":

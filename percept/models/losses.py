@@ -40,11 +40,17 @@ def gram_matrix(features: torch.Tensor) -> torch.Tensor:
 def content_loss(features: torch.Tensor, target: torch.Tensor, normalize: bool = True) -> torch.Tensor:
     """Feature reconstruction loss: mean squared difference, by default divided by the target's
     mean square, i.e. ``||phi(y) - phi(x)||^2 / ||phi(x)||^2`` (Mahendran & Vedaldi 2015's
-    normalisation; it makes the loss independent of the layer's and the weights' scale)."""
-    loss = F.mse_loss(features.float(), target.float())
-    if normalize:
-        loss = loss / target.float().pow(2).mean().clamp_min(1e-12)
-    return loss
+    normalisation; it makes the loss independent of the layer's and the weights' scale), for each
+    image of the batch, then averaged: a mean over samples, so that data-parallel training (each
+    process a slice of the batch, gradients averaged) computes the one-process loss exactly."""
+    f, t = features.float(), target.float()
+    if not normalize:
+        return F.mse_loss(f, t)
+    if t.shape[0] != f.shape[0]:
+        t = t.expand_as(f)
+    n = f.shape[0]
+    per = (f - t).pow(2).reshape(n, -1).mean(1) / t.pow(2).reshape(n, -1).mean(1).clamp_min(1e-12)
+    return per.mean()
 
 
 def tv_loss(image: torch.Tensor, beta: float = 2.0) -> torch.Tensor:

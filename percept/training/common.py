@@ -16,6 +16,10 @@ from tqdm import tqdm
 from percept.errors import PerceptError
 from percept.training.configs import LoopOptions, RunOptions, fill_arch_defaults  # noqa: F401 - re-exported
 
+HEADER_CHECK_LIMIT = 2000
+"""Folders up to this many training photos have every header read at the start (bad files are named
+before any work); larger ones start without it."""
+
 
 def prepare_run(cfg) -> tuple[list[Path], list[Path], Path]:
     """The start of every run: ``cfg.data``'s photos split into training and held-out ones (every
@@ -24,8 +28,12 @@ def prepare_run(cfg) -> tuple[list[Path], list[Path], Path]:
     from percept.training.data import list_images, readable_images, split_holdout
 
     train_files, held = split_holdout(list_images(cfg.data), cfg.holdout_every)
-    train_files = readable_images(train_files, "training")
-    held = readable_images(held, "held-out", decode=True)  # few, and all decoded for previews anyway
+    if len(train_files) <= HEADER_CHECK_LIMIT:
+        train_files = readable_images(train_files, "training")
+    # a large folder starts at once: an unreadable photo is skipped when it is drawn, warned about and counted
+    # (RandomCropDataset.skipped, the TensorBoard scalar data/unreadable_skipped)
+    if len(held) <= HEADER_CHECK_LIMIT:  # few, and decoded for previews anyway; a big folder's previews take
+        held = readable_images(held, "held-out", decode=True)  # the first that decode (first_readable)
     if not train_files:
         raise PerceptError(f"{cfg.data}: no training images left after holding out every {cfg.holdout_every}th")
     out = Path(cfg.out)
@@ -46,6 +54,15 @@ def prepare_run(cfg) -> tuple[list[Path], list[Path], Path]:
         raise PerceptError(f"seed must be 0 or more, got {cfg.seed}")
     torch.manual_seed(cfg.seed)
     return train_files, held, out
+
+
+CARD_HELD_OUT = 200
+"""A model card names at most this many held-out photos (a COCO-sized folder holds out thousands)."""
+
+
+def held_out_entry(held: list[Path]) -> dict:
+    """The model card's account of the held-out photos: their names (the first :data:`CARD_HELD_OUT`) and count."""
+    return {"held_out": [f.name for f in held[:CARD_HELD_OUT]], "held_out_count": len(held)}
 
 
 def optimizer_to_cpu(state: dict) -> dict:
@@ -89,9 +106,10 @@ def nonfinite_loss_message(value: float, step: int, state_path) -> str:
 
 
 def resume_state(state_path: Path, cfg, keys: tuple[str, ...], model: torch.nn.Module,
-                 optimizer: torch.optim.Optimizer) -> tuple[int, float]:
+                 optimizer: torch.optim.Optimizer, world_size: int = 1) -> tuple[int, float]:
     """Load ``state_path`` into ``model`` and ``optimizer`` for ``--resume``; a saved setting in ``keys``
-    that differs from ``cfg``'s is refused. Returns (step, seconds trained before)."""
+    that differs from ``cfg``'s, or another world size (distributed training), is refused. Returns (step,
+    seconds trained before)."""
     from percept.checkpoint import load_checkpoint
 
     if not state_path.is_file():
@@ -104,6 +122,10 @@ def resume_state(state_path: Path, cfg, keys: tuple[str, ...], model: torch.nn.M
     for key in keys:
         if key in saved and saved[key] != getattr(cfg, key):
             raise PerceptError(f"--resume: {key} was {saved[key]} in {state_path}, now {getattr(cfg, key)}")
+    saved_world = int(state.get("world_size", 1))
+    if saved_world != world_size:
+        raise PerceptError(f"--resume: {state_path} was trained by {saved_world} process(es), this job has "
+                           f"{world_size}; resume with the same world size (torchrun --nproc-per-node x --nnodes)")
     step = int(state["step"])
     iterations = getattr(cfg, "iterations", None)
     if iterations is not None and step >= iterations:
@@ -115,12 +137,13 @@ def resume_state(state_path: Path, cfg, keys: tuple[str, ...], model: torch.nn.M
 
 
 def save_training_state(state_path: Path, kind: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                        step: int, elapsed: float, cfg) -> None:
-    """Atomically write the training state (weights, optimizer, step, config) that ``--resume`` reads."""
+                        step: int, elapsed: float, cfg, world_size: int = 1) -> None:
+    """Atomically write the training state (weights, optimizer, step, config, world size) that ``--resume``
+    reads."""
     from percept.checkpoint import save_atomic
 
     check_finite_weights(model, step, state_path)
-    save_atomic({"kind": kind, "step": step, "elapsed": elapsed, "config": asdict(cfg),
+    save_atomic({"kind": kind, "step": step, "elapsed": elapsed, "config": asdict(cfg), "world_size": world_size,
                  "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
                  "optimizer": optimizer_to_cpu(optimizer.state_dict())}, state_path)
 
@@ -151,7 +174,8 @@ def run_loop(cfg, loader, train_step: Callable[[torch.Tensor, int, float], dict[
              name: str, start_step: int, elapsed_before: float, state_path: Path,
              save_state: Callable[[int, float], None], log_preview: Callable[[int], None], writer,
              postfix: Callable[[dict[str, float]], dict[str, str]],
-             scalars: Callable[[], dict[str, float]] | None = None, progress: bool = True) -> LoopResult:
+             scalars: Callable[[], dict[str, float]] | None = None, progress: bool = True,
+             dist=None) -> LoopResult:
     """The training loop every model here shares.
 
     ``train_step(batch, step, seconds)`` runs one optimisation step and returns the (detached) loss
@@ -160,7 +184,17 @@ def run_loop(cfg, loader, train_step: Callable[[torch.Tensor, int, float], dict[
     and ``scalars()``) every ``cfg.log_every`` steps; previews every ``cfg.preview_every``; the
     training state every ``cfg.checkpoint_every`` and at the end; ``cfg.time_limit`` minutes stop it
     early (saved, previewed). The writer is closed at the end.
+
+    ``dist`` (:class:`percept.training.distributed.Dist`): in a distributed job only rank 0 shows
+    progress, logs, previews and saves (``train_step`` returns losses averaged over the ranks already),
+    and the time limit is rank 0's decision, so that every rank stops after the same step.
     """
+    from percept.training.distributed import Dist
+
+    dist = dist or Dist()
+    if not dist.main:
+        writer, progress = _NullWriter(), False
+        save_state = log_preview = lambda *a: None  # noqa: E731
     running: dict[str, float] = {}
     t0 = time.perf_counter()
     step = start_step
@@ -187,6 +221,8 @@ def run_loop(cfg, loader, train_step: Callable[[torch.Tensor, int, float], dict[
             if step % cfg.preview_every == 0 or step == cfg.iterations:
                 log_preview(step)
             out_of_time = cfg.time_limit is not None and time.perf_counter() - t0 >= 60.0 * cfg.time_limit
+            if cfg.time_limit is not None and dist.enabled:
+                out_of_time = dist.decide(out_of_time)
             if step % cfg.checkpoint_every == 0 or step == cfg.iterations or out_of_time:
                 save_state(step, elapsed_before + time.perf_counter() - t0)
             if out_of_time:
@@ -201,6 +237,18 @@ def run_loop(cfg, loader, train_step: Callable[[torch.Tensor, int, float], dict[
         bar.close()
         writer.close()
     return LoopResult(step, elapsed_before + time.perf_counter() - t0, running)
+
+
+class _NullWriter:
+    """What ranks other than 0 log to: nothing."""
+
+    def add_scalar(self, *args, **kwargs) -> None:
+        pass
+
+    add_image = add_scalar
+
+    def close(self) -> None:
+        pass
 
 
 def _discard_event_file(writer) -> None:

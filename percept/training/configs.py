@@ -45,7 +45,8 @@ class LoopOptions(RunOptions):
     preview_every: int = 100
     workers: int | None = None
     amp: bool | None = None
-    """None: the run's own default (bf16 autocast on a GPU where it pays, fp32 on the CPU)."""
+    """bf16 autocast (``--precision bf16``), fp32 (``fp32``) or None (``auto``): the run's own default, bf16
+    where it is faster (style training: on CPUs with native bf16 and on GPUs from batch 8)."""
     time_limit: float | None = None
     """Stop after this many minutes of training in this call (the model is saved as if finished;
     ``--resume`` with the same or more ``iterations`` continues it)."""
@@ -88,7 +89,7 @@ class StyleTrainConfig(LoopOptions):
     arch: str = "johnson"
     channels_last: bool | None = None
     """None: channels_last on the CPU, NCHW on a GPU (see :func:`step_precision`). ``amp`` None:
-    bf16 autocast on a GPU at batch >= 8, fp32 (TF32) below and on the CPU."""
+    bf16 autocast on a GPU at batch >= 8 and on CPUs with AVX512-BF16 or AMX, fp32 (TF32) elsewhere."""
     init: str | None = None
     """Start from this trained model's weights (same architecture) instead of a random init."""
     temporal_weight: float = 0.0

@@ -70,23 +70,34 @@ def split_holdout(files: Sequence[Path], every: int = 10) -> tuple[list[Path], l
     return train, held
 
 
+CACHE_LIMIT = 3000
+"""Up to this many photos, decoded (and shrunk) photos stay in memory; a COCO-sized folder is decoded per
+draw instead (its photos would need tens of GB)."""
+
+
 class RandomCropDataset(torch.utils.data.Dataset):
     """Item ``n`` is the ``n``-th training sample of a run: a random image, rescaled so its shorter
     side is uniform in ``[size, scale_max * size]``, randomly cropped to ``size`` x ``size`` and
     flipped half of the time. ``len`` is ``num_samples`` (steps x batch size)."""
 
     def __init__(self, files: Sequence[Path], size: int, num_samples: int, seed: int = 0,
-                 scale_max: float = 2.0, cache: bool = True) -> None:
+                 scale_max: float = 2.0, cache: bool | None = None) -> None:
         if not files:
             raise PerceptError("no training images")
         self.files, self.size, self.num_samples = list(files), int(size), int(num_samples)
         self.seed, self.scale_max = int(seed), float(scale_max)
         self._cache: dict[int, Image.Image] = {}
-        self.cache = cache
+        self.cache = len(self.files) <= CACHE_LIMIT if cache is None else cache
+        """Keep decoded photos in memory (default: for folders of up to :data:`CACHE_LIMIT` photos)."""
         self._bad: set[int] = set()
 
     def __len__(self) -> int:
         return self.num_samples
+
+    @property
+    def skipped(self) -> int:
+        """Photos found unreadable so far (in this process: with loader workers, each counts its own)."""
+        return len(self._bad)
 
     def _image(self, i: int) -> Image.Image:
         """Image ``i``; one that cannot be decoded (a truncated file, say) is skipped with a warning and
@@ -129,9 +140,16 @@ class RandomCropDataset(torch.utils.data.Dataset):
         return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
 
 
-def make_loader(dataset: RandomCropDataset, batch_size: int, start_step: int, workers: int):
-    """A loader over the samples of steps ``start_step`` onwards, in order."""
-    indices = range(start_step * batch_size, len(dataset))
+def make_loader(dataset: RandomCropDataset, batch_size: int, start_step: int, workers: int, rank: int = 0,
+                world: int = 1):
+    """A loader over the samples of steps ``start_step`` onwards, in order: batches of ``batch_size``
+    (the global batch); in a distributed job, rank ``rank`` of ``world`` gets its slice of each
+    (:func:`percept.training.distributed.sample_indices`), ``batch_size / world`` samples."""
+    from percept.training.distributed import sample_indices
+
+    steps = len(dataset) // batch_size
+    indices = sample_indices(start_step, steps, batch_size, rank, world)
     return torch.utils.data.DataLoader(
-        dataset, batch_size=batch_size, sampler=list(indices), num_workers=workers,
-        persistent_workers=False, drop_last=True, pin_memory=torch.cuda.is_available())
+        dataset, batch_size=batch_size // world, sampler=list(indices), num_workers=workers,
+        persistent_workers=False, drop_last=True, pin_memory=torch.cuda.is_available(),
+        prefetch_factor=4 if workers else None)

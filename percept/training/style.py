@@ -17,16 +17,18 @@ from __future__ import annotations
 import hashlib
 from dataclasses import asdict
 from pathlib import Path
+from typing import Callable
 
 import torch
 
 from percept.checkpoint import save_style_model
-from percept.device import device_name, resolve_device
+from percept.device import cpu_has_bf16, device_name, resolve_device
 from percept.errors import PerceptError
 from percept.images import load_image, resize_long_side, to_tensor
 from percept.models.losses import PerceptualLoss
 from percept.models.transformer import build_transformer
 from percept.training.common import (
+    held_out_entry,
     log_previews,
     optimizer_to,
     prepare_run,
@@ -53,9 +55,17 @@ def train_style(cfg: StyleTrainConfig, resume: bool = False, progress: bool = Tr
     style_img = load_image(style_path)
     name = cfg.name or style_path.stem
     cfg.name = name
+    device = resolve_device(cfg.device)
+    from percept.training import distributed
+
+    d = distributed.init(device)
+    device = d.device(device)
+    d.check_batch(cfg.batch_size)
     train_files, held, out = prepare_run(cfg)
     state_path = out / f"{name}.train.pt"
-    device = resolve_device(cfg.device)
+    d.agree({**{k: v for k, v in asdict(cfg).items() if k not in distributed.LOCAL_OPTIONS + ("style",)},
+             "photos": len(train_files), "photos_digest": distributed.files_digest(train_files, cfg.data),
+             "style_sha1": _sha1(style_path)})
 
     try:
         model = build_transformer({"arch": cfg.arch, "channels": cfg.channels, "n_residual": cfg.n_residual,
@@ -74,7 +84,7 @@ def train_style(cfg: StyleTrainConfig, resume: bool = False, progress: bool = Tr
     if resume:
         start_step, elapsed_before = resume_state(
             state_path, cfg, ("arch", "channels", "n_residual", "output", "batch_size", "image_size", "seed"),
-            model, optimizer)
+            model, optimizer, world_size=d.world)
 
     model.to(device)
     optimizer_to(optimizer, device)
@@ -89,16 +99,20 @@ def train_style(cfg: StyleTrainConfig, resume: bool = False, progress: bool = Tr
     amp_dtype = torch.bfloat16
     dataset = RandomCropDataset(train_files, cfg.image_size, cfg.iterations * cfg.batch_size, seed=cfg.seed)
     workers = cfg.workers if cfg.workers is not None else (4 if device.type == "cuda" else 0)
-    loader = make_loader(dataset, cfg.batch_size, start_step, workers)
+    loader = make_loader(dataset, cfg.batch_size, start_step, workers, d.rank, d.world)
+    net = d.wrap(model, device)  # what the step runs: gradients averaged over the ranks in a distributed job
 
-    from torch.utils.tensorboard import SummaryWriter  # imported late: it is slow to import
+    writer = None
+    if d.main:
+        from torch.utils.tensorboard import SummaryWriter  # imported late: it is slow to import
 
-    logdir = Path(cfg.logdir) if cfg.logdir else out / "tb" / name
-    writer = SummaryWriter(str(logdir), purge_step=start_step if resume else None)
-    preview = _preview_batch(held or train_files)
+        logdir = Path(cfg.logdir) if cfg.logdir else out / "tb" / name
+        writer = SummaryWriter(str(logdir), purge_step=start_step if resume else None)
+    preview = _preview_batch(held or train_files) if d.main else []
 
     def save_state(step: int, elapsed: float) -> None:
-        save_training_state(state_path, "style-transformer-training", model, optimizer, step, elapsed, cfg)
+        save_training_state(state_path, "style-transformer-training", model, optimizer, step, elapsed, cfg,
+                            world_size=d.world)
 
     def log_preview(step: int) -> None:
         log_previews(writer, "held_out/photo_vs_stylized", model, preview, model, device, step)
@@ -106,21 +120,24 @@ def train_style(cfg: StyleTrainConfig, resume: bool = False, progress: bool = Tr
     def step_fn(batch: torch.Tensor, step: int, seconds: float) -> dict[str, torch.Tensor]:
         x = batch.to(device, non_blocking=True).contiguous(memory_format=memory_format)
         gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step) if cfg.temporal_weight else None
-        return train_step(model, loss_fn, optimizer, x, use_amp, amp_dtype, cfg.temporal_weight, gen)
+        return d.guard(train_step, net, loss_fn, optimizer, x, use_amp, amp_dtype, cfg.temporal_weight, gen,
+                       d.mean if d.enabled else None)
 
     model.train()
     res = run_loop(cfg, loader, step_fn, name=name, start_step=start_step, elapsed_before=elapsed_before,
                    state_path=state_path, save_state=save_state, log_preview=log_preview, writer=writer,
                    postfix=lambda r: {"content": f"{r['content']:.3f}", "style": f"{r['style']:.3f}"},
-                   progress=progress)
+                   scalars=lambda: {"data/unreadable_skipped": dataset.skipped}, progress=progress, dist=d)
     step, wall, running = res.step, res.wall, res.running
+    if not d.main:  # rank 0 writes the model; the others are done
+        return out / f"{name}.pt"
 
     # final losses: a clean pass over held-out photos (or the last running averages when none)
     card = {
         "name": name, "kind": "style-transformer", "percept_version": __version__,
         "style": {"file": style_path.name, "sha1": _sha1(style_path), "size": cfg.style_size},
-        "data": {"folder": str(cfg.data), "train_images": len(train_files),
-                 "held_out": [f.name for f in held]},
+        "data": {"folder": str(cfg.data), "train_images": len(train_files), "unreadable_skipped": dataset.skipped,
+                 **held_out_entry(held)},
         "architecture": {"class": type(model).__name__, **model.config,
                          "parameters": sum(p.numel() for p in model.parameters())},
         "hyperparameters": {k: v for k, v in asdict(cfg).items()
@@ -128,6 +145,8 @@ def train_style(cfg: StyleTrainConfig, resume: bool = False, progress: bool = Tr
         "precision": {"amp_bf16": use_amp, "channels_last": memory_format == torch.channels_last},
         "iterations": step, "stopped_by_time_limit": step < cfg.iterations,
         "device": device_name(device), "wall_time_s": round(wall, 1),
+        "distributed": {"world_size": d.world, "backend": d.backend or None, "global_batch": cfg.batch_size,
+                        "per_process_batch": cfg.batch_size // d.world},
         "final_losses_running_avg": {k: round(v, 5) for k, v in running.items()},
     }
     return save_style_model(model, card, out, name)
@@ -135,23 +154,27 @@ def train_style(cfg: StyleTrainConfig, resume: bool = False, progress: bool = Tr
 
 def step_precision(device: torch.device, batch_size: int, channels_last: bool | None = None,
                    amp: bool | None = None) -> tuple[torch.memory_format, bool]:
-    """Memory format and autocast for a training step, measured rather than assumed.
+    """Memory format and autocast for a training step, measured rather than assumed (``scripts/bench_train.py``).
 
-    On the CPU channels_last is faster (docs/BENCHMARKS.md; bf16 is not: AVX2-only here). On an
-    H100 the 32-64-128 network at batch 4, 256 px, is launch-bound: fp32 NCHW (TF32 convolutions)
-    ran 38 it/s, bf16 autocast 33, bf16 + channels_last 30; at batch 16 bf16 wins (24 vs 17 it/s).
-    ``None`` picks those defaults; a bool forces the choice.
+    CPU: channels_last, and bf16 autocast where the CPU computes bf16 natively (AVX512-BF16 or AMX,
+    :func:`percept.device.cpu_has_bf16`): on a 2-core Zen 4 at the CPU defaults (batch 2, 192 px) the step
+    runs 2.05x the reference loop with bf16 against 1.18x in fp32, and its loss curve follows fp32's
+    (docs/train_precision_curve.png); without native bf16 it would be emulated, slower than fp32. GPU (H100):
+    the 32-64-128 network at batch 4, 256 px, is launch-bound: fp32 NCHW (TF32 convolutions) ran 38 it/s, bf16
+    autocast 33, bf16 + channels_last 30; at batch 16 bf16 wins (24 vs 17 it/s). ``None`` picks those
+    defaults; a bool forces the choice.
     """
     if channels_last is None:
         channels_last = device.type == "cpu"
     if amp is None:
-        amp = device.type == "cuda" and batch_size >= 8
+        amp = (device.type == "cuda" and batch_size >= 8) or (device.type == "cpu" and cpu_has_bf16())
     return (torch.channels_last if channels_last else torch.contiguous_format), bool(amp)
 
 
 def train_step(model: torch.nn.Module, loss_fn: PerceptualLoss, optimizer: torch.optim.Optimizer,
                x: torch.Tensor, use_amp: bool = False, amp_dtype: torch.dtype = torch.bfloat16,
-               temporal_weight: float = 0.0, generator: torch.Generator | None = None
+               temporal_weight: float = 0.0, generator: torch.Generator | None = None,
+               sync: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None
                ) -> dict[str, torch.Tensor]:
     """One optimisation step on a batch of photos; returns the (detached) loss terms.
 
@@ -159,21 +182,31 @@ def train_step(model: torch.nn.Module, loss_fn: PerceptualLoss, optimizer: torch
     stylised batch goes through the loss network only as deep as the deepest style/content layer.
     ``temporal_weight`` adds the compound temporal regulariser (its random flow and noise drawn from
     ``generator``, so a resumed run draws the same). A non-finite loss is returned without touching
-    the weights.
+    the weights. ``sync`` (a distributed job) averages the loss terms over the ranks before the
+    finiteness check, so every rank takes the same decision; the terms returned are those averages.
+    The network runs once per step: with the regulariser, the photos and their moved and noisy twins
+    go through it as one batch (every layer works per sample, so this is the same function).
     """
     with torch.autocast(x.device.type, dtype=amp_dtype, enabled=use_amp):
-        y = model(x)
+        if temporal_weight:
+            from percept.training.temporal import compound_inputs, compound_terms
+
+            gen = generator if generator is not None else torch.Generator().manual_seed(0)
+            flow, moved_in, noisy_in = compound_inputs(x, gen)
+            y, moved, noisy = model(torch.cat([x, moved_in, noisy_in])).chunk(3)
+        else:
+            y = model(x)
         losses = loss_fn(y, x)
         if temporal_weight:
-            from percept.training.temporal import compound_loss
-
-            t = compound_loss(model, x, y, generator if generator is not None else torch.Generator().manual_seed(0))
+            t = compound_terms(y, moved, noisy, flow)
             losses["temporal"] = t
             losses["total"] = losses["total"] + temporal_weight * t
-    total = losses["total"]
-    if torch.isfinite(total):
+    detached = {k: v.detach() for k, v in losses.items()}
+    if sync is not None:
+        detached = sync(detached)
+    if torch.isfinite(detached["total"]):
         optimizer.zero_grad(set_to_none=True)
-        total.backward()
+        losses["total"].backward()
         optimizer.step()
-    return {k: v.detach() for k, v in losses.items()}
+    return detached
 

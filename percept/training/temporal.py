@@ -39,16 +39,26 @@ def warp(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=True)
 
 
-def compound_loss(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator,
-                  noise: float = 0.02) -> torch.Tensor:
-    """The two terms of the module docstring for photos ``x`` whose stylisation is ``y = model(x)``."""
+def compound_inputs(x: torch.Tensor, generator: torch.Generator, noise: float = 0.02
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(flow, moved photos ``W(I, F) + D``, noisy photos ``I + D'``) for photos ``x``, drawn from ``generator``."""
     n, _, h, w = x.shape
     flow = random_flow(n, h, w, generator, device=x.device)
     d1 = torch.randn(x.shape, generator=generator).to(x.device, x.dtype) * noise
     d2 = torch.randn(x.shape, generator=generator).to(x.device, x.dtype) * noise
-    moved = model((warp(x, flow) + d1).clamp(0, 1))
-    noisy = model((x + d2).clamp(0, 1))
+    return flow, (warp(x, flow) + d1).clamp(0, 1), (x + d2).clamp(0, 1)
+
+
+def compound_terms(y: torch.Tensor, moved: torch.Tensor, noisy: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """The loss from the stylisations of the photos (``y``), of the moved ones and of the noisy ones."""
     return (moved - warp(y, flow)).abs().mean() + (noisy - y).abs().mean()
 
 
-__all__ = ["random_flow", "warp", "compound_loss"]
+def compound_loss(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator,
+                  noise: float = 0.02) -> torch.Tensor:
+    """The two terms of the module docstring for photos ``x`` whose stylisation is ``y = model(x)``."""
+    flow, moved_in, noisy_in = compound_inputs(x, generator, noise)
+    return compound_terms(y, model(moved_in), model(noisy_in), flow)
+
+
+__all__ = ["random_flow", "warp", "compound_inputs", "compound_terms", "compound_loss"]
