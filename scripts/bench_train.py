@@ -54,6 +54,16 @@ def reference_step(model, vgg, style_grams, optimizer, x, cw, sw, tvw):
     return loss.detach()
 
 
+def _ours(dev, style, mf):
+    """percept's step as train-style sets it up: (network, loss, optimiser), seeded."""
+    torch.manual_seed(0)
+    model = TransformerNet().to(dev).to(memory_format=mf)
+    loss = PerceptualLoss(1.0, 20.0, 10.0).to(dev)
+    loss.net.to(memory_format=mf)
+    loss.set_style(style)
+    return model, loss, torch.optim.Adam(model.parameters(), 1e-3)
+
+
 def _photo_batches(n: int, batch: int, size: int, seed: int = 0) -> list[torch.Tensor]:
     """``n`` batches of random crops of scikit-image's sample photos (the same for every contender)."""
     from percept.inference.export import calibration_images
@@ -95,14 +105,8 @@ def main() -> int:
         contenders["percept bf16 autocast"] = True
 
     def ours(use_amp: bool):
-        torch.manual_seed(0)
-        model = TransformerNet().to(dev).to(memory_format=mf)
-        loss = PerceptualLoss(1.0, 20.0, 10.0).to(dev)
-        loss.net.to(memory_format=mf)
-        loss.set_style(style)
-        opt = torch.optim.Adam(model.parameters(), 1e-3)
-        return lambda xb=None: train_step(model, loss, opt, (x if xb is None else xb).to(dev).contiguous(
-            memory_format=mf), use_amp)
+        model, loss, opt = _ours(dev, style, mf)
+        return lambda: train_step(model, loss, opt, x.contiguous(memory_format=mf), use_amp)
 
     runs = {label: ours(a) for label, a in contenders.items()}
 
@@ -170,12 +174,7 @@ def curve(args, dev, style, mf) -> str:
     batches = _photo_batches(args.curve, args.batch, args.size)
     hist = {}
     for label, use_amp in (("fp32", False), ("bf16 autocast", True)):
-        torch.manual_seed(0)
-        model = TransformerNet().to(dev).to(memory_format=mf)
-        loss = PerceptualLoss(1.0, 20.0, 10.0).to(dev)
-        loss.net.to(memory_format=mf)
-        loss.set_style(style)
-        opt = torch.optim.Adam(model.parameters(), 1e-3)
+        model, loss, opt = _ours(dev, style, mf)
         hist[label] = [float(train_step(model, loss, opt, b.to(dev).contiguous(memory_format=mf), use_amp)["total"])
                        for b in batches]
     fig, ax = plt.subplots(figsize=(7, 3.5), dpi=110)

@@ -65,6 +65,12 @@ for i in range(12):
 w.release()"
 "$venv/bin/percept" webcam --headless --source clip.mp4 -o cam.mp4 --frames 6 --size 96
 test -s cam.mp4
+# the web page ships inside the wheel: export a site (onnxruntime-web from percept's cache or npm) and look at it
+if command -v npm >/dev/null || [ -d "${XDG_CACHE_HOME:-$HOME/.cache}/percept/onnxruntime-web-1.30.0" ]; then
+  "$venv/bin/percept" export starry_night_rt --web site --quiet
+  test -s site/index.html && test -s site/app.js && test -s site/ort/ort.min.mjs && test -s site/models.json
+  grep -q 'id="selftest"' site/index.html
+fi
 if "$venv/bin/percept" stylize cat.jpg --model no_such_model -o x.png 2>err.txt; then
   echo "smoke: an unknown model did not fail" >&2; exit 1
 fi

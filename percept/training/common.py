@@ -91,6 +91,22 @@ def preview_grid(tiles: list[torch.Tensor], nrow: int = 2) -> torch.Tensor:
     return make_grid(padded, nrow=nrow, padding=4, pad_value=1.0)
 
 
+def finish_step(terms: dict[str, torch.Tensor], total: torch.Tensor, optimizer: torch.optim.Optimizer,
+                sync: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None
+                ) -> dict[str, torch.Tensor]:
+    """The end of every training step: the loss terms detached (and with ``sync``, a distributed job,
+    averaged over the ranks, so that every rank decides alike), then the optimiser step from ``total``,
+    only when the total is finite. Returns the detached terms."""
+    out = {k: v.detach() for k, v in terms.items()}
+    if sync is not None:
+        out = sync(out)
+    if torch.isfinite(out["total"]):
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        optimizer.step()
+    return out
+
+
 def check_finite_weights(model: torch.nn.Module, step: int, state_path) -> None:
     """Refuse to checkpoint weights that went NaN/inf (the last good checkpoint stays)."""
     for p in model.parameters():

@@ -32,6 +32,7 @@ from percept.images import resize_long_side, to_tensor
 from percept.models.decoder import FeatureDecoder, check_decoder_layer
 from percept.models.vgg import LossNetwork, layer_stride
 from percept.training.common import (
+    finish_step,
     held_out_entry,
     log_previews,
     optimizer_to,
@@ -191,13 +192,7 @@ def decoder_step(model: torch.nn.Module, features, optimizer: torch.optim.Optimi
         losses["feature"] = feat
         total = pixel + feature_weight * feat
     losses["total"] = total
-    out = {k: v.detach() for k, v in losses.items()}
-    if sync is not None:
-        out = sync(out)
-    if torch.isfinite(out["total"]):
-        optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        optimizer.step()
+    out = finish_step(losses, total, optimizer, sync)
     out["psnr"] = -10.0 * torch.log10(out["pixel"].clamp_min(1e-10))
     return out
 

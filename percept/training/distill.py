@@ -28,7 +28,7 @@ from percept.errors import PerceptError
 from percept.images import load_image, resize_long_side, to_tensor
 from percept.models.transformer import build_transformer
 from percept.models.transformer import load_style_network as load_style_model
-from percept.training.common import held_out_entry, prepare_run
+from percept.training.common import finish_step, held_out_entry, prepare_run
 from percept.training.configs import DistillConfig
 from percept.training.data import RandomCropDataset
 from percept.version import __version__
@@ -148,14 +148,7 @@ def _distill_step(net: torch.nn.Module, opt: torch.optim.Optimizer, x: torch.Ten
     else:
         loss = F.l1_loss(net(x), y)
         terms = {"total": loss}
-    out = {k: v.detach() for k, v in terms.items()}
-    if sync is not None:
-        out = sync(out)
-    if torch.isfinite(out["total"]):
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    return out
+    return finish_step(terms, loss, opt, sync)
 
 
 def _log_preview(writer, teacher, student, preview, device, step: int) -> None:

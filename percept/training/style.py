@@ -28,6 +28,7 @@ from percept.images import load_image, resize_long_side, to_tensor
 from percept.models.losses import PerceptualLoss
 from percept.models.transformer import build_transformer
 from percept.training.common import (
+    finish_step,
     held_out_entry,
     log_previews,
     optimizer_to,
@@ -201,12 +202,5 @@ def train_step(model: torch.nn.Module, loss_fn: PerceptualLoss, optimizer: torch
             t = compound_terms(y, moved, noisy, flow)
             losses["temporal"] = t
             losses["total"] = losses["total"] + temporal_weight * t
-    detached = {k: v.detach() for k, v in losses.items()}
-    if sync is not None:
-        detached = sync(detached)
-    if torch.isfinite(detached["total"]):
-        optimizer.zero_grad(set_to_none=True)
-        losses["total"].backward()
-        optimizer.step()
-    return detached
+    return finish_step(losses, losses["total"], optimizer, sync)
 
