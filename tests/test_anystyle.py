@@ -1,0 +1,144 @@
+"""Arbitrary style transfer with the shipped decoders (WCT, AdaIN): the transforms' statistics, pictures
+that take the painting's colours and keep the photo's layout, blends, strength, colour preservation,
+and the errors of bad paintings and options."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from percept.errors import PerceptError
+from percept.inference import anystyle as A
+
+
+def _photo(size: int = 128) -> Image.Image:
+    from skimage import data
+
+    return Image.fromarray(data.astronaut()).resize((size, size), Image.Resampling.LANCZOS)
+
+
+def _painting() -> Image.Image:
+    """A stand-in painting: scikit-image's coffee photo, its colours pushed to warm oranges and deep blues and
+    its detail to coarse strokes (a rich, multi-dimensional colour distribution, as real paintings have)."""
+    from scipy.ndimage import gaussian_filter
+    from skimage import data
+
+    img = np.asarray(Image.fromarray(data.coffee()).resize((192, 128)), np.float32)
+    img = gaussian_filter(img, (1.5, 3, 0))[..., [2, 1, 0]] * np.array([1.1, 0.8, 1.3], np.float32)
+    return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
+
+
+def test_wct_matches_the_style_statistics(monkeypatch):
+    monkeypatch.setattr(A, "EIG_FLOOR", 1e-12)  # the transform itself: exact up to float64 (the floor cuts the tail)
+    torch.manual_seed(0)
+    content = torch.randn(1, 16, 20, 24) * 3 + 1
+    style = torch.randn(16, 16) @ torch.randn(16, 900) * 0.5 - 2  # correlated channels
+    ms, cov = A._stats(style)
+    sq, inv = A._sqrt_pair(cov)
+    assert torch.allclose(sq @ sq, cov, atol=1e-8) and torch.allclose(sq @ inv, torch.eye(16, dtype=cov.dtype), atol=1e-6)
+    out = A.wct(content, [(ms, sq)], [1.0], alpha=1.0)[0].reshape(16, -1).double()
+    m2, c2 = out.mean(1, keepdim=True), torch.cov(out)
+    assert torch.allclose(m2, ms, atol=1e-4) and torch.allclose(c2, cov, rtol=1e-3, atol=1e-3)
+    half = A.wct(content, [(ms, sq)], [1.0], alpha=0.0)
+    assert torch.equal(half, content)  # strength 0: the photo's own features
+
+
+def test_wct_floors_degenerate_covariances():
+    flat = torch.ones(8, 500, dtype=torch.float64)  # a rank-0 covariance: nothing to whiten, no NaN
+    sq, inv = A._sqrt_pair(A._stats(flat)[1] + 0)
+    assert torch.isfinite(sq).all() and torch.isfinite(inv).all()
+
+
+def test_adain_sets_channel_statistics():
+    content = torch.randn(1, 8, 10, 10) * 2 + 5
+    ms, ss = torch.full((1, 8, 1, 1), -1.0), torch.full((1, 8, 1, 1), 0.5)
+    out = A.adain(content, [(ms, ss)], [1.0], 1.0)
+    assert torch.allclose(out.mean((2, 3)), ms[..., 0, 0], atol=1e-5)
+    assert torch.allclose(out.std((2, 3)), ss[..., 0, 0], atol=1e-4)
+
+
+@pytest.mark.parametrize("method", ["wct", "adain"])
+def test_a_picture_with_the_paintings_colours_and_the_photos_layout(method):
+    from skimage.metrics import structural_similarity
+
+    photo, painting = _photo(), _painting()
+    r = A.AnyStyle(method, "cpu")(photo, [painting])
+    out = np.asarray(r.image, np.float32)
+    assert out.shape == (128, 128, 3) and r.seconds > 0
+    assert r.layers == (["relu4_1", "relu3_1", "relu2_1"] if method == "wct" else ["relu4_1"]) or "relu1_1" in r.layers
+    from scipy.ndimage import gaussian_filter
+
+    src = np.asarray(photo, np.float32)
+    art = np.asarray(painting, np.float32).reshape(-1, 3)
+    # the colours move to the painting's: the mean colour, and the share of pixels nearer the painting's palette
+    assert np.linalg.norm(out.reshape(-1, 3).mean(0) - art.mean(0)) < 0.5 * np.linalg.norm(src.reshape(-1, 3).mean(0) - art.mean(0))
+    # the layout stays: the coarse luminance follows the photo's (strokes are the fine part)
+    lum = lambda a: gaussian_filter(a @ np.array([0.299, 0.587, 0.114], np.float32), 3)  # noqa: E731
+    assert np.corrcoef(lum(out).ravel(), lum(src).ravel())[0, 1] > 0.4
+    assert structural_similarity(lum(out), lum(src), data_range=255) > 0.2
+
+
+def test_strength_blend_and_colour(tmp_path):
+    photo, painting = _photo(96), _painting()
+    a = A.AnyStyle("adain", "cpu")
+    full = np.asarray(a(photo, [painting]).image, np.float32)
+    none = np.asarray(a(photo, [painting], strength=0.0).image, np.float32)
+    src = np.asarray(photo, np.float32)
+    assert np.abs(none - src).mean() < np.abs(full - src).mean()  # strength 0 is the decoder's reconstruction
+    grey = Image.fromarray(np.asarray(_painting().convert("L").convert("RGB")))
+    one = np.asarray(a(photo, [painting, grey], weights=[1, 0]).image, np.float32)
+    assert np.abs(one - full).max() <= 1  # a weight of 0 takes nothing from that painting
+    mixed = np.asarray(a(photo, [painting, grey], weights=[0.5, 0.5]).image, np.float32)
+    assert np.abs(mixed - full).mean() > 2
+    kept = a(photo, [painting], preserve_colors=True).image.convert("YCbCr")
+    assert np.abs(np.asarray(kept, np.float32)[..., 1:] - np.asarray(photo.convert("YCbCr"), np.float32)[..., 1:]).mean() < 3
+
+
+def test_bad_paintings_and_options():
+    a = A.AnyStyle("adain", "cpu")
+    photo = _photo(64)
+    with pytest.raises(PerceptError, match=r"^style 1: the style image is one flat colour"):
+        a(photo, [Image.new("RGB", (100, 80), (120, 30, 30))])
+    with pytest.raises(PerceptError, match=r"^style 1: the style image is 20x20 px; give one of at least 32x32 px$"):
+        a(photo, [_painting().resize((20, 20))])
+    with pytest.raises(PerceptError, match=r"^--style-blend has 1 weight\(s\) for 2 style image\(s\); give one per --style$"):
+        a(photo, [_painting(), _painting()], weights=[1.0])
+    with pytest.raises(PerceptError, match=r"^--style-blend weights must be 0 or more and not all 0"):
+        a(photo, [_painting()], weights=[-1])
+    with pytest.raises(PerceptError, match=r"^unknown method 'gatys'; use wct or adain$"):
+        A.AnyStyle("gatys")
+    with pytest.raises(PerceptError, match=r"^--method wct needs a decoder for pool5 and none is installed; train one "
+                                           r"with `percept train-decoder --layer pool5`$"):
+        A.AnyStyle("wct", layers=["relu5_1", "pool5"])
+    huge = _painting().resize((3000, 2000))  # a huge painting is read at 512 px: same result as a 512 px one
+    small = huge.resize((512, 341), Image.Resampling.LANCZOS)
+    assert np.abs(np.asarray(a(photo, [huge]).image, int) - np.asarray(a(photo, [small]).image, int)).max() <= 2
+
+
+def test_cli(tmp_path, painting_path):
+    from skimage import data
+
+    photo = tmp_path / "p.png"
+    Image.fromarray(data.chelsea()).resize((120, 80)).save(photo)
+    run = lambda *a: subprocess.run([sys.executable, "-m", "percept", "stylize", str(photo), *a],  # noqa: E731
+                                    capture_output=True, text=True)
+    r = run("--style", str(painting_path), "--method", "adain", "-o", str(tmp_path / "o.png"))
+    assert r.returncode == 0, r.stderr
+    assert Image.open(tmp_path / "o.png").size == (120, 80) and "adain over relu4_1" in r.stdout
+    for args, msg in (
+        (["--style", str(painting_path), "--model", "wave"],
+         "give --model (a trained network) or --style (any painting, no training), not both"),
+        (["--model", "wave", "--method", "wct"], "--method and --style-blend are for --style PAINTING (arbitrary style transfer)"),
+        ([], "give --model NAME (see `percept models`) or --style PAINTING"),
+        (["--style", str(painting_path), "--style-blend", "a,b"], "--style-blend a,b: give 1 comma-separated numbers, e.g. 0.5,0.5"),
+        (["--style", str(painting_path), "--backend", "onnx"],
+         "--style runs on PyTorch (the VGG19 encoder and the decoders); drop --backend onnx"),
+    ):
+        r = run(*args, "-o", str(tmp_path / "x.png"))
+        assert r.returncode == 2 and r.stderr.strip() == f"percept: error: {msg}", (args, r.stderr)
+    assert not (tmp_path / "x.png").exists()
