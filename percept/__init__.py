@@ -10,7 +10,7 @@ Layers (each imports only from the ones before it): the core (``errors``, ``devi
 
 from percept.version import __version__
 
-__all__ = ["__version__", "stylize", "stylize_video"]
+__all__ = ["__version__", "stylize", "stylize_any", "stylize_video"]
 
 
 def stylize(*args, **kwargs):
@@ -18,6 +18,15 @@ def stylize(*args, **kwargs):
     from percept.inference.stylize import stylize as _stylize
 
     return _stylize(*args, **kwargs)
+
+
+def stylize_any(photo, paintings, method="wct", weights=None, size=None, strength=1.0, preserve_color=False,
+                device="auto"):
+    """Stylise ``photo`` with any painting (or several, blended by ``weights``), no training: WCT or AdaIN on
+    the shipped decoders (see :func:`percept.inference.anystyle.stylize_any`)."""
+    from percept.inference.anystyle import stylize_any as _stylize_any
+
+    return _stylize_any(photo, paintings, method, weights, size, strength, preserve_color, device)
 
 
 def stylize_video(src, dst, model, size=None, strength=1.0, preserve_color=False, temporal=False,

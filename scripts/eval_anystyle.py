@@ -74,7 +74,7 @@ def main() -> int:
         painting = load_image(path)
         metric = StyleMetric(painting, args.size, loss)
         scores: dict[str, dict[str, list[float]]] = {}
-        tiles = [resize_long_side(painting, 256)]
+        tiles = [resize_long_side(painting, 192)]
         for name in ["peer", *methods]:
             s = scores.setdefault(name, {"style": [], "content": [], "structure": [], "seconds": []})
             for i, photo in enumerate(photos):
@@ -89,7 +89,7 @@ def main() -> int:
                 s["content"].append(m.content)
                 s["structure"].append(structure(out, photo))
                 if i == 0:
-                    tiles.append(resize_long_side(out, 256))
+                    tiles.append(resize_long_side(out, 192))
         row = {"painting": path.stem, "group": group,
                **{f"{n}_{k}": statistics.mean(v) for n, d in scores.items() for k, v in d.items()}}
         rows.append(row)
@@ -106,7 +106,7 @@ def main() -> int:
 def _contact_sheet(rows, labels, out: Path) -> None:
     from PIL import Image, ImageDraw
 
-    w, h = 256, max(t.height for r in rows for t in r)
+    w, h = 192, max(t.height for r in rows for t in r)
     sheet = Image.new("RGB", (w * len(labels), 24 + h * len(rows)), "white")
     draw = ImageDraw.Draw(sheet)
     for j, label in enumerate(labels):
@@ -114,7 +114,7 @@ def _contact_sheet(rows, labels, out: Path) -> None:
     for i, r in enumerate(rows):
         for j, t in enumerate(r):
             sheet.paste(t, (j * w, 24 + i * h))
-    sheet.save(out, quality=88)
+    sheet.save(out, quality=82)
 
 
 def render(rows, methods, n_photos, size, machine) -> str:
