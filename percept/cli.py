@@ -181,6 +181,27 @@ def _blend_weights(text: str, n: int) -> list[float]:
                            f"{','.join(['0.5'] * max(n, 2))}") from None
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from percept.compare import build_compare
+
+    steps = _int_list(args.gatys_steps, "--gatys-steps") if args.gatys_steps else []
+    page = build_compare(args.photo, args.style, args.output, models=args.model, size=args.size, gatys_steps=steps,
+                         methods=[m for m in args.methods.split(",") if m], device=args.device,
+                         progress=not args.quiet)
+    print(f"wrote {page} (open it in a browser)")
+    return 0
+
+
+def _int_list(text: str, flag: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v]
+    except ValueError:
+        values = []
+    if not values or any(v <= 0 for v in values):
+        raise PerceptError(f"{flag} {text}: give positive whole numbers separated by commas, e.g. 10,30,100")
+    return values
+
+
 def cmd_optimize_style(args: argparse.Namespace) -> int:
     from percept.images import check_output_path, load_image, save_image
     from percept.visualize.gatys import optimize_style
@@ -661,6 +682,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="weight of the warped history, 0..0.99 (default 0.8)")
     _backend_args(w)
     w.set_defaults(func=cmd_webcam)
+
+    cp = sub.add_parser("compare", help="one photo and one painting: the per-style network, each arbitrary method "
+                                        "and Gatys at a few step counts on one HTML page, with losses and seconds")
+    cp.add_argument("photo")
+    cp.add_argument("--style", required=True, help="the painting")
+    cp.add_argument("-o", "--output", required=True, help="folder for index.html")
+    cp.add_argument("--model", action="append", help="per-style network(s) to show (default: the models trained on "
+                                                      "this painting)")
+    cp.add_argument("--size", type=_side_int, default=256, help="long side in px (default 256)")
+    cp.add_argument("--gatys-steps", default="10,30,100", help="L-BFGS step counts (default 10,30,100; '' for none)")
+    cp.add_argument("--methods", default="wct,adain", help="arbitrary methods (default wct,adain; '' for none)")
+    cp.add_argument("--device", default="auto")
+    cp.add_argument("--quiet", action="store_true")
+    cp.set_defaults(func=cmd_compare)
 
     g = sub.add_parser("optimize-style", help="slow style transfer by image optimisation (Gatys et al. 2015)")
     g.add_argument("--content", required=True)

@@ -142,3 +142,42 @@ def test_cli(tmp_path, painting_path):
         r = run(*args, "-o", str(tmp_path / "x.png"))
         assert r.returncode == 2 and r.stderr.strip() == f"percept: error: {msg}", (args, r.stderr)
     assert not (tmp_path / "x.png").exists()
+
+
+def test_compare_page_in_headless_chromium(tmp_path, painting_path):
+    """`percept compare`: one self-contained page with the per-style network, the arbitrary method and Gatys,
+    each with its losses and seconds, rendered by real headless Chromium."""
+    from skimage import data
+
+    from percept.inference.browser import Browser, find_chromium
+
+    photo = tmp_path / "p.png"
+    Image.fromarray(data.chelsea()).save(photo)
+    out = tmp_path / "cmp"
+    r = subprocess.run([sys.executable, "-m", "percept", "compare", str(photo), "--style", str(painting_path), "-o",
+                        str(out), "--model", "wave_rt", "--size", "64", "--gatys-steps", "2", "--methods", "adain",
+                        "--quiet"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    page = (out / "index.html").read_text()
+    assert page.count('data-kind="result"') == 3 and "src=\"http" not in page  # self-contained
+    assert sorted(p.name for p in out.iterdir()) == ["index.html"]
+    for args, msg in (
+        (["--gatys-steps", "0,x"], "--gatys-steps 0,x: give positive whole numbers separated by commas, e.g. 10,30,100"),
+        (["--model", "no_such_model"], "unknown model 'no_such_model'"),
+    ):
+        bad = subprocess.run([sys.executable, "-m", "percept", "compare", str(photo), "--style", str(painting_path),
+                              "-o", str(tmp_path / "bad"), *args], capture_output=True, text=True)
+        assert bad.returncode == 2 and msg in bad.stderr.strip().splitlines()[-1], bad.stderr
+    assert not (tmp_path / "bad").exists()
+    if find_chromium() is None:
+        pytest.skip("chromium is not installed; the page was checked without a browser")
+    with Browser() as b:
+        b.open((out / "index.html").as_uri())
+        assert b.wait_for_text("summary", 30)
+        rows = b.evaluate("[...document.querySelectorAll('#summary tr')].slice(1).map(r => r.cells[1].textContent)")
+        assert sorted(rows) == ["arbitrary", "fast", "slow"]
+        loaded = b.evaluate("[...document.images].every(i => i.complete && i.naturalWidth > 0)")
+        assert loaded is True
+        b.screenshot(tmp_path / "page.png")
+    shot = np.asarray(Image.open(tmp_path / "page.png").convert("RGB"))
+    assert shot.std() > 20

@@ -13,7 +13,7 @@ import pytest
 
 PKG = Path(__file__).resolve().parents[1] / "percept"
 CORE = {"errors", "device", "images", "checkpoint", "registry", "argtypes", "version", "flow", "clips"}
-APPS = {"cli", "demo", "__init__", "__main__"}
+APPS = {"cli", "demo", "compare", "__init__", "__main__"}
 # what each layer may import from percept (besides itself)
 ALLOWED = {
     "core": {"core"},

@@ -51,9 +51,13 @@ class Browser:
         to_child_r, self._to_child = os.pipe()
         self._from_child, from_child_w = os.pipe()
 
-        def _fds() -> None:  # in the child: the pipe ends become fds 3 and 4
-            os.dup2(to_child_r, 3)
-            os.dup2(from_child_w, 4)
+        def _fds() -> None:  # in the child: the pipe ends become fds 3 and 4 (inheritable: dup2 to another number)
+            import fcntl
+
+            a = fcntl.fcntl(to_child_r, fcntl.F_DUPFD, 10)  # above 3 and 4, whatever the pipes' own numbers are
+            b = fcntl.fcntl(from_child_w, fcntl.F_DUPFD, 10)
+            os.dup2(a, 3)
+            os.dup2(b, 4)
 
         cmd = [exe, "--headless=new", "--remote-debugging-pipe", "--no-sandbox", "--disable-gpu-sandbox",
                "--no-first-run", "--no-default-browser-check", "--disable-extensions", "--mute-audio",
