@@ -98,8 +98,10 @@ def test_a_terminated_video_leaves_no_partial_file(tmp_path, sig):
     clip = write_clip(tmp_path / "clip.mp4", frames=400, size=(320, 240))
     out = tmp_path / "out"
     out.mkdir()
+    # a terminal's hang-up reaches the child (under nohup, as CI may run, SIGHUP would be ignored, on purpose)
     proc = subprocess.Popen([sys.executable, "-m", "percept.cli", "video", str(clip), "-o", str(out / "v.mp4"),
-                             "--model", "starry_night", "--quiet"], stderr=subprocess.PIPE, text=True)
+                             "--model", "starry_night", "--quiet"], stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL))
     deadline = time.time() + 120
     while time.time() < deadline and not any(p.name.startswith(".") for p in out.iterdir()):
         time.sleep(0.1)  # wait until it is writing
