@@ -754,6 +754,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _handle_termination()
     try:
+        return _run(args)
+    finally:
+        if "percept.training.distributed" in sys.modules:  # a torchrun job: leave its process group cleanly
+            from percept.training.distributed import close
+
+            close()
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
         return int(args.func(args) or 0)
     except PerceptError as exc:
         # one write per line: the processes of a torchrun job share the terminal; rank > 0 says which it is

@@ -129,6 +129,16 @@ def _init_weights() -> dict[str, torch.Tensor]:
                                                         "output": "sigmoid"}).state_dict().items()}
 
 
+def test_the_temporal_regulariser_too_gives_the_one_process_weights(tmp_path, small_data, painting_path):
+    """Each rank moves and noises its slice as one process would (the draws are made for the global batch)."""
+    extra = ("--temporal-weight", "2")
+    one = _single(_tiny(small_data, painting_path, tmp_path / "one", *extra))
+    two = _torchrun(_tiny(small_data, painting_path, tmp_path / "two", *extra))
+    assert one.returncode == 0 and two.returncode == 0, (one.stderr[-1000:], two.stderr[-1000:])
+    ya, yb = _output(tmp_path / "one" / "tiny.pt"), _output(tmp_path / "two" / "tiny.pt")
+    assert float((ya - yb).abs().max()) < 1e-4
+
+
 def test_a_batch_the_world_size_does_not_divide(tmp_path, small_data, painting_path):
     args = _tiny(small_data, painting_path, tmp_path / "odd")
     args[args.index("--batch-size") + 1] = "3"
@@ -163,6 +173,27 @@ def test_two_nodes_that_disagree_on_an_option(tmp_path, small_data, painting_pat
     assert "percept: error: rank 1 disagrees with rank 0 on style_weight: 20.0 vs 10.0; every process of a job " \
            "must get the same options and data" in lines
     assert not list(tmp_path.rglob("*.pt"))
+
+
+def test_resume_across_machines_reads_rank_0s_state_only(tmp_path, small_data, painting_path):
+    """Two `--nnodes 2` launches with their own --out (as on two machines): only node 0 has the training state,
+    and --resume still works (rank 0 reads it and sends the step and optimiser state)."""
+    def launch(extra: tuple[str, ...], iterations: str) -> list[subprocess.CompletedProcess]:
+        port = _free_port()
+        procs = []
+        for node in (0, 1):
+            args = _tiny(small_data, painting_path, tmp_path / f"node{node}", *extra)
+            args[args.index("--iterations") + 1] = iterations
+            cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", f"--node-rank={node}",
+                   "--nproc-per-node=1", "--master-addr=127.0.0.1", f"--master-port={port}", "-m", "percept", *args]
+            procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env()))
+        return [subprocess.CompletedProcess(p.args, p.wait(timeout=300), *p.communicate()) for p in procs]
+
+    assert all(r.returncode == 0 for r in launch((), "2"))
+    assert (tmp_path / "node0" / "tiny.train.pt").exists() and not (tmp_path / "node1" / "tiny.train.pt").exists()
+    done = launch(("--resume",), "4")
+    assert all(r.returncode == 0 for r in done), [r.stderr[-800:] for r in done]
+    assert load_checkpoint(tmp_path / "node0" / "tiny.train.pt")["step"] == 4
 
 
 def test_a_rank_that_dies_leaves_a_checkpoint_that_resumes(tmp_path, small_data, painting_path):

@@ -79,6 +79,14 @@ def test_auto_measures_once_caches_and_picks_bf16(tmp_path):
     assert again._impl.check.psnr == 12.5 and again.precision == "fp32"
 
 
+def test_a_cache_that_cannot_be_written_costs_only_a_recheck(tmp_path, monkeypatch):
+    _bf16_or_skip()
+    (tmp_path / "file").write_text("a file where the cache folder would go")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "file"))
+    e = Engine("wave_rt", backend="openvino")
+    assert e.precision == "bf16" and e._impl.check is not None and e._impl.check.passed
+
+
 def test_export_records_the_check_and_auto_obeys_it(tmp_path):
     _bf16_or_skip()
     import onnx

@@ -132,6 +132,10 @@ def test_page_errors_are_one_clear_message(site, tmp_path):
             b.open(url + "index.html?camera&frames=3&backend=wasm")
             assert b.wait_for_text("camera-test", 60) == "error camera permission was refused"
             assert b.text("status") == "camera permission was refused"
+        with Browser(["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]) as b:
+            b.open(url + "index.html?camera&frames=3&backend=wasm&model=no%20such")
+            assert b.wait_for_text("camera-test", 60) == (f"error no model 'no such' in this export (it has "
+                                                          f"{', '.join(MODELS)})")
         with Browser() as b:  # headless Chromium has no GPU adapter
             b.open(url + "index.html?selftest&backend=webgpu")
             assert b.wait_for_text("selftest", 60) == "error this browser offers no WebGPU adapter; choose WebAssembly"

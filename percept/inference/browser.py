@@ -63,8 +63,15 @@ class Browser:
                "--no-first-run", "--no-default-browser-check", "--disable-extensions", "--mute-audio",
                f"--user-data-dir={self._profile}", "--window-size=1280,1000", *args, "about:blank"]
         self._log = open(os.path.join(self._profile, "chromium.log"), "wb")  # noqa: SIM115 - closed in close()
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._log,
-                                     preexec_fn=_fds, close_fds=False)
+        try:
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._log,
+                                         preexec_fn=_fds, close_fds=False)
+        except OSError as exc:
+            for fd in (to_child_r, self._to_child, self._from_child, from_child_w):
+                os.close(fd)
+            self._log.close()
+            shutil.rmtree(self._profile, ignore_errors=True)
+            raise PerceptError(f"cannot start {exe}: {exc.strerror or exc}") from None
         os.close(to_child_r)
         os.close(from_child_w)
         self._buf = b""
@@ -80,8 +87,18 @@ class Browser:
         msg: dict = {"id": self._id, "method": method, "params": params or {}}
         if session:
             msg["sessionId"] = session
-        os.write(self._to_child, json.dumps(msg).encode() + b"\0")
+        try:
+            os.write(self._to_child, json.dumps(msg).encode() + b"\0")
+        except OSError:
+            raise PerceptError(f"Chromium quit: {self._last_log_line()}") from None
         return self._id
+
+    def _last_log_line(self) -> str:
+        try:
+            lines = Path(self._log.name).read_text(errors="replace").strip().splitlines()
+        except OSError:
+            lines = []
+        return lines[-1] if lines else "no message"
 
     def _read(self, timeout: float) -> dict | None:
         deadline = time.monotonic() + timeout
@@ -94,8 +111,7 @@ class Browser:
                 return None
             chunk = os.read(self._from_child, 1 << 20)
             if not chunk:
-                err = Path(self._log.name).read_text(errors="replace").strip().splitlines()
-                raise PerceptError(f"Chromium quit: {err[-1] if err else 'no message'}")
+                raise PerceptError(f"Chromium quit: {self._last_log_line()}")
             self._buf += chunk
         raw, self._buf = self._buf.split(b"\0", 1)
         msg = json.loads(raw)
@@ -171,7 +187,7 @@ class Browser:
                 try:
                     self._send("Browser.close")
                     self.proc.wait(timeout=10)
-                except (OSError, subprocess.TimeoutExpired):
+                except (OSError, PerceptError, subprocess.TimeoutExpired):
                     self.proc.kill()
                     self.proc.wait()
         finally:

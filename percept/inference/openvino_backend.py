@@ -175,7 +175,7 @@ def _cached_check(path: Path, core) -> Bf16Check:
 
         cache.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(cache, json.dumps(entries, indent=1).encode())
-    except OSError:
+    except (OSError, PerceptError):  # a read-only or full cache folder
         pass
     return check
 

@@ -140,13 +140,18 @@ def _npm_fetch() -> Path:
         unpacked = Path(tmp) / "unpacked"
         with tarfile.open(tgz) as tar:
             members = [m for m in tar.getmembers() if m.name.startswith("package/") and (
-                m.name == "package/package.json" or m.name.startswith("package/dist/")) and m.isfile()]
-            tar.extractall(unpacked, members=members, filter="data")
+                m.name == "package/package.json" or m.name.startswith("package/dist/")) and m.isfile()
+                and ".." not in m.name.split("/")]
+            safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}  # Python < 3.10.12 has none
+            tar.extractall(unpacked, members=members, **safe)
         if _dist(unpacked / "package") is None:
             raise PerceptError(f"onnxruntime-web@{ORT_WEB_VERSION} from npm lacks {', '.join(ORT_FILES)}")
-        if cache.exists():
-            shutil.rmtree(cache)
-        os.replace(unpacked, cache)
+        try:
+            os.replace(unpacked, cache)
+        except OSError:  # another export filled the cache meanwhile: use it if it is complete
+            if _dist(cache / "package") is None:
+                shutil.rmtree(cache, ignore_errors=True)
+                os.replace(unpacked, cache)
     found = _dist(cache / "package")
     assert found is not None
     return found
@@ -187,7 +192,7 @@ def export_web(models: list[str | os.PathLike], out: str | os.PathLike, ort_web:
     from percept.registry import find_model
     from percept.version import __version__
 
-    out = Path(out)
+    out = Path(out).resolve()  # "." has no name to build the temporary folder's from
     if not models:
         raise PerceptError("give at least one model to export for the web")
     if out.exists() and not out.is_dir():
@@ -255,8 +260,10 @@ def export_web(models: list[str | os.PathLike], out: str | os.PathLike, ort_web:
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, out)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise PerceptError(f"{out}: cannot write the site ({exc.strerror or exc})") from None
         raise
     return report
 
@@ -356,7 +363,9 @@ def check_web(folder: str | os.PathLike, camera: bool = True, frames: int = 30, 
             fake = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
                     f"--use-file-for-fake-video-capture={clip}"]
             with Browser(fake) as b:
-                pick = f"&model={model}" if model else ""
+                from urllib.parse import quote
+
+                pick = f"&model={quote(model)}" if model else ""
                 b.open(f"{url}index.html?camera&frames={frames}&backend={backend}{pick}")
                 result.camera = b.wait_for_text("camera-test", timeout) or f"error no answer within {timeout:g} s"
                 fps = _field(result.camera, "fps")

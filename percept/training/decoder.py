@@ -90,9 +90,10 @@ def train_decoder(cfg: DecoderTrainConfig, resume: bool = False, progress: bool 
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     start_step, elapsed_before = 0, 0.0
     if resume:
-        start_step, elapsed_before = resume_state(
+        start_step, elapsed_before = d.share_resume(lambda: resume_state(  # rank 0 reads; the others are sent it
             state_path, cfg, ("layer", "width", "n_blocks", "batch_size", "image_size", "seed"), model, optimizer,
-            world_size=d.world)
+            world_size=d.world))
+        d.share_optimizer(optimizer)
 
     model.to(device)
     optimizer_to(optimizer, device)

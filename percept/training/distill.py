@@ -25,12 +25,12 @@ from tqdm import tqdm
 from percept.checkpoint import save_style_model
 from percept.device import device_name, resolve_device
 from percept.errors import PerceptError
-from percept.images import load_image, resize_long_side, to_tensor
+from percept.images import resize_long_side, to_tensor
 from percept.models.transformer import build_transformer
 from percept.models.transformer import load_style_network as load_style_model
 from percept.training.common import finish_step, held_out_entry, prepare_run
 from percept.training.configs import DistillConfig
-from percept.training.data import RandomCropDataset
+from percept.training.data import RandomCropDataset, first_readable
 from percept.version import __version__
 
 
@@ -76,7 +76,7 @@ def distill_style(cfg: DistillConfig, progress: bool = True) -> Path:
         writer = SummaryWriter(str(Path(cfg.logdir) if cfg.logdir else out / "tb" / name))
     else:
         writer = _NullWriter()
-    preview = [to_tensor(resize_long_side(load_image(f), 256)) for f in (held or train_files)[:3]] if d.main else []
+    preview = [to_tensor(resize_long_side(img, 256)) for img in first_readable(held or train_files, 3)] if d.main else []
     opt = torch.optim.Adam(student.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.iterations, eta_min=cfg.lr * 0.05)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -88,7 +88,8 @@ def distill_style(cfg: DistillConfig, progress: bool = True) -> Path:
             x, y = inputs[idx].to(device), targets[idx].to(device)
             if torch.rand((), generator=gen) < 0.5:
                 x, y = x.flip(-1), y.flip(-1)
-            terms = d.guard(_distill_step, net, opt, x, y, cfg.temporal_weight, gen, d.mean if d.enabled else None)
+            terms = d.guard(_distill_step, net, opt, x, y, cfg.temporal_weight, gen, d.mean if d.enabled else None,
+                            (cfg.batch_size, d.rank * per))
             loss = terms["total"]
             if "temporal" in terms and (step % 10 == 0 or step == cfg.iterations):
                 writer.add_scalar("loss/temporal", float(terms["temporal"]), step)
@@ -133,14 +134,15 @@ def distill_style(cfg: DistillConfig, progress: bool = True) -> Path:
 
 
 def _distill_step(net: torch.nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
-                  temporal_weight: float, gen: torch.Generator, sync=None) -> dict[str, torch.Tensor]:
+                  temporal_weight: float, gen: torch.Generator, sync=None,
+                  part: tuple[int, int] = (0, 0)) -> dict[str, torch.Tensor]:
     """One step: L1 to the teacher's pictures (plus the temporal regulariser, its inputs in the same batch);
     returns the detached terms (averaged over the ranks with ``sync``); the weights move only when the
     total is finite."""
     if temporal_weight:
         from percept.training.temporal import compound_inputs, compound_terms
 
-        flow, moved_in, noisy_in = compound_inputs(x, gen)
+        flow, moved_in, noisy_in = compound_inputs(x, gen, total=part[0] or x.shape[0], offset=part[1])
         pred, moved, noisy = net(torch.cat([x, moved_in, noisy_in])).chunk(3)
         t_loss = compound_terms(pred, moved, noisy, flow)
         loss = F.l1_loss(pred, y) + temporal_weight * t_loss

@@ -13,7 +13,9 @@ on CPUs, NCCL on GPUs (one GPU per process, ``LOCAL_RANK``).
   that global batch (every loss here is a mean over the batch). Same seed and global batch, same weights
   within float tolerance, whatever W is (``tests/test_distributed.py``).
 * **One writer**: only rank 0 writes TensorBoard logs, previews, checkpoints and the model card (which
-  records the world size and the global batch); the other ranks wait at a barrier where rank 0 writes.
+  records the world size and the global batch); the other ranks go on and wait for it at the next step's
+  collective. ``--resume`` is read by rank 0 alone and its step and optimiser state sent to the others
+  (DistributedDataParallel sends the weights), so only rank 0's ``--out`` needs the training state.
 * **Agreement**: at the start every rank's options and data (the file list's length and digest) are
   compared with rank 0's; a rank that disagrees stops the job with one line naming the option.
 * **Failures**: a rank that dies makes the others' next collective fail; they stop with one line,
@@ -148,16 +150,73 @@ class Dist:
         ids = [device.index] if device.type == "cuda" else None
         return DDP(model, device_ids=ids, broadcast_buffers=False)
 
-    def close(self) -> None:
-        if self.enabled:
-            import torch.distributed as dist
+    def share_resume(self, load) -> tuple[int, float]:
+        """``load()`` (the resume on rank 0: returns (step, seconds) and fills the model and optimiser) run on
+        rank 0 only; its step, seconds and optimiser state, or its error, go to every rank. One process:
+        just ``load()``."""
+        if not self.enabled:
+            return load()
+        import torch.distributed as dist
 
-            if dist.is_initialized():
-                dist.destroy_process_group()
+        payload: list[Any] = [None]
+        if self.main:
+            try:
+                step, seconds = load()
+                payload = [("ok", step, seconds)]
+            except PerceptError as exc:
+                payload = [("error", str(exc), 0.0)]
+        _collective(lambda: dist.broadcast_object_list(payload, 0), "the resume")
+        status, step, seconds = payload[0]
+        if status == "error":
+            raise PerceptError(str(step))
+        return int(step), float(seconds)
+
+    def share_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
+        """Rank 0's optimiser state on every rank (after a resume)."""
+        if not self.enabled:
+            return
+        import torch.distributed as dist
+
+        from percept.training.common import optimizer_to_cpu
+
+        payload: list[Any] = [optimizer_to_cpu(optimizer.state_dict()) if self.main else None]
+        _collective(lambda: dist.broadcast_object_list(payload, 0), "the resume")
+        if not self.main:
+            optimizer.load_state_dict(payload[0])
+
+    def close(self) -> None:
+        close()
+
+
+def close() -> None:
+    """Leave the job's process group (at the end of a command), so NCCL and gloo shut down cleanly."""
+    global _CURRENT
+    if _CURRENT is None:
+        return
+    import torch.distributed as dist
+
+    try:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    except Exception:  # noqa: BLE001 - a peer already gone: nothing left to close
+        pass
+    _CURRENT = None
 
 
 def _comm_device(backend: str, device: torch.device) -> torch.device:
     return torch.device("cpu") if backend == "gloo" else device
+
+
+def _is_peer_failure(exc: BaseException) -> bool:
+    """Whether an exception is the communication failing (a peer gone), not this rank's own error."""
+    import torch.distributed as dist
+
+    backend_error = getattr(dist, "DistBackendError", None)
+    if backend_error is not None and isinstance(exc, backend_error):
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and any(k in text for k in ("gloo", "NCCL", "Connection", "connection",
+                                                                     "Broken pipe", "timed out", "Timeout"))
 
 
 def _collective(fn, what: str):
@@ -166,6 +225,8 @@ def _collective(fn, what: str):
     except PerceptError:
         raise
     except Exception as exc:  # noqa: BLE001 - gloo/NCCL raise RuntimeError or DistBackendError with long texts
+        if not _is_peer_failure(exc):
+            raise  # this rank's own error (out of memory, a bug): not the peers' fault
         first = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0][:160]
         raise PerceptError(f"another process of the distributed job stopped or cannot be reached during {what} "
                            f"({first}); the last checkpoint resumes the run with the same world size") from None

@@ -83,9 +83,10 @@ def train_style(cfg: StyleTrainConfig, resume: bool = False, progress: bool = Tr
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     start_step, elapsed_before = 0, 0.0
     if resume:
-        start_step, elapsed_before = resume_state(
+        start_step, elapsed_before = d.share_resume(lambda: resume_state(  # rank 0 reads; the others are sent it
             state_path, cfg, ("arch", "channels", "n_residual", "output", "batch_size", "image_size", "seed"),
-            model, optimizer, world_size=d.world)
+            model, optimizer, world_size=d.world))
+        d.share_optimizer(optimizer)
 
     model.to(device)
     optimizer_to(optimizer, device)
@@ -122,7 +123,7 @@ def train_style(cfg: StyleTrainConfig, resume: bool = False, progress: bool = Tr
         x = batch.to(device, non_blocking=True).contiguous(memory_format=memory_format)
         gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step) if cfg.temporal_weight else None
         return d.guard(train_step, net, loss_fn, optimizer, x, use_amp, amp_dtype, cfg.temporal_weight, gen,
-                       d.mean if d.enabled else None)
+                       d.mean if d.enabled else None, (cfg.batch_size, d.rank * x.shape[0]))
 
     model.train()
     res = run_loop(cfg, loader, step_fn, name=name, start_step=start_step, elapsed_before=elapsed_before,
@@ -175,16 +176,17 @@ def step_precision(device: torch.device, batch_size: int, channels_last: bool | 
 def train_step(model: torch.nn.Module, loss_fn: PerceptualLoss, optimizer: torch.optim.Optimizer,
                x: torch.Tensor, use_amp: bool = False, amp_dtype: torch.dtype = torch.bfloat16,
                temporal_weight: float = 0.0, generator: torch.Generator | None = None,
-               sync: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None
-               ) -> dict[str, torch.Tensor]:
+               sync: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None,
+               part: tuple[int, int] | None = None) -> dict[str, torch.Tensor]:
     """One optimisation step on a batch of photos; returns the (detached) loss terms.
 
     The content targets are computed without gradients and only as deep as the content layer; the
     stylised batch goes through the loss network only as deep as the deepest style/content layer.
     ``temporal_weight`` adds the compound temporal regulariser (its random flow and noise drawn from
-    ``generator``, so a resumed run draws the same). A non-finite loss is returned without touching
-    the weights. ``sync`` (a distributed job) averages the loss terms over the ranks before the
-    finiteness check, so every rank takes the same decision; the terms returned are those averages.
+    ``generator``, so a resumed run draws the same; ``part`` = (global batch, this slice's offset) in a
+    distributed job). A non-finite loss is returned without touching the weights. ``sync`` (a
+    distributed job) averages the loss terms over the ranks before the finiteness check, so every rank
+    takes the same decision; the terms returned are those averages.
     The network runs once per step: with the regulariser, the photos and their moved and noisy twins
     go through it as one batch (every layer works per sample, so this is the same function).
     """
@@ -193,7 +195,8 @@ def train_step(model: torch.nn.Module, loss_fn: PerceptualLoss, optimizer: torch
             from percept.training.temporal import compound_inputs, compound_terms
 
             gen = generator if generator is not None else torch.Generator().manual_seed(0)
-            flow, moved_in, noisy_in = compound_inputs(x, gen)
+            total, offset = part if part is not None else (x.shape[0], 0)
+            flow, moved_in, noisy_in = compound_inputs(x, gen, total=total, offset=offset)
             y, moved, noisy = model(torch.cat([x, moved_in, noisy_in])).chunk(3)
         else:
             y = model(x)

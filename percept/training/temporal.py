@@ -39,13 +39,19 @@ def warp(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=True)
 
 
-def compound_inputs(x: torch.Tensor, generator: torch.Generator, noise: float = 0.02
-                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(flow, moved photos ``W(I, F) + D``, noisy photos ``I + D'``) for photos ``x``, drawn from ``generator``."""
-    n, _, h, w = x.shape
-    flow = random_flow(n, h, w, generator, device=x.device)
-    d1 = torch.randn(x.shape, generator=generator).to(x.device, x.dtype) * noise
-    d2 = torch.randn(x.shape, generator=generator).to(x.device, x.dtype) * noise
+def compound_inputs(x: torch.Tensor, generator: torch.Generator, noise: float = 0.02, total: int | None = None,
+                    offset: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(flow, moved photos ``W(I, F) + D``, noisy photos ``I + D'``) for photos ``x``, drawn from ``generator``.
+
+    ``total``/``offset``: ``x`` is the slice ``offset:offset + n`` of a batch of ``total`` (one rank of a
+    distributed job): the draws are made for the whole batch and sliced, so every rank moves its photos as
+    one process would have."""
+    n, c, h, w = x.shape
+    total = n if total is None else total
+    part = slice(offset, offset + n)
+    flow = random_flow(total, h, w, generator, device=x.device)[part]
+    d1 = torch.randn((total, c, h, w), generator=generator)[part].to(x.device, x.dtype) * noise
+    d2 = torch.randn((total, c, h, w), generator=generator)[part].to(x.device, x.dtype) * noise
     return flow, (warp(x, flow) + d1).clamp(0, 1), (x + d2).clamp(0, 1)
 
 

@@ -12,7 +12,7 @@ import * as ort from './ort/ort.min.mjs';
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 const SELFTEST_TOLERANCE = 1e-2;
-const state = { manifest: null, sessions: new Map(), backend: null, camera: null, busy: false, image: null };
+const state = { manifest: null, sessions: new Map(), backend: null, camera: null, busy: false, pending: false, image: null };
 
 function status(text, error = false) {
   $('status').textContent = text;
@@ -56,19 +56,20 @@ function setupRuntime() {
   ort.env.logLevel = 'error';
 }
 
-async function session(name) {
+function session(name) {
+  // the creation promise is cached, so calls that overlap share one session
   const key = `${name}|${state.backend}`;
   if (state.sessions.has(key)) return state.sessions.get(key);
   const entry = state.manifest.models.find((m) => m.name === name);
-  if (!entry) throw new Error(`no model '${name}' in this export`);
-  let s;
-  try {
-    s = await ort.InferenceSession.create(entry.file, { executionProviders: [state.backend], graphOptimizationLevel: 'all' });
-  } catch (e) {
-    throw new Error(`onnxruntime-web cannot run ${entry.file} with ${state.backend}: ${String(e.message || e).split('\n')[0]}`);
-  }
-  state.sessions.set(key, s);
-  return s;
+  if (!entry) return Promise.reject(new Error(`no model '${name}' in this export`));
+  const backend = state.backend;
+  const created = ort.InferenceSession.create(entry.file, { executionProviders: [backend], graphOptimizationLevel: 'all' })
+    .catch((e) => {
+      state.sessions.delete(key);
+      throw new Error(`onnxruntime-web cannot run ${entry.file} with ${backend}: ${String(e.message || e).split('\n')[0]}`);
+    });
+  state.sessions.set(key, created);
+  return created;
 }
 
 // RGBA uint8 (ImageData) -> float32 NCHW RGB in [0, 1]
@@ -130,9 +131,18 @@ function drawInput(source, w, h) {
   return ctx.getImageData(0, 0, w, h);
 }
 
-async function stylise(photo) {
+// one session.run at a time (onnxruntime-web does not take overlapping runs of one session)
+let running = Promise.resolve();
+function stylise(photo) {
+  const next = running.then(() => styliseNow(photo));
+  running = next.catch(() => {});
+  return next;
+}
+
+async function styliseNow(photo) {
   const name = $('model').value;
   const entry = state.manifest.models.find((m) => m.name === name);
+  if (!entry) throw new Error(`no model '${name}' in this export`);
   if (photo.width < entry.min_size || photo.height < entry.min_size) {
     throw new Error(`the image must be at least ${entry.min_size}x${entry.min_size} px for ${name}`);
   }
@@ -149,6 +159,19 @@ async function stylise(photo) {
 
 async function styliseImage() {
   if (!state.image || state.camera) return;
+  if (state.busy) { state.pending = true; return; }  // a slider drag: only the latest setting runs next
+  state.busy = true;
+  try {
+    do {
+      state.pending = false;
+      await styliseImageOnce();
+    } while (state.pending && !state.camera);
+  } finally {
+    state.busy = false;
+  }
+}
+
+async function styliseImageOnce() {
   const [w, h] = fit(state.image.naturalWidth || state.image.width, state.image.naturalHeight || state.image.height,
     Number($('size').value));
   try {
@@ -196,7 +219,12 @@ async function startCamera(frames = 0) {
   }
   const video = $('video');
   video.srcObject = stream;
-  await video.play();
+  try {
+    await video.play();
+  } catch (e) {
+    for (const t of stream.getTracks()) t.stop();
+    throw new Error(`the camera could not be played (${e.name || e})`);
+  }
   state.camera = { stream, shown: 0, times: [], stop: false };
   $('camera-button').textContent = 'stop camera';
   const cam = state.camera;
@@ -282,7 +310,13 @@ async function main() {
     o.value = m.name; o.textContent = `${m.name}${m.style ? ` (${m.style})` : ''}`;
     pick.appendChild(o);
   }
-  if (params.get('model')) pick.value = params.get('model');
+  if (params.get('model')) {
+    const wanted = params.get('model');
+    if (!state.manifest.models.some((m) => m.name === wanted)) {
+      throw new Error(`no model '${wanted}' in this export (it has ${state.manifest.models.map((m) => m.name).join(', ')})`);
+    }
+    pick.value = wanted;
+  }
   const asked = params.get('backend') || $('backend').value;
   $('backend').value = asked;
   state.backend = await chooseBackend(asked);
