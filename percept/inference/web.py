@@ -142,8 +142,10 @@ def _npm_fetch() -> Path:
             members = [m for m in tar.getmembers() if m.name.startswith("package/") and (
                 m.name == "package/package.json" or m.name.startswith("package/dist/")) and m.isfile()
                 and ".." not in m.name.split("/")]
-            safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}  # Python < 3.10.12 has none
-            tar.extractall(unpacked, members=members, **safe)
+            if hasattr(tarfile, "data_filter"):  # Python < 3.10.12 has no extraction filters
+                tar.extractall(unpacked, members=members, filter="data")
+            else:  # the members were vetted above: regular files under package/, no ".."
+                tar.extractall(unpacked, members=members)
         if _dist(unpacked / "package") is None:
             raise PerceptError(f"onnxruntime-web@{ORT_WEB_VERSION} from npm lacks {', '.join(ORT_FILES)}")
         try:
