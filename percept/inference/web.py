@@ -287,6 +287,19 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
             super().log_message(format, *args)
 
 
+class _Server(http.server.ThreadingHTTPServer):
+    """A browser that closes a connection mid-transfer (a reload, a closed tab) is routine, not a traceback."""
+
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        import sys
+
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
+
+
 def serve(folder: str | os.PathLike, host: str = "127.0.0.1", port: int = 8000) -> http.server.ThreadingHTTPServer:
     """A web server for the site in ``folder`` (cross-origin isolated), not yet serving: call
     ``serve_forever()``, or :func:`serve_in_background`. ``port=0`` picks a free port
@@ -296,7 +309,7 @@ def serve(folder: str | os.PathLike, host: str = "127.0.0.1", port: int = 8000) 
         raise PerceptError(f"{folder}: not a percept web export (no {MANIFEST}; make one with percept export MODEL --web DIR)")
     handler = functools.partial(_Handler, directory=str(folder))
     try:
-        return http.server.ThreadingHTTPServer((host, port), handler)
+        return _Server((host, port), handler)
     except OSError as exc:
         raise PerceptError(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from None
 
