@@ -51,7 +51,7 @@ def structure_score(out: Image.Image, photo: Image.Image, side: int = 256) -> fl
     from skimage.metrics import structural_similarity
 
     a = np.asarray(resize_long_side(out.convert("L"), side), np.float32)
-    b = np.asarray(photo.convert("L").resize(a.shape[::-1], Image.Resampling.LANCZOS), np.float32)
+    b = np.asarray(resize_long_side(photo.convert("L"), side).resize(a.shape[::-1]), np.float32)
     return float(structural_similarity(a, b, data_range=255))
 
 

@@ -39,17 +39,9 @@ def cpu_description() -> str:
     import os
 
     model = platform.processor() or platform.machine()
-    flags: set[str] = set()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                key, _, value = line.partition(":")
-                if key.strip() == "model name" and model in ("", platform.machine(), platform.processor()):
-                    model = value.strip()
-                elif key.strip() == "flags" and not flags:
-                    flags = set(value.split())
-    except OSError:
-        pass
+    name, flags = _cpuinfo()
+    if name and model in ("", platform.machine(), platform.processor()):
+        model = name
     have = " ".join(f for f in CPU_FEATURES if f in flags) or "no AVX2"
     return f"{model}, {os.cpu_count()} cores, {have}"
 
@@ -65,11 +57,23 @@ def cpu_has_bf16() -> bool:
 
 
 def _cpu_flags() -> set[str]:
+    return _cpuinfo()[1]
+
+
+def _cpuinfo() -> tuple[str | None, set[str]]:
+    """(model name, instruction-set flags) of the first CPU in ``/proc/cpuinfo`` ((None, empty) elsewhere)."""
+    name: str | None = None
+    flags: set[str] = set()
     try:
         with open("/proc/cpuinfo") as fh:
             for line in fh:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and name is None:
+                    name = value.strip()
+                elif key.strip() == "flags" and not flags:
+                    flags = set(value.split())
+                if name is not None and flags:
+                    break
     except OSError:
         pass
-    return set()
+    return name, flags

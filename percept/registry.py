@@ -104,8 +104,14 @@ def user_dir() -> Path:
     override = _env_dir("PERCEPT_USER_MODELS")
     if override is not None:
         return override
+    return cache_dir() / "models"
+
+
+def cache_dir() -> Path:
+    """percept's folder in the user's cache (``$XDG_CACHE_HOME/percept``, else ``~/.cache/percept``): user
+    models, the OpenVINO bf16 checks, onnxruntime-web's files, TensorRT engines. It need not exist yet."""
     cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache).expanduser() / "percept" / "models"
+    return Path(cache).expanduser() / "percept"
 
 
 def model_dirs() -> list[tuple[str, Path]]:

@@ -23,28 +23,18 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "scripts"))
 
 from benchdocs import update_block  # noqa: E402
 
+from percept.compare import structure_score as structure  # noqa: E402 - one structure score, the compare page's
 from percept.evaluation import StyleMetric  # noqa: E402
 from percept.images import load_image, resize_long_side  # noqa: E402
 from percept.inference.anystyle import AnyStyle  # noqa: E402
 from percept.models.losses import PerceptualLoss  # noqa: E402
 from percept.training.data import list_images, split_holdout  # noqa: E402
-
-
-def structure(out, photo) -> float:
-    """SSIM of the luminance of ``out`` against ``photo``, both at 256 px long side."""
-    from skimage.metrics import structural_similarity
-
-    a = np.asarray(resize_long_side(out.convert("L"), 256), np.float32)
-    b = np.asarray(resize_long_side(photo.convert("L"), 256).resize(a.shape[::-1]), np.float32)
-    return float(structural_similarity(a, b, data_range=255))
 
 
 def main() -> int:

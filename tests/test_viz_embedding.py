@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib.util
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -281,8 +280,9 @@ def test_a_failing_section_shows_its_error():
 
 
 def _chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser") or (
-        "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+    from percept.inference.browser import find_chromium
+
+    return find_chromium()
 
 
 def _run_chromium(exe: str, tmp: Path, *args: str) -> subprocess.CompletedProcess:

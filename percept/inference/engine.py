@@ -99,11 +99,12 @@ def trt_cache_dir(model_path: Path) -> Path:
             return beside
     except OSError:
         pass
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     import hashlib
 
+    from percept.registry import cache_dir
+
     tag = hashlib.sha256(str(model_path.resolve()).encode()).hexdigest()[:12]
-    fallback = Path(base) / "percept" / "tensorrt" / f"{model_path.stem}-{tag}"
+    fallback = cache_dir() / "tensorrt" / f"{model_path.stem}-{tag}"
     fallback.mkdir(parents=True, exist_ok=True)
     return fallback
 

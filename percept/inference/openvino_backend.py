@@ -147,8 +147,9 @@ def _read_bytes(core, data: bytes):
 
 
 def _cache_file() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "percept" / "openvino-bf16.json"
+    from percept.registry import cache_dir
+
+    return cache_dir() / "openvino-bf16.json"
 
 
 def _cached_check(path: Path, core) -> Bf16Check:

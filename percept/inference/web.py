@@ -69,8 +69,9 @@ class WebReport:
 
 
 def _cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "percept" / f"onnxruntime-web-{ORT_WEB_VERSION}"
+    from percept.registry import cache_dir
+
+    return cache_dir() / f"onnxruntime-web-{ORT_WEB_VERSION}"
 
 
 def _dist(folder: Path) -> Path | None:
