@@ -40,7 +40,16 @@ def cmd_train_style(args: argparse.Namespace) -> int:
     from percept.training.style import train_style
 
     cfg = config_from_args(StyleTrainConfig, args, out=_out_folder(args))
-    path = train_style(cfg, resume=args.resume, progress=not args.quiet)
+    if cfg.teacher:
+        if args.resume:
+            raise PerceptError("--resume continues a run from scratch; a --teacher run is short: start it again")
+        from percept.inference.anystyle import Teacher
+        from percept.training.fast import train_style_from_teacher
+
+        teacher = Teacher(cfg.teacher, cfg.style, cfg.device)
+        path = train_style_from_teacher(cfg, teacher, teacher.card, progress=not args.quiet)
+    else:
+        path = train_style(cfg, resume=args.resume, progress=not args.quiet)
     print(f"model written to {path} (card: {path.with_suffix('.json')})")
     return 0
 
@@ -52,6 +61,17 @@ def cmd_train_decoder(args: argparse.Namespace) -> int:
     cfg = config_from_args(DecoderTrainConfig, args, out=_out_folder(args))
     path = train_decoder(cfg, resume=args.resume, progress=not args.quiet)
     print(f"decoder written to {path} (card: {path.with_suffix('.json')})")
+    return 0
+
+
+def cmd_train_linear(args: argparse.Namespace) -> int:
+    from percept.training.configs import LinearTrainConfig
+    from percept.training.linear import train_linear
+
+    cfg = config_from_args(LinearTrainConfig, args, out=_out_folder(args))
+    path = train_linear(cfg, resume=args.resume, progress=not args.quiet)
+    print(f"linear style model written to {path} (card: {path.with_suffix('.json')}); use it with "
+          f"`percept stylize PHOTO --style PAINTING --method linear`")
     return 0
 
 
@@ -113,7 +133,7 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     if not args.style and (args.method or args.style_blend):
         raise PerceptError("--method and --style-blend are for --style PAINTING (arbitrary style transfer)")
     if args.style:  # a bad painting fails before any work
-        from percept.inference.anystyle import check_painting
+        from percept.images import check_painting
 
         for p in args.style:
             check_painting(load_image(p), p)
@@ -158,6 +178,19 @@ def _stylize_any(args: argparse.Namespace, targets: list) -> int:
     from percept.inference.anystyle import AnyStyle
 
     weights = _blend_weights(args.style_blend, len(args.style)) if args.style_blend else None
+    if args.method == "linear" and len(args.style) == 1:  # one painting: the engine, any backend
+        from percept.inference.anystyle import LINEAR_MODEL
+        from percept.inference.engine import Engine
+
+        engine = Engine(LINEAR_MODEL, backend=args.backend, device=args.device, precision=args.precision,
+                        style=args.style[0])
+        for src, dst in tqdm(targets, desc="stylize (linear)", disable=len(targets) < 2 or args.quiet):
+            save_image(engine(load_image(src), args.size, args.strength, args.preserve_color), dst)
+            if len(targets) == 1:
+                print(f"wrote {dst} (linear, {engine.describe()})")
+        if len(targets) > 1:
+            print(f"wrote {len(targets)} images")
+        return 0
     if args.backend not in ("auto", "torch"):
         raise PerceptError(f"--style runs on PyTorch (the VGG19 encoder and the decoders); drop --backend {args.backend}")
     any_style = AnyStyle(args.method or "wct", args.device)
@@ -360,8 +393,17 @@ def cmd_video(args: argparse.Namespace) -> int:
     from percept.inference.video import FrameStyler, check_video_output, open_capture, stylize_video
 
     check_video_output(args.output)
+    styles = _live_styles(args)
+    if len(styles) > 1:
+        raise PerceptError("video takes one --style painting")
+    if not styles and not args.model:
+        raise PerceptError("give --model NAME (see `percept models`) or --style PAINTING")
     open_capture(args.input).release()  # a bad input fails before the model loads
-    engine = Engine(args.model, backend=args.backend, device=args.device, precision=args.precision)
+    from percept.inference.anystyle import LINEAR_MODEL
+
+    model = args.model or LINEAR_MODEL
+    engine = Engine(model, backend=args.backend, device=args.device, precision=args.precision,
+                    style=styles[0] if styles else None)
     temporal = None
     if args.temporal:
         from percept.inference.temporal import TemporalFilter
@@ -377,6 +419,25 @@ def cmd_video(args: argparse.Namespace) -> int:
     print(f"wrote {r['path']} ({r['frames']} frames, {r['size'][0]}x{r['size'][1]} at {r['fps']:.2f} fps; "
           f"{r['frames'] / max(r['seconds'], 1e-9):.1f} frames/s with {engine.describe()}{flow})")
     return 0
+
+
+def _live_styles(args: argparse.Namespace) -> list[str]:
+    """``--style`` paintings for the video and webcam commands (the linear style model), each checked
+    before any work; a --model that is a trained per-style network beside them is refused."""
+    styles = list(args.style or [])
+    if not styles:
+        return []
+    from percept.images import check_painting, load_image
+    from percept.registry import ModelKind, find_model
+
+    for p in styles:
+        check_painting(load_image(p), p)
+    given = args.model if isinstance(args.model, list) else [args.model] if args.model else []
+    for m in given:
+        if find_model(m).kind != ModelKind.LINEAR.value:
+            raise PerceptError(f"--style PAINTING runs the linear style model; '{m}' is a per-style network (give "
+                               "--model or --style, not both)")
+    return styles
 
 
 def cmd_eval_video(args: argparse.Namespace) -> int:
@@ -400,12 +461,18 @@ def cmd_webcam(args: argparse.Namespace) -> int:
     from percept.inference.webcam import run_webcam
     from percept.registry import list_models
 
+    styles = _live_styles(args)
     models = list(args.model) if args.model else []
-    others = [m.name for m in list_models("style-transformer") if m.name not in models]
+    if styles:
+        from percept.inference.anystyle import LINEAR_MODEL
+
+        models, others = [models[0] if models else LINEAR_MODEL] * len(styles), []
+    else:
+        others = [m.name for m in list_models("style-transformer") if m.name not in models]
     if not models:
         models = others[:1]
         others = others[1:]
-    stats = run_webcam(models + others, camera=args.camera, source=args.source, size=args.size,
+    stats = run_webcam(models + others, styles=styles, camera=args.camera, source=args.source, size=args.size,
                        strength=args.strength, preserve_color=args.preserve_color, backend=args.backend,
                        device=args.device, precision=args.precision, headless=args.headless, output=args.output, frames=args.frames,
                        snapshot_dir=args.snapshot_dir, side_by_side=args.side_by_side, temporal=args.temporal,
@@ -486,7 +553,12 @@ def _architecture_options(p: argparse.ArgumentParser, cfg: type) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from percept.training.configs import DecoderTrainConfig, DistillConfig, StyleTrainConfig  # no torch: a fast --help
+    from percept.training.configs import (  # no torch: a fast --help
+        DecoderTrainConfig,
+        DistillConfig,
+        LinearTrainConfig,
+        StyleTrainConfig,
+    )
 
     p = _Parser(prog="percept", description="Fast style transfer and feature inversion with perceptual losses.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -508,6 +580,10 @@ def build_parser() -> argparse.ArgumentParser:
     _architecture_options(t, cfg)
     config_option(t, cfg, "output", choices=["sigmoid", "residual"],
                   help="sigmoid: sigmoid(f(photo)); residual: sigmoid(logit(photo) + f(photo)), starts as the identity")
+    config_option(t, cfg, "teacher", choices=["linear", "wct", "adain"],
+                  help="distil the network from this arbitrary-style method's pictures of the painting first (no "
+                       "loss network: fast), then fine-tune it with the perceptual losses: a new painting in "
+                       "minutes on a CPU (with --time-limit, the two phases share it)")
     config_option(t, cfg, "init", metavar="MODEL",
                   help="start from a trained model of the same architecture (name or .pt), e.g. a distilled rt model")
     config_option(t, cfg, "temporal_weight", type=_nonneg_float,
@@ -536,6 +612,28 @@ def build_parser() -> argparse.ArgumentParser:
     config_option(td, cfg, "n_blocks", "--blocks", type=_nonneg_int, help="residual blocks before upsampling")
     _training_run_options(td, cfg, "stop after this many minutes and save the decoder (the LR schedule fits in it)")
     td.set_defaults(func=cmd_train_decoder)
+
+    cfg = LinearTrainConfig
+    tl = sub.add_parser("train-linear", help="train the linear style transform for any painting (Li et al. 2019; "
+                                             "encoder and decoder frozen)")
+    tl.add_argument("--data", required=True, help="folder of training photos")
+    tl.add_argument("--styles", required=True, action="append", metavar="FOLDER",
+                    help="folder of style images (paintings; photos work too); repeat for several, each folder "
+                         "drawn equally often")
+    tl.add_argument("--out", help=OUT_HELP + ", NAME.train.pt, tb/")
+    config_option(tl, cfg, "name", help="model name")
+    config_option(tl, cfg, "decoder", metavar="MODEL", help="the frozen decoder (name or .pt); its layer is the transform's")
+    config_option(tl, cfg, "rank", type=_positive_int, help="channels of the compressed features")
+    config_option(tl, cfg, "image_size", type=_side_int, help="training crop size (photo and painting)")
+    config_option(tl, cfg, "batch_size", type=_positive_int)
+    config_option(tl, cfg, "iterations", type=_positive_int)
+    config_option(tl, cfg, "lr", type=_nonneg_float, help="Adam learning rate")
+    config_option(tl, cfg, "content_weight", type=_nonneg_float)
+    config_option(tl, cfg, "style_weight", type=_nonneg_float)
+    config_option(tl, cfg, "permute_colors", type=_unit_float, help="chance that a painting's colour channels are "
+                                                                     "shuffled (new palettes)")
+    _training_run_options(tl, cfg, "stop after this many minutes and save the model (--resume continues it)")
+    tl.set_defaults(func=cmd_train_linear)
 
     iv = sub.add_parser("invert", help="reconstruct a photo from one VGG19 layer's features "
                                        "(decoder: Dosovitskiy & Brox; optimize: Mahendran & Vedaldi)")
@@ -587,8 +685,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--style", action="append", metavar="PAINTING",
                    help="any painting instead of --model: universal style transfer with the shipped decoders, no "
                         "training (repeat to blend several)")
-    s.add_argument("--method", choices=["wct", "adain"], help="--style: wct (default; Li et al. 2017) or adain "
-                                                              "(Huang & Belongie 2017; faster, milder)")
+    s.add_argument("--method", choices=["wct", "adain", "linear"],
+                   help="--style: wct (default; Li et al. 2017), adain (Huang & Belongie 2017; faster, milder) or "
+                        "linear (Li et al. 2019; one feed-forward pass, runs on every backend)")
     s.add_argument("--style-blend", help="--style: weights of several paintings, e.g. 0.6,0.4")
     s.add_argument("-o", "--output", required=True, help="output file (one input) or folder (several)")
     s.add_argument("--size", type=_side_int, help="resize so the long side is SIZE px first")
@@ -641,7 +740,9 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("video", help="stylize a video file (keeps frame rate and frame size)")
     v.add_argument("input", help="input video file")
     v.add_argument("-o", "--output", required=True, help="output video (.mp4, .avi, .mkv, .mov)")
-    v.add_argument("--model", required=True, help="a model name (see `percept models`), or a .pt or .onnx path")
+    v.add_argument("--model", help="a model name (see `percept models`), or a .pt or .onnx path")
+    v.add_argument("--style", action="append", metavar="PAINTING",
+                   help="any painting instead of --model: the linear style model (Li et al. 2019), no training")
     v.add_argument("--size", type=_side_int, help="long side the network runs at (default: frame size)")
     v.add_argument("--strength", type=_unit_float, default=1.0)
     v.add_argument("--preserve-color", action="store_true")
@@ -669,6 +770,8 @@ def build_parser() -> argparse.ArgumentParser:
     src = w.add_mutually_exclusive_group()
     src.add_argument("--camera", type=_nonneg_int, default=0, help="camera index (default 0)")
     src.add_argument("--source", help="a video file played as if it were a camera")
+    w.add_argument("--style", action="append", metavar="PAINTING",
+                   help="any painting, live, with the linear style model (Li et al. 2019); repeat to cycle with n/p")
     w.add_argument("--size", type=_side_int, default=512, help="long side the network runs at (default 512)")
     w.add_argument("--strength", type=_unit_float, default=1.0)
     w.add_argument("--preserve-color", action="store_true")

@@ -82,7 +82,7 @@ def build_compare(photo: ImageLike, painting: str | os.PathLike, out: str | os.P
     check_writable(out.parent if not out.exists() else out)
     painting = Path(painting)
     art = load_image(painting)
-    from percept.inference.anystyle import check_painting
+    from percept.images import check_painting
 
     check_painting(art, str(painting))
     src = resize_long_side(load_image(photo), size)

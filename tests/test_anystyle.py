@@ -110,7 +110,7 @@ def test_bad_paintings_and_options():
         a(photo, [_painting(), _painting()], weights=[1.0])
     with pytest.raises(PerceptError, match=r"^--style-blend weights must be 0 or more and not all 0"):
         a(photo, [_painting()], weights=[-1])
-    with pytest.raises(PerceptError, match=r"^unknown method 'gatys'; use wct or adain$"):
+    with pytest.raises(PerceptError, match=r"^unknown method 'gatys'; use wct, adain or linear$"):
         A.AnyStyle("gatys")
     with pytest.raises(PerceptError, match=r"^--method wct needs a decoder for pool5 and none is installed; train one "
                                            r"with `percept train-decoder --layer pool5`$"):

@@ -9,6 +9,9 @@
   with the image, not with its square.
 * **AdaIN** (Huang & Belongie 2017): at ``relu4_1``, each channel's mean and standard deviation set to the
   painting's, then decoded.
+* **linear** (Li et al. 2019, :mod:`percept.models.linear`): a learned transform at ``relu3_1`` (two small
+  CNNs give the matrices WCT would get from eigen-decompositions), decoded by its own decoder; one
+  feed-forward pass, the method that exports to ONNX and runs live (``percept webcam --style``).
 
 ``strength`` (0..1) blends the transformed features with the photo's at every level (Li et al.'s alpha);
 ``preserve_color`` keeps the photo's colours (luminance transfer); several paintings with ``weights`` blend
@@ -32,11 +35,24 @@ from PIL import Image
 
 from percept.device import resolve_device
 from percept.errors import PerceptError
-from percept.images import ImageLike, load_image, preserve_color, resize_long_side, to_image, to_tensor
+from percept.images import (  # noqa: F401 - the painting checks are re-exported here, where they are used
+    MIN_STYLE_SIDE,
+    MIN_STYLE_STD,
+    STYLE_SIDE,
+    ImageLike,
+    check_painting,
+    load_image,
+    preserve_color,
+    resize_long_side,
+    to_image,
+    to_tensor,
+)
 
-__all__ = ["METHODS", "AnyStyle", "AnyStyleResult", "check_painting", "stylize_any"]
+__all__ = ["METHODS", "AnyStyle", "AnyStyleResult", "Teacher", "check_painting", "stylize_any"]
 
-METHODS = ("wct", "adain")
+METHODS = ("wct", "adain", "linear")
+LINEAR_MODEL = "linear_relu3_1"
+"""The shipped linear style transfer model (:mod:`percept.models.linear`)."""
 WCT_LAYERS = ("relu4_1", "relu3_1", "relu2_1", "relu1_1")
 """The default levels, coarse to fine; ``relu1_1`` is used only where its decoder exists. ``relu5_1``
 (Li et al.'s coarsest) is available (``layers=``) but not the default: with percept's reconstruction-only
@@ -49,27 +65,6 @@ blow noise up. 1e-2 against Li et al.'s 1e-5: content loss -10%, style loss +8% 
 (two training photos at 384 px); the five new paintings were not looked at for it."""
 COV_SAMPLES = 1 << 16
 """Positions a covariance is estimated on, at most (a regular subsample of larger feature maps)."""
-STYLE_SIDE = 512
-"""Long side the painting is read at (a huge painting is downscaled; its strokes are the point)."""
-MIN_STYLE_SIDE = 32
-"""Smallest painting side accepted (it must still have relu5_1 features: 1/16 of the side)."""
-MIN_STYLE_STD = 2.0 / 255
-"""A painting whose pixels vary less than this (standard deviation) is one flat colour: nothing to transfer."""
-
-
-def check_painting(img: Image.Image, name: str) -> Image.Image:
-    """The painting as the transfer reads it (long side at most :data:`STYLE_SIDE`), or one clear error for
-    one that is too small or a single flat colour."""
-    if min(img.size) < MIN_STYLE_SIDE:
-        raise PerceptError(f"{name}: the style image is {img.width}x{img.height} px; give one of at least "
-                           f"{MIN_STYLE_SIDE}x{MIN_STYLE_SIDE} px")
-    img = resize_long_side(img, STYLE_SIDE) if max(img.size) > STYLE_SIDE else img
-    if float(np.asarray(img.convert("RGB"), np.float32).reshape(-1, 3).std(0).max()) / 255 < MIN_STYLE_STD:
-        raise PerceptError(f"{name}: the style image is one flat colour; there is no texture or colour variation "
-                           "to transfer")
-    return img
-
-
 def _weights(n: int, weights: Sequence[float] | None) -> list[float]:
     if weights is None:
         return [1.0 / n] * n
@@ -137,19 +132,36 @@ class AnyStyle:
     """A loss network and the decoders one method needs, loaded once; call it on a photo and paintings.
 
     Args:
-        method: ``wct`` (default) or ``adain``.
+        method: ``wct`` (default), ``adain`` or ``linear``.
         device: auto, cpu or cuda.
         decoders: layer -> decoder model (name or ``.pt``); default the installed ``decoder_LAYER``.
+        model: ``linear``: the linear style model (name or ``.pt``; default :data:`LINEAR_MODEL`).
     """
 
     def __init__(self, method: str = "wct", device: str = "auto", decoders: dict[str, str] | None = None,
-                 layers: Sequence[str] | None = None) -> None:
+                 layers: Sequence[str] | None = None, model: str | None = None) -> None:
         if method not in METHODS:
-            raise PerceptError(f"unknown method '{method}'; use {' or '.join(METHODS)}")
+            raise PerceptError(f"unknown method '{method}'; use {', '.join(METHODS[:-1])} or {METHODS[-1]}")
         from percept.models.decoder import load_decoder, shipped_decoder
         from percept.models.vgg import LossNetwork
 
         self.method, self.device = method, resolve_device(device)
+        self._style_cache: dict[tuple, dict] = {}
+        if method == "linear":
+            from percept.models.linear import load_linear
+
+            try:
+                self.linear, self.card = load_linear(model or LINEAR_MODEL)
+            except PerceptError as exc:
+                if model is None and str(exc).startswith(f"unknown model '{LINEAR_MODEL}'"):
+                    raise PerceptError(f"--method linear needs the linear style model '{LINEAR_MODEL}' and it is not "
+                                       "installed; train one with `percept train-linear`") from None
+                raise
+            self.linear.to(self.device)
+            self.layers = [self.linear.layer]
+            self.decoders = {self.linear.layer: self.linear.decoder}
+            self.net = self.linear.encoder
+            return
         decoders = dict(decoders or {})
         wanted = list(layers) if layers else list(WCT_LAYERS) if method == "wct" else [ADAIN_LAYER]
         self.layers: list[str] = []
@@ -169,7 +181,6 @@ class AnyStyle:
 
         order = VGG_LAYERS["vgg19"]
         self.net = LossNetwork(max(self.layers, key=order.index)).to(self.device).eval()
-        self._style_cache: dict[tuple, dict] = {}
 
     def _features(self, x: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
         return self.net(x.to(self.device), list(layers))
@@ -181,7 +192,9 @@ class AnyStyle:
             feats = self._features(x, self.layers)
             stats = {}
             for layer, f in feats.items():
-                if self.method == "wct":
+                if self.method == "linear":
+                    stats[layer] = self.linear.transform.style_code(f)
+                elif self.method == "wct":
                     c = f.shape[1]
                     ms, cov = _stats(f[0].reshape(c, -1))
                     stats[layer] = (ms, _sqrt_pair(cov)[0])
@@ -206,7 +219,15 @@ class AnyStyle:
         for layer in self.layers:
             f = self._features(img, [layer])[layer]
             styles = [st[layer] for st in stats]
-            t = wct(f, styles, weights, strength) if self.method == "wct" else adain(f, styles, weights, strength)
+            if self.method == "linear":
+                tf = self.linear.transform
+                moved = sum(wt * tf.apply(f, code) for wt, code in zip(weights, styles))
+                assert isinstance(moved, torch.Tensor)
+                t = strength * moved + (1 - strength) * f
+            elif self.method == "wct":
+                t = wct(f, styles, weights, strength)
+            else:
+                t = adain(f, styles, weights, strength)
             img = self.decoders[layer](t).float()
         return img[..., :h, :w].clamp(0, 1).cpu()
 
@@ -229,6 +250,34 @@ class AnyStyle:
         if preserve_colors:
             out = preserve_color(out, src)
         return AnyStyleResult(out, seconds, list(self.layers))
+
+
+class Teacher(torch.nn.Module):
+    """One painting's arbitrary-style transfer as a module, photos (N, 3, H, W) in [0, 1] -> pictures: what
+    ``train-style --teacher`` distils a per-style network from (:mod:`percept.training.fast`)."""
+
+    def __init__(self, method: str, painting: ImageLike, device: str = "auto") -> None:
+        super().__init__()
+        label = str(painting) if isinstance(painting, (str, os.PathLike)) else "style"
+        self.painting = check_painting(load_image(painting), label)
+        self.method = method
+        if method == "linear":
+            from percept.models.linear import BakedLinear
+
+            any_style = AnyStyle("linear", device)
+            self.net: torch.nn.Module | None = BakedLinear(any_style.linear, to_tensor(self.painting).to(any_style.device))
+            self.card = {"name": any_style.card.get("name", LINEAR_MODEL), "trained_at": any_style.card.get("trained_at")}
+            self.any_style = None
+        else:
+            self.any_style = AnyStyle(method, device)
+            self.net, self.card = None, {"name": method}
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.net is not None:
+            return self.net(x)
+        assert self.any_style is not None
+        return torch.cat([self.any_style.transfer(x[i:i + 1], [self.painting], [1.0]) for i in range(x.shape[0])]).to(x.device)
 
 
 def stylize_any(photo: ImageLike, paintings: Sequence[ImageLike] | ImageLike, method: str = "wct",

@@ -284,8 +284,18 @@ def _meta_min_size(meta: dict, card: dict) -> int:
     return int(getattr(ARCHITECTURES.get(arch), "min_size", 8))
 
 
+def _onnx_meta(path: Path) -> dict:
+    """The metadata of an ONNX file (read without loading its weights into a session)."""
+    import onnx
+
+    try:
+        return {m.key: m.value for m in onnx.load(str(path), load_external_data=False).metadata_props}
+    except Exception:  # noqa: BLE001 - the session's own load reports a broken file
+        return {}
+
+
 class _TorchBackend:
-    def __init__(self, path: Path, device: str, threads: int | None) -> None:
+    def __init__(self, path: Path, device: str, threads: int | None, baked=None) -> None:
         import torch
 
         from percept.device import resolve_device
@@ -296,7 +306,10 @@ class _TorchBackend:
         if threads:
             torch.set_num_threads(threads)
         self.device = resolve_device(device)
-        self.net, self.card = load_style_network(path)
+        if baked is not None:
+            self.net, self.card = baked, {}
+        else:
+            self.net, self.card = load_style_network(path)
         self.net.to(self.device)
         self.kind = "style-transformer"
         self.name = self.card.get("name", path.stem)
@@ -324,6 +337,9 @@ class Engine:
         precision: the openvino backend's arithmetic: ``fp32``, ``bf16`` (CPUs with AVX512-BF16 or
             AMX) or ``auto`` (bf16 where its quality check against fp32 passes); other backends run
             the file as exported and take only ``auto`` or (the same thing) ``fp32``.
+        style: for a linear style model (``linear_relu3_1``, :mod:`percept.models.linear`): the painting
+            (path, PIL image or array) it runs with, baked in once (:func:`percept.inference.linear.bake_style`),
+            so a frame costs only the photo's pass.
 
     Attributes:
         backend: the backend in use (``onnx`` or ``torch``).
@@ -333,7 +349,7 @@ class Engine:
     """
 
     def __init__(self, model: str | os.PathLike, backend: str = "auto", device: str = "auto",
-                 threads: int | None = None, precision: str = "auto") -> None:
+                 threads: int | None = None, precision: str = "auto", style: ImageLike | None = None) -> None:
         if backend not in BACKENDS:
             raise PerceptError(f"unknown backend '{backend}'; use {', '.join(BACKENDS)}")
         if precision not in ("auto", "fp32", "bf16"):
@@ -344,6 +360,10 @@ class Engine:
         files = find_model(model)
         onnx_path, pt_path = files.onnx, files.pt
         self.files = files
+        self.style = None
+        """The painting a linear style model runs with (its file name), else None."""
+        if files.kind == ModelKind.LINEAR.value or style is not None:
+            files, onnx_path, pt_path = self._linear(files, style, backend)
         """The model's files and card (:class:`percept.registry.ModelFiles`)."""
         requested = backend
         if backend == "auto":
@@ -374,6 +394,9 @@ class Engine:
                 self.path = pt_path
             elif stale:
                 warn(stale)
+        elif self._baked is not None:
+            self._impl = _TorchBackend(self._baked[0], device, threads, baked=self._baked[1])
+            self.path = self._baked[0]
         else:
             if pt_path is None:
                 raise PerceptError(f"no .pt checkpoint for model '{model}' (use --backend onnx)")
@@ -383,9 +406,47 @@ class Engine:
         self.provider: str = self._impl.provider
         self.precision: str = self._impl.precision
         self.name: str = self._impl.name
+        if self.style is not None:
+            self.name = f"{self._linear_name}+{self.style}"
         self.card: dict = self._impl.card
         self.min_size: int = self._impl.min_size
         """Smallest frame height and width the model takes."""
+
+    _baked: tuple | None = None
+
+    def _linear(self, files, style, backend: str):
+        """A linear style model and its painting: the model's ONNX file with the painting baked in
+        (:func:`percept.inference.linear.bake_style`; the torch backend: :class:`~percept.inference.linear.BakedLinear`).
+        Returns (files, onnx path, pt path) for the backends."""
+        from percept.registry import ModelFiles
+
+        if files.kind != ModelKind.LINEAR.value:
+            raise PerceptError(f"style= (a painting) is for the linear style model (e.g. linear_relu3_1); "
+                               f"'{files.name}' is a trained style network with its own painting")
+        if style is None:
+            raise PerceptError(f"'{files.name}' is a linear style model: give it a painting (--style PAINTING)")
+        from percept.images import painting_tensor
+        from percept.inference import linear
+
+        label = Path(str(style)).name if isinstance(style, (str, os.PathLike)) else "style"
+        self.style, self._linear_name = label, files.name
+        use_torch = backend == "torch" or (backend == "auto" and (files.onnx is None or not available_providers()))
+        if use_torch:
+            from percept.models.linear import load_linear
+
+            pt = files.require_pt("the torch backend runs the PyTorch weights")
+            net, _ = load_linear(pt)
+            self._baked = (pt, linear.BakedLinear(net, painting_tensor(style, label)))
+            return files, None, pt
+        if files.onnx is None:
+            raise PerceptError(f"no .onnx file for '{files.name}' (export one with `percept export {files.name}`, or "
+                               "use --backend torch)")
+        stale = _stale_onnx(json.loads(_onnx_meta(files.onnx).get("percept.card", "{}") or "{}"), files.card,
+                            files.onnx, files.pt)
+        if stale:
+            warn(stale)
+        baked = linear.bake_style(files.onnx, style, label)
+        return ModelFiles(f"{files.name}+{label}", None, baked, files.card, files.source), baked, None
 
     def run(self, x: np.ndarray) -> np.ndarray:
         """float32 (N, 3, H, W) RGB in [0, 1] -> the stylised batch, same shape, on the CPU."""

@@ -60,7 +60,7 @@ TOLERANCE = {"fp32": 1e-3, "fp16": 2e-2}
 """Largest accepted max-abs difference between onnxruntime and PyTorch (images in [0, 1])."""
 INPUT_NAME, OUTPUT_NAME = "image", "stylized"
 INPUT_SPEC = "float32 NCHW RGB in [0, 1], any batch, height and width >= {min_size}"
-EXPORTABLE_KINDS = ("style-transformer", "feature-decoder")
+EXPORTABLE_KINDS = ("style-transformer", "feature-decoder", "linear-style")
 CALIBRATION_SAMPLES = ("astronaut", "chelsea", "rocket", "coffee", "immunohistochemistry", "hubble_deep_field",
                        "cat", "retina")
 """scikit-image sample photos (shipped with it, no download) used when no ``--calibration`` folder is given."""
@@ -119,6 +119,10 @@ def _load_torch_model(model: str | os.PathLike) -> tuple[torch.nn.Module, dict, 
         raise PerceptError(f"{path}: cannot export a '{kind}' checkpoint (exportable: {', '.join(EXPORTABLE_KINDS)})")
     if kind == "feature-decoder":
         net, card = load_decoder(path)
+    elif kind == "linear-style":
+        from percept.models.linear import load_linear
+
+        net, card = load_linear(path)
     else:
         net, card = load_style_network(path)
     return net.float().eval(), card, kind
@@ -401,6 +405,9 @@ def export_onnx(model: str | os.PathLike, out: str | os.PathLike, opset: int = D
     card = {**card, "weights_sha256": checkpoint_digest(find_model(model).require_pt("export"))}
     if int8 and kind != "style-transformer":
         raise PerceptError(f"--int8 is for style networks; {model} is a '{kind}' checkpoint")
+    if kind == "linear-style" and fp16:
+        raise PerceptError("--fp16 is not offered for the linear style model (its covariances need float32); use "
+                           "--fp16-weights for a smaller file")
     if sizes is None:
         sizes = DECODER_CHECK_SIZES if kind == "feature-decoder" else CHECK_SIZES
     _, _, in_spec, out_spec = _io(net)
@@ -408,9 +415,18 @@ def export_onnx(model: str | os.PathLike, out: str | os.PathLike, opset: int = D
     tolerance = TOLERANCE.get(precision, 0.0) if tolerance is None else tolerance
 
     rounding_diff = 0.0
-    if fp16_weights:
+    linear_meta: dict[str, str] = {}
+    linear_diff = 0.0
+    if kind == "linear-style":
+        from percept.inference.linear import LINEAR_CHECK_PAIRS, export_linear
+
+        proto, linear_meta, linear_diff = export_linear(net, card, opset, tolerance, fp16_weights)
+        sizes = [p[0] for p in LINEAR_CHECK_PAIRS]
+        in_spec, out_spec = linear_meta.pop("percept.input"), linear_meta.pop("percept.output")
+    elif fp16_weights:
         rounding_diff = _rounding_cost(net, sizes)
-    proto = onnx.load_from_string(_to_onnx_bytes(net, opset))
+    if kind != "linear-style":
+        proto = onnx.load_from_string(_to_onnx_bytes(net, opset))
     if fp16:
         proto = _to_fp16(proto)
     if fp16_weights:
@@ -434,6 +450,7 @@ def export_onnx(model: str | os.PathLike, out: str | os.PathLike, opset: int = D
         "percept.card": json.dumps(_card_summary(card)),
     }
     meta["percept.min_size"] = str(min_size(net))
+    meta.update(linear_meta)
     if int8:
         meta["percept.calibration"] = (f"{len(calib)} photos of {calibration}" if calibration is not None
                                        else f"{len(calib)} scikit-image sample photos")
@@ -459,7 +476,7 @@ def export_onnx(model: str | os.PathLike, out: str | os.PathLike, opset: int = D
                                f"calibration photos (at least {min_psnr:g} dB needed); refusing to write {out}")
         report = ExportReport(out, opset, precision, diff, [], len(data), 3, psnr, len(held))
     else:
-        diff = compare_with_torch(data, net, sizes)
+        diff = linear_diff if kind == "linear-style" else compare_with_torch(data, net, sizes)
         if not diff <= tolerance:
             raise PerceptError(f"onnxruntime and PyTorch disagree by {diff:.3g} (max abs, images in [0, 1]; "
                                f"tolerance {tolerance:g}); refusing to write {out}")

@@ -245,7 +245,7 @@ def run_webcam(models: Sequence[str], camera: int = 0, source: str | None = None
                frames: int | None = None, snapshot_dir: str | os.PathLike = "snapshots",
                side_by_side: bool = False, keys: Callable[[int], int] | None = None,
                progress: Callable[[WebcamStats], None] | None = None, temporal: bool = False,
-               temporal_alpha: float = DEFAULT_ALPHA) -> WebcamStats:
+               temporal_alpha: float = DEFAULT_ALPHA, styles: Sequence | None = None) -> WebcamStats:
     """Run the live loop until ``q``, the window closing, ``frames`` shown frames or the source's end.
 
     Three threads: capture (:class:`FrameGrabber`), stylisation (:class:`_Stylist`) and this one,
@@ -260,6 +260,8 @@ def run_webcam(models: Sequence[str], camera: int = 0, source: str | None = None
         keys: for tests, a function ``shown_frame_index -> key code`` used instead of the keyboard.
         temporal, temporal_alpha: start flow-guided (:class:`~percept.inference.temporal.TemporalFilter`);
             the ``t`` key toggles it.
+        styles: paintings for a linear style model (any painting, live; ``n``/``p`` cycle through them):
+            ``models`` then holds that model once per painting.
     """
     from percept.inference.engine import Engine
 
@@ -278,7 +280,8 @@ def run_webcam(models: Sequence[str], camera: int = 0, source: str | None = None
 
     def engine(i: int) -> Engine:
         if i not in engines:
-            engines[i] = Engine(models[i], backend=backend, device=device, precision=precision)
+            engines[i] = Engine(models[i], backend=backend, device=device, precision=precision,
+                                style=styles[i] if styles else None)
         return engines[i]
 
     engine(0)  # fail on a bad model before the camera is opened

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from percept.errors import PerceptError
 from percept.models.specs import arch_default
 
-__all__ = ["RunOptions", "LoopOptions", "StyleTrainConfig", "DecoderTrainConfig", "DistillConfig", "fill_arch_defaults"]
+__all__ = ["RunOptions", "LoopOptions", "StyleTrainConfig", "DecoderTrainConfig", "DistillConfig", "LinearTrainConfig",
+           "fill_arch_defaults"]
 
 
 def _content_layers() -> list[str]:
@@ -92,6 +93,10 @@ class StyleTrainConfig(LoopOptions):
     bf16 autocast on a GPU at batch >= 8 and on CPUs with AVX512-BF16 or AMX, fp32 (TF32) elsewhere."""
     init: str | None = None
     """Start from this trained model's weights (same architecture) instead of a random init."""
+    teacher: str | None = None
+    """``linear``, ``wct`` or ``adain``: first distil the network from that arbitrary-style method's pictures of
+    the painting (no loss network: fast), then fine-tune it with the perceptual losses
+    (:mod:`percept.training.fast`). None: train from scratch (or ``init``)."""
     temporal_weight: float = 0.0
     """Weight of the compound temporal regulariser (Wang et al. 2020; :mod:`percept.training.temporal`):
     stable output under small motion and noise, for video. 0: off."""
@@ -144,8 +149,32 @@ class DistillConfig(RunOptions):
     lr: float = 3e-3
     temporal_weight: float = 0.0
     """Weight of the compound temporal regulariser (see :class:`StyleTrainConfig`). 0: off."""
+    time_limit: float | None = None
+    """Stop after this many minutes (teacher pictures included); the LR schedule fits in it."""
 
     def __post_init__(self) -> None:
         fill_arch_defaults(self)
 
 
+@dataclass
+class LinearTrainConfig(LoopOptions):
+    """Every setting of a linear-transform training run (all of it goes into the model card)."""
+
+    data: str
+    styles: list[str]
+    out: str
+    name: str = "linear_relu3_1"
+    decoder: str = "decoder_relu3_1"
+    """The frozen decoder (model name or ``.pt``); its layer is the transform's."""
+    rank: int = 32
+    """Channels of the compressed features the matrix acts on (Li et al.'s 32)."""
+    image_size: int = 192
+    batch_size: int = 4
+    iterations: int = 4000
+    lr: float = 1e-3
+    content_weight: float = 1.0
+    style_weight: float = 10.0
+    content_layers: list[str] = field(default_factory=_content_layers)
+    style_layers: list[str] = field(default_factory=_style_layers)
+    permute_colors: float = 0.5
+    """Probability that a painting's colour channels are permuted (a new palette)."""

@@ -14,6 +14,7 @@ student previews).
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -34,16 +35,19 @@ from percept.training.data import RandomCropDataset, first_readable
 from percept.version import __version__
 
 
-def distill_style(cfg: DistillConfig, progress: bool = True) -> Path:
-    """Train a student network to reproduce ``cfg.teacher``; returns the student's ``.pt`` path."""
+def distill_style(cfg: DistillConfig, progress: bool = True, teacher: tuple[torch.nn.Module, dict] | None = None) -> Path:
+    """Train a student network to reproduce ``cfg.teacher``; returns the student's ``.pt`` path.
+
+    ``teacher``: (network, card) to imitate instead of loading ``cfg.teacher`` (any module that maps photos
+    (N, 3, H, W) in [0, 1] to pictures, e.g. the linear style model with a painting baked in)."""
     device = resolve_device(cfg.device)
     from percept.training import distributed
 
     d = distributed.init(device)
     device = d.device(device)
     per = d.check_batch(cfg.batch_size)
-    teacher, teacher_card = load_style_model(cfg.teacher)
-    teacher.to(device)
+    teacher_net, teacher_card = teacher if teacher is not None else load_style_model(cfg.teacher)
+    teacher_net.to(device)
     name = cfg.name or f"{teacher_card.get('name', Path(cfg.teacher).stem)}_{cfg.arch}"
     cfg.name = name
     train_files, held, out = prepare_run(cfg)
@@ -64,7 +68,7 @@ def distill_style(cfg: DistillConfig, progress: bool = True) -> Path:
         for i in tqdm(range(0, cfg.pairs, 16), desc="teacher pictures", disable=not progress, unit="batch"):
             x = torch.stack([crops[j] for j in range(i, min(i + 16, cfg.pairs))]).to(device)
             xs.append(x.cpu())
-            ys.append(teacher(x).float().cpu())
+            ys.append(teacher_net(x).float().cpu())
     inputs, targets = torch.cat(xs), torch.cat(ys)
     t_teacher = time.perf_counter() - t0
 
@@ -78,12 +82,22 @@ def distill_style(cfg: DistillConfig, progress: bool = True) -> Path:
         writer = _NullWriter()
     preview = [to_tensor(resize_long_side(img, 256)) for img in first_readable(held or train_files, 3)] if d.main else []
     opt = torch.optim.Adam(student.parameters(), lr=cfg.lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.iterations, eta_min=cfg.lr * 0.05)
     gen = torch.Generator().manual_seed(cfg.seed)
     running = None
     bar = tqdm(range(1, cfg.iterations + 1), desc=f"distill {name}", disable=not progress, unit="it")
+    budget = 60.0 * cfg.time_limit if cfg.time_limit else None
+    step = 0
     try:
         for step in bar:
+            done = (step - 1) / cfg.iterations
+            if budget is not None:  # the schedule fits in the time left after the teacher's pictures
+                elapsed = time.perf_counter() - t0
+                if d.decide(elapsed >= budget):  # rank 0's clock decides for every rank
+                    step -= 1
+                    break
+                done = max(done, (elapsed - t_teacher) / max(budget - t_teacher, 1e-9))
+            for group in opt.param_groups:  # cosine from lr to 5% of it
+                group["lr"] = cfg.lr * (0.05 + 0.475 * (1 + math.cos(math.pi * min(1.0, done))))
             idx = torch.randint(len(inputs), (cfg.batch_size,), generator=gen)[d.rank * per:(d.rank + 1) * per]
             x, y = inputs[idx].to(device), targets[idx].to(device)
             if torch.rand((), generator=gen) < 0.5:
@@ -95,14 +109,13 @@ def distill_style(cfg: DistillConfig, progress: bool = True) -> Path:
                 writer.add_scalar("loss/temporal", float(terms["temporal"]), step)
             if not torch.isfinite(loss):
                 raise PerceptError(f"the loss became {loss.item()} at step {step}; distillation stopped")
-            sched.step()
             v = float(loss)
             running = v if running is None else 0.95 * running + 0.05 * v
             if step % 10 == 0 or step == cfg.iterations:
                 writer.add_scalar("loss/l1_to_teacher", v, step)
                 bar.set_postfix(l1=f"{running:.4f}")
             if step % 250 == 0 or step == cfg.iterations:
-                _log_preview(writer, teacher, student, preview, device, step)
+                _log_preview(writer, teacher_net, student, preview, device, step)
     finally:
         bar.close()
         writer.close()
@@ -111,7 +124,7 @@ def distill_style(cfg: DistillConfig, progress: bool = True) -> Path:
         return out / f"{name}.pt"
     student.eval()
     with torch.inference_mode():
-        held_l1 = [float(F.l1_loss(student(p.to(device)), teacher(p.to(device)))) for p in preview]
+        held_l1 = [float(F.l1_loss(student(p.to(device)), teacher_net(p.to(device)))) for p in preview]
     card = {
         "name": name, "kind": "style-transformer", "percept_version": __version__,
         "style": teacher_card.get("style", {}),
@@ -123,7 +136,7 @@ def distill_style(cfg: DistillConfig, progress: bool = True) -> Path:
                            "hyperparameters": teacher_card.get("hyperparameters", {})},
         "hyperparameters": {k: v for k, v in asdict(cfg).items()
                             if k not in ("teacher", "data", "out", "name", "logdir", "device")},
-        "iterations": cfg.iterations, "device": device_name(device), "wall_time_s": round(wall, 1),
+        "iterations": step, "stopped_by_time_limit": step < cfg.iterations, "device": device_name(device), "wall_time_s": round(wall, 1),
         "distributed": {"world_size": d.world, "backend": d.backend or None, "global_batch": cfg.batch_size,
                         "per_process_batch": per},
         "teacher_seconds": round(t_teacher, 1),
