@@ -43,7 +43,8 @@ MYPY_MODULES := percept/errors.py percept/device.py percept/registry.py percept/
 	percept/models/specs.py percept/training/configs.py \
                percept/models/efficientnet.py percept/visualize/pointing.py percept/flow.py percept/clips.py \
                percept/inference/temporal.py percept/inference/openvino_backend.py percept/inference/web.py \
-               percept/inference/browser.py
+               percept/inference/browser.py percept/models/linear.py percept/inference/linear.py \
+               percept/training/fast.py
 lint: $(STAMP)
 	$(BIN)/ruff check percept scripts tests
 	$(BIN)/mypy $(MYPY_MODULES)

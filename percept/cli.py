@@ -574,7 +574,9 @@ def build_parser() -> argparse.ArgumentParser:
     config_option(t, cfg, "iterations", type=_positive_int, help="(paper 40000)")
     config_option(t, cfg, "lr", type=_nonneg_float, help="Adam learning rate")
     config_option(t, cfg, "content_weight", type=_nonneg_float)
-    config_option(t, cfg, "style_weight", type=_nonneg_float)
+    config_option(t, cfg, "style_weight", type=_nonneg_float,
+                  help="(default: 10, the shipped models'; with --teacher, the weight that balances the style and "
+                       "content gradients at the distilled network, recorded in the card)")
     config_option(t, cfg, "tv_weight", type=_nonneg_float)
     config_option(t, cfg, "style_size", type=_positive_int, help="style image long side")
     _architecture_options(t, cfg)

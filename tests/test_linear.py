@@ -50,11 +50,11 @@ def test_transform_code_is_the_paintings_and_strength_passes_the_photo():
     with torch.no_grad():
         full = t(content, style.expand(2, -1, -1, -1))
         code = t.style_code(style)
-        assert torch.allclose(t.apply(content, code), full, atol=1e-4)  # one painting for the batch: the same
-        assert torch.equal(t.apply(content, code, alpha=0.0), content)
+        assert torch.allclose(t.transfer(content, code), full, atol=1e-4)  # one painting for the batch: the same
+        assert torch.equal(t.transfer(content, code, alpha=0.0), content)
         # the photo's own mean does not matter (it is taken out): only its centred features and the painting do
-        assert torch.allclose(t.apply(content + 5.0, code), full, atol=1e-3)
-        assert not torch.allclose(t.apply(content, t.style_code(style * 2)), full, atol=1e-2)
+        assert torch.allclose(t.transfer(content + 5.0, code), full, atol=1e-3)
+        assert not torch.allclose(t.transfer(content, t.style_code(style * 2)), full, atol=1e-2)
 
 
 def test_training_writes_a_model_that_resumes(tiny_linear):
@@ -219,6 +219,9 @@ def test_teacher_route_distils_then_fine_tunes(tiny_linear, tmp_path, small_data
     model, card = load_style_network(out)
     assert card["teacher"]["method"] == "linear" and card["teacher"]["pictures"] == 8
     assert card["distillation"]["iterations"] == 6 and card["iterations"] == 3
+    weight = card["style_weight"]["value"]  # not given: balanced at the distilled network, and recorded
+    assert card["style_weight"]["chosen"].startswith("balanced") and 0.5 <= weight <= 50
+    assert card["hyperparameters"]["style_weight"] == weight
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("tb")) == [
         "fast.json", "fast.pt", "fast.train.pt"]
     with torch.no_grad():

@@ -221,7 +221,7 @@ class AnyStyle:
             styles = [st[layer] for st in stats]
             if self.method == "linear":
                 tf = self.linear.transform
-                moved = sum(wt * tf.apply(f, code) for wt, code in zip(weights, styles))
+                moved = sum(wt * tf.transfer(f, code) for wt, code in zip(weights, styles))
                 assert isinstance(moved, torch.Tensor)
                 t = strength * moved + (1 - strength) * f
             elif self.method == "wct":

@@ -306,8 +306,9 @@ class _TorchBackend:
         if threads:
             torch.set_num_threads(threads)
         self.device = resolve_device(device)
+        self.card: dict = {}
         if baked is not None:
-            self.net, self.card = baked, {}
+            self.net = baked
         else:
             self.net, self.card = load_style_network(path)
         self.net.to(self.device)
@@ -360,7 +361,7 @@ class Engine:
         files = find_model(model)
         onnx_path, pt_path = files.onnx, files.pt
         self.files = files
-        self.style = None
+        self.style: str | None = None
         """The painting a linear style model runs with (its file name), else None."""
         if files.kind == ModelKind.LINEAR.value or style is not None:
             files, onnx_path, pt_path = self._linear(files, style, backend)

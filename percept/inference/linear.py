@@ -54,7 +54,7 @@ class _Graph(torch.nn.Module):
         h, w = image.shape[-2:]
         code = net.transform.style_code(net.features(style))
         x = pad_to_multiple(image, net.stride)
-        y = self.decoder(net.transform.apply(net.features(x), code))[..., :h, :w]
+        y = self.decoder(net.transform.transfer(net.features(x), code))[..., :h, :w]
         return y, code[0], code[1]
 
 

@@ -81,7 +81,7 @@ class LinearTransform(nn.Module):
         sm = sf.mean((2, 3), keepdim=True)
         return self.snet(sf - sm), sm
 
-    def apply(self, content: torch.Tensor, code: tuple[torch.Tensor, torch.Tensor], alpha: float = 1.0) -> torch.Tensor:
+    def transfer(self, content: torch.Tensor, code: tuple[torch.Tensor, torch.Tensor], alpha: float = 1.0) -> torch.Tensor:
         """Content features transformed by a painting's :meth:`style_code`."""
         m_style, sm = code
         s = self.scale.to(content.dtype)
@@ -96,7 +96,7 @@ class LinearTransform(nn.Module):
         return out if alpha >= 1.0 else alpha * out + (1.0 - alpha) * content
 
     def forward(self, content: torch.Tensor, style: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
-        return self.apply(content, self.style_code(style), alpha)
+        return self.transfer(content, self.style_code(style), alpha)
 
 
 class LinearStyleNet(nn.Module):
@@ -151,6 +151,8 @@ class BakedLinear(torch.nn.Module):
         x = painting
         with torch.inference_mode():
             m, mean = net.transform.style_code(net.features(x))
+        self.matrix: torch.Tensor
+        self.mean: torch.Tensor
         self.register_buffer("matrix", m.clone())
         self.register_buffer("mean", mean.clone())
         self.min_size = net.min_size
@@ -158,7 +160,7 @@ class BakedLinear(torch.nn.Module):
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         h, w = image.shape[-2:]
         f = self.net.features(pad_to_multiple(image, self.net.stride))
-        return self.net.decoder(self.net.transform.apply(f, (self.matrix, self.mean)))[..., :h, :w]
+        return self.net.decoder(self.net.transform.transfer(f, (self.matrix, self.mean)))[..., :h, :w]
 
 
 def build_linear(config: dict) -> LinearStyleNet:

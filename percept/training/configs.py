@@ -63,6 +63,10 @@ def fill_arch_defaults(cfg) -> None:
         raise PerceptError(str(exc)) from None
 
 
+DEFAULT_STYLE_WEIGHT = 10.0
+"""The style weight the shipped style models were trained with (content weight 1)."""
+
+
 @dataclass
 class StyleTrainConfig(LoopOptions):
     """Every hyper-parameter of a style training run (all of it goes into the model card); the run
@@ -77,7 +81,9 @@ class StyleTrainConfig(LoopOptions):
     iterations: int = 2000
     lr: float = 2e-3
     content_weight: float = 1.0
-    style_weight: float = 10.0
+    style_weight: float | None = None
+    """None: :data:`DEFAULT_STYLE_WEIGHT` (the shipped models'), or with ``teacher`` the weight that balances
+    the style and content gradients at the distilled network (:func:`percept.training.fast.balanced_style_weight`)."""
     tv_weight: float = 10.0
     style_size: int = 512
     content_layers: list[str] = field(default_factory=_content_layers)

@@ -31,7 +31,7 @@ from percept.checkpoint import save_style_model
 from percept.errors import PerceptError
 from percept.training.configs import DistillConfig, StyleTrainConfig
 
-__all__ = ["DISTILL_SHARE", "TEACHERS", "train_style_from_teacher"]
+__all__ = ["DISTILL_SHARE", "TEACHERS", "balanced_style_weight", "train_style_from_teacher"]
 
 TEACHERS = ("linear", "wct", "adain")
 DISTILL_SHARE = 0.45
@@ -40,6 +40,41 @@ DISTILL_ITERATIONS = 4000
 """Distillation steps when there is no time limit (and at most, when there is)."""
 PAIRS = 320
 """Teacher pictures (random training crops at the run's ``image_size``)."""
+BALANCE_BATCHES = 3
+"""Batches of training crops the automatic style weight is measured on."""
+WEIGHT_RANGE = (0.5, 50.0)
+"""The automatic style weight stays within this range."""
+
+
+def balanced_style_weight(cfg: StyleTrainConfig, model_path: Path) -> tuple[float, tuple[float, float]]:
+    """The style weight for fine-tuning the distilled network ``model_path``: the ratio of the content loss's
+    gradient norm to the style loss's, over the network's weights, on a few batches of training crops
+    (clipped to :data:`WEIGHT_RANGE`). The distilled network already paints as the teacher does; with this
+    weight neither term outweighs the other there, so the fine-tuning refines the teacher's balance between
+    the painting and the photo instead of tipping it (a weight tuned for other paintings can drown a new
+    painting's scene in its motif). Returns (weight, (content gradient norm, style gradient norm))."""
+    from percept.images import load_image, resize_long_side, to_tensor
+    from percept.models.losses import PerceptualLoss
+    from percept.models.transformer import load_style_network
+    from percept.training.data import RandomCropDataset, list_images, split_holdout
+
+    net, _ = load_style_network(model_path)
+    net.train().requires_grad_(True)
+    loss_fn = PerceptualLoss(1.0, 1.0, 0.0, cfg.content_layers, cfg.style_layers)
+    loss_fn.set_style(to_tensor(resize_long_side(load_image(cfg.style), cfg.style_size)))
+    files, _ = split_holdout(list_images(cfg.data), cfg.holdout_every)
+    crops = RandomCropDataset(files, cfg.image_size, BALANCE_BATCHES * cfg.batch_size, seed=cfg.seed + 17)
+    params = [p for p in net.parameters() if p.requires_grad]
+    norms = {"content": 0.0, "style": 0.0}
+    for b in range(BALANCE_BATCHES):
+        x = torch.stack([crops[b * cfg.batch_size + i] for i in range(cfg.batch_size)])
+        terms = loss_fn(net(x), x)
+        for key in norms:
+            grads = torch.autograd.grad(terms[key], params, retain_graph=key == "content", allow_unused=True)
+            norms[key] += float(torch.stack([(g.float() ** 2).sum() for g in grads if g is not None]).sum().sqrt())
+    c, s = norms["content"] / BALANCE_BATCHES, norms["style"] / BALANCE_BATCHES
+    weight = min(WEIGHT_RANGE[1], max(WEIGHT_RANGE[0], c / max(s, 1e-12)))
+    return round(weight, 3), (c, s)
 
 
 def train_style_from_teacher(cfg: StyleTrainConfig, teacher: torch.nn.Module, teacher_card: dict,
@@ -69,7 +104,12 @@ def train_style_from_teacher(cfg: StyleTrainConfig, teacher: torch.nn.Module, te
         import json
 
         student_card = json.loads(student.with_suffix(".json").read_text())
-        fine = replace(cfg, name=name, init=str(student), teacher=None,
+        weight, how = cfg.style_weight, "given (--style-weight)"
+        if weight is None:
+            weight, grads = balanced_style_weight(cfg, student)
+            how = (f"balanced at the distilled network: |grad content| {grads[0]:.3g} / |grad style| {grads[1]:.3g} "
+                   f"over {BALANCE_BATCHES} batches of training crops")
+        fine = replace(cfg, name=name, init=str(student), teacher=None, style_weight=weight,
                        time_limit=max(0.05, limit - distilled / 60.0) if limit else None)
         path = train_style(fine, progress=progress)
     finally:
@@ -80,6 +120,7 @@ def train_style_from_teacher(cfg: StyleTrainConfig, teacher: torch.nn.Module, te
     net, card = load_style_network(path)
     card = {**card, "hyperparameters": {**card.get("hyperparameters", {}), "teacher": cfg.teacher, "init": None,
                                         "time_limit_minutes": limit},
+            "style_weight": {"value": weight, "chosen": how},
             "teacher": {"method": cfg.teacher, **{k: teacher_card[k] for k in ("name", "trained_at") if k in teacher_card},
                         "pictures": PAIRS, "picture_size": dcfg.image_size,
                         "seconds": student_card.get("teacher_seconds")},

@@ -54,6 +54,10 @@ def train_style(cfg: StyleTrainConfig, resume: bool = False, progress: bool = Tr
     """Train (or resume) a style network; returns the path of the finished ``{name}.pt``."""
     style_path = Path(cfg.style)
     style_img = load_image(style_path)
+    if cfg.style_weight is None:
+        from percept.training.configs import DEFAULT_STYLE_WEIGHT
+
+        cfg.style_weight = DEFAULT_STYLE_WEIGHT
     name = cfg.name or style_path.stem
     cfg.name = name
     device = resolve_device(cfg.device)
