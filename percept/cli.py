@@ -106,6 +106,8 @@ def cmd_models(args: argparse.Namespace) -> int:
         arch = card.get("architecture", {})
         if card.get("kind") == "feature-decoder":
             arch_s = f"{card.get('layer', '?')} w{arch.get('width', '?')} x{arch.get('n_blocks', '?')}"
+        elif card.get("kind") == "linear-style":
+            arch_s = f"linear {arch.get('layer', '?')} rank {arch.get('rank', '?')}"
         else:
             arch_s = (arch.get("arch", "johnson") + " " + "-".join(map(str, arch.get("channels", [])))
                       + f" x{arch.get('n_residual', '?')}")
@@ -797,7 +799,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                       "this painting)")
     cp.add_argument("--size", type=_side_int, default=256, help="long side in px (default 256)")
     cp.add_argument("--gatys-steps", default="10,30,100", help="L-BFGS step counts (default 10,30,100; '' for none)")
-    cp.add_argument("--methods", default="wct,adain", help="arbitrary methods (default wct,adain; '' for none)")
+    cp.add_argument("--methods", default="wct,adain,linear", help="arbitrary methods (default wct,adain,linear; '' for none)")
     cp.add_argument("--device", default="auto")
     cp.add_argument("--quiet", action="store_true")
     cp.set_defaults(func=cmd_compare)

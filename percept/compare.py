@@ -71,7 +71,7 @@ def networks_for(painting_path: Path) -> list[str]:
 
 def build_compare(photo: ImageLike, painting: str | os.PathLike, out: str | os.PathLike,
                   models: Sequence[str] | None = None, size: int = 256, gatys_steps: Sequence[int] = GATYS_STEPS,
-                  methods: Sequence[str] = ("wct", "adain"), device: str = "auto", progress: bool = True) -> Path:
+                  methods: Sequence[str] = ("wct", "adain", "linear"), device: str = "auto", progress: bool = True) -> Path:
     """Write the comparison page into the folder ``out``; returns the page's path."""
     from percept.evaluation import StyleMetric
     from percept.images import check_writable

@@ -420,7 +420,7 @@ def export_onnx(model: str | os.PathLike, out: str | os.PathLike, opset: int = D
     if kind == "linear-style":
         from percept.inference.linear import LINEAR_CHECK_PAIRS, export_linear
 
-        proto, linear_meta, linear_diff = export_linear(net, card, opset, tolerance, fp16_weights)
+        proto, linear_meta, linear_diff, rounding_diff = export_linear(net, card, opset, tolerance, fp16_weights)
         sizes = [p[0] for p in LINEAR_CHECK_PAIRS]
         in_spec, out_spec = linear_meta.pop("percept.input"), linear_meta.pop("percept.output")
     elif fp16_weights:

@@ -97,15 +97,23 @@ def compare_linear(data: bytes, net: LinearStyleNet, pairs=LINEAR_CHECK_PAIRS, s
 
 
 def export_linear(net: LinearStyleNet, card: dict, opset: int, tolerance: float, fp16_weights: bool):
-    """(ONNX model proto, metadata, max abs difference against PyTorch) of a linear style model; the
+    """(ONNX model proto, metadata, max abs difference against PyTorch, what rounding the weights to float16
+    moved) of a linear style model; the
     caller writes it. ``fp16_weights``: weights stored as float16 (the network rounded first and checked
     against that)."""
     import onnx
 
     from percept.inference.export import round_weights_fp16, store_weights_fp16
 
-    if fp16_weights:
-        round_weights_fp16(net)
+    rounding = 0.0
+    if fp16_weights:  # what rounding the weights costs, on the first check pair
+        (n, h, w), (sh, sw) = LINEAR_CHECK_PAIRS[0]
+        gen = torch.Generator().manual_seed(1)
+        x, s = torch.rand(n, 3, h, w, generator=gen), torch.rand(1, 3, sh, sw, generator=gen)
+        with torch.inference_mode():
+            before = net(x, s)
+            round_weights_fp16(net)
+            rounding = float((net(x, s) - before).abs().max())
     proto = onnx.load_from_string(_export_bytes(net, opset))
     if fp16_weights:
         proto = store_weights_fp16(proto)
@@ -121,7 +129,7 @@ def export_linear(net: LinearStyleNet, card: dict, opset: int, tolerance: float,
         "percept.layer": net.layer,
         "percept.min_size": str(net.min_size),
     }
-    return proto, meta, diff
+    return proto, meta, diff, rounding
 
 
 def _code_values(path: Path, style: np.ndarray) -> dict[str, np.ndarray]:
