@@ -41,10 +41,13 @@ def cmd_train_style(args: argparse.Namespace) -> int:
 
     cfg = config_from_args(StyleTrainConfig, args, out=_out_folder(args))
     if cfg.teacher:
+        from percept.training.fast import TEACHER_INIT, train_style_from_teacher
+
         if args.resume:
             raise PerceptError("--resume continues a run from scratch; a --teacher run is short: start it again")
+        if cfg.init:
+            raise PerceptError(TEACHER_INIT)
         from percept.inference.anystyle import Teacher
-        from percept.training.fast import train_style_from_teacher
 
         teacher = Teacher(cfg.teacher, cfg.style, cfg.device)
         path = train_style_from_teacher(cfg, teacher, teacher.card, progress=not args.quiet)

@@ -88,7 +88,7 @@ def test_training_errors(tmp_path, small_data):
                                        image_size=60))
 
 
-def test_export_one_graph_and_bake_a_painting(tiny_linear, tmp_path, wave_path):
+def test_export_one_graph_and_bake_a_painting(tiny_linear, tmp_path, wave_path, monkeypatch):
     """The one graph (photo + painting in) agrees with PyTorch within 1e-3; the painting baked in gives the
     same pixels as the one graph fed that painting, from a single-input file without the painting's branch."""
     import onnx
@@ -99,6 +99,7 @@ def test_export_one_graph_and_bake_a_painting(tiny_linear, tmp_path, wave_path):
     from percept.inference.linear import bake_style
     from percept.models.linear import load_linear
 
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     path, _ = tiny_linear
     report = export_onnx(path, tmp_path / "lin.onnx")
     assert report.max_abs_diff <= 1e-3
@@ -113,7 +114,12 @@ def test_export_one_graph_and_bake_a_painting(tiny_linear, tmp_path, wave_path):
         ref = net(torch.from_numpy(x), torch.from_numpy(style)).numpy()
     assert np.abs(want - ref).max() <= 1e-3
     baked = bake_style(tmp_path / "lin.onnx", str(wave_path))
-    assert baked == bake_style(tmp_path / "lin.onnx", str(wave_path))  # cached
+    assert baked.parent == tmp_path / "cache" / "percept" / "linear"
+    import percept.inference.linear as L
+
+    monkeypatch.setattr(L, "_code_values", None)  # a second bake of the same painting reads the cache
+    assert bake_style(tmp_path / "lin.onnx", str(wave_path)) == baked
+    monkeypatch.undo()
     one = ort.InferenceSession(str(baked), providers=["CPUExecutionProvider"])
     assert [i.name for i in one.get_inputs()] == ["image"] and len(one.get_outputs()) == 1
     assert np.abs(one.run(None, {"image": x})[0] - want).max() <= 1e-5
@@ -206,12 +212,8 @@ def test_teacher_route_distils_then_fine_tunes(tiny_linear, tmp_path, small_data
     path, _ = tiny_linear
     monkeypatch.setattr(fast, "PAIRS", 8)
     monkeypatch.setattr(fast, "DISTILL_ITERATIONS", 6)
-    teacher = Teacher("linear", str(painting_path), "cpu")
-    import percept.inference.anystyle as A
-    from percept.models.linear import BakedLinear, load_linear
-
-    net, card = load_linear(path)  # the tiny one here, to keep the test fast
-    teacher.net, teacher.card = BakedLinear(net, A.to_tensor(teacher.painting)), {"name": "lin"}
+    teacher = Teacher("linear", str(painting_path), "cpu", model=str(path))  # the tiny one: a fast test
+    assert teacher.card["name"] == "lin"
     cfg = StyleTrainConfig(style=str(painting_path), data=str(small_data), out=str(tmp_path), name="fast",
                            arch="rt", image_size=32, batch_size=2, iterations=3, style_size=64, teacher="linear",
                            checkpoint_every=3, preview_every=3, log_every=1, holdout_every=3)

@@ -256,7 +256,7 @@ class Teacher(torch.nn.Module):
     """One painting's arbitrary-style transfer as a module, photos (N, 3, H, W) in [0, 1] -> pictures: what
     ``train-style --teacher`` distils a per-style network from (:mod:`percept.training.fast`)."""
 
-    def __init__(self, method: str, painting: ImageLike, device: str = "auto") -> None:
+    def __init__(self, method: str, painting: ImageLike, device: str = "auto", model: str | None = None) -> None:
         super().__init__()
         label = str(painting) if isinstance(painting, (str, os.PathLike)) else "style"
         self.painting = check_painting(load_image(painting), label)
@@ -264,7 +264,7 @@ class Teacher(torch.nn.Module):
         if method == "linear":
             from percept.models.linear import BakedLinear
 
-            any_style = AnyStyle("linear", device)
+            any_style = AnyStyle("linear", device, model=model)
             self.net: torch.nn.Module | None = BakedLinear(any_style.linear, to_tensor(self.painting).to(any_style.device))
             self.card = {"name": any_style.card.get("name", LINEAR_MODEL), "trained_at": any_style.card.get("trained_at")}
             self.any_style = None

@@ -358,7 +358,15 @@ class Engine:
         if precision != "auto" and backend != "openvino":
             raise PerceptError(f"--precision {precision} is for the openvino backend (--backend openvino); "
                                "for onnxruntime, export the precision you want (percept export --fp16 or --int8)")
-        files = find_model(model)
+        try:
+            files = find_model(model)
+        except PerceptError as exc:
+            from percept.inference.anystyle import LINEAR_MODEL
+
+            if style is not None and str(model) == LINEAR_MODEL and str(exc).startswith("unknown model"):
+                raise PerceptError(f"--style PAINTING needs the linear style model '{LINEAR_MODEL}' and it is not "
+                                   "installed; train one with `percept train-linear`") from None
+            raise
         onnx_path, pt_path = files.onnx, files.pt
         self.files = files
         self.style: str | None = None

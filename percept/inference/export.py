@@ -429,7 +429,7 @@ def export_onnx(model: str | os.PathLike, out: str | os.PathLike, opset: int = D
         proto = onnx.load_from_string(_to_onnx_bytes(net, opset))
     if fp16:
         proto = _to_fp16(proto)
-    if fp16_weights:
+    if fp16_weights and kind != "linear-style":  # export_linear stored them already
         proto = store_weights_fp16(proto)
     held: list[np.ndarray] = []
     if int8:

@@ -157,9 +157,10 @@ def bake_style(onnx_path: str | os.PathLike, painting, name: str = "style") -> P
     label = Path(str(painting)).name if isinstance(painting, (str, os.PathLike)) else name
     h = hashlib.sha256(src.read_bytes())
     h.update(style.tobytes())
-    h.update(str(style.shape).encode())
+    h.update(f"{style.shape}|{label}".encode())  # the label is written into the file: part of the key
     target = cache_dir() / "linear" / f"{src.stem}-{h.hexdigest()[:16]}.onnx"
     if target.is_file():
+        os.utime(target)  # recently used: kept by the eviction below
         return target
     values = _code_values(src, style)
     proto = onnx.load(str(src))
@@ -183,7 +184,7 @@ def bake_style(onnx_path: str | os.PathLike, painting, name: str = "style") -> P
     del graph.node[:]
     graph.node.extend(nodes)
     used = {i for nd in graph.node for i in nd.input}
-    inits = [i for i in graph.initializer if i.name in used or i.name == "stylized"]
+    inits = [i for i in graph.initializer if i.name in used]
     del graph.initializer[:]
     graph.initializer.extend(inits)
     inputs = [i for i in graph.input if i.name == "image"]
@@ -195,7 +196,8 @@ def bake_style(onnx_path: str | os.PathLike, painting, name: str = "style") -> P
     meta.update({"percept.kind": "style-transformer", "percept.name": f"{meta.get('percept.name', src.stem)}+{label}",
                  "percept.style": label, "percept.linear_source": str(src),
                  "percept.card": json.dumps({**card, "style": label, "baked_from": str(src)}),
-                 "percept.input": "float32 NCHW RGB in [0, 1], any batch, height and width >= 16"})
+                 "percept.input": "float32 NCHW RGB in [0, 1], any batch, height and width >= 16",
+                 "percept.output": "float32 NCHW RGB in [0, 1], the input's batch, height and width"})
     del proto.metadata_props[:]
     for k, v in meta.items():
         e = proto.metadata_props.add()
@@ -207,4 +209,15 @@ def bake_style(onnx_path: str | os.PathLike, painting, name: str = "style") -> P
                            "with `percept export`") from None
     target.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(target, proto.SerializeToString())
+    _evict(target.parent)
     return target
+
+
+BAKED_KEEP = 16
+"""Baked models kept in the cache (the most recently used); older ones are deleted."""
+
+
+def _evict(folder: Path) -> None:
+    files = sorted(folder.glob("*.onnx"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in files[BAKED_KEEP:]:
+        old.unlink(missing_ok=True)

@@ -34,6 +34,9 @@ from percept.training.configs import DistillConfig
 from percept.training.data import RandomCropDataset, first_readable
 from percept.version import __version__
 
+MIN_STEPS = 50
+"""Distillation steps a time limit cannot cut (a budget the teacher's pictures used up still trains a little)."""
+
 
 def distill_style(cfg: DistillConfig, progress: bool = True, teacher: tuple[torch.nn.Module, dict] | None = None) -> Path:
     """Train a student network to reproduce ``cfg.teacher``; returns the student's ``.pt`` path.
@@ -92,7 +95,7 @@ def distill_style(cfg: DistillConfig, progress: bool = True, teacher: tuple[torc
             done = (step - 1) / cfg.iterations
             if budget is not None:  # the schedule fits in the time left after the teacher's pictures
                 elapsed = time.perf_counter() - t0
-                if d.decide(elapsed >= budget):  # rank 0's clock decides for every rank
+                if d.decide(elapsed >= budget and step > MIN_STEPS):  # rank 0's clock decides for every rank
                     step -= 1
                     break
                 done = max(done, (elapsed - t_teacher) / max(budget - t_teacher, 1e-9))

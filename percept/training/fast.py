@@ -34,6 +34,7 @@ from percept.training.configs import DistillConfig, StyleTrainConfig
 __all__ = ["DISTILL_SHARE", "TEACHERS", "balanced_style_weight", "train_style_from_teacher"]
 
 TEACHERS = ("linear", "wct", "adain")
+TEACHER_INIT = "--teacher trains the network from the teacher's pictures; it does not take --init"
 DISTILL_SHARE = 0.45
 """Share of ``--time-limit`` the teacher's pictures and the distillation get; the fine-tuning takes the rest."""
 DISTILL_ITERATIONS = 4000
@@ -47,8 +48,8 @@ WEIGHT_RANGE = (0.5, 50.0)
 
 
 def balanced_style_weight(cfg: StyleTrainConfig, model_path: Path) -> tuple[float, tuple[float, float]]:
-    """The style weight for fine-tuning the distilled network ``model_path``: the ratio of the content loss's
-    gradient norm to the style loss's, over the network's weights, on a few batches of training crops
+    """The style weight for fine-tuning the distilled network ``model_path``: the ratio of the (weighted)
+    content loss's gradient norm to the style loss's, over the network's weights, on a few batches of training crops
     (clipped to :data:`WEIGHT_RANGE`). The distilled network already paints as the teacher does; with this
     weight neither term outweighs the other there, so the fine-tuning refines the teacher's balance between
     the painting and the photo instead of tipping it (a weight tuned for other paintings can drown a new
@@ -73,7 +74,7 @@ def balanced_style_weight(cfg: StyleTrainConfig, model_path: Path) -> tuple[floa
             grads = torch.autograd.grad(terms[key], params, retain_graph=key == "content", allow_unused=True)
             norms[key] += float(torch.stack([(g.float() ** 2).sum() for g in grads if g is not None]).sum().sqrt())
     c, s = norms["content"] / BALANCE_BATCHES, norms["style"] / BALANCE_BATCHES
-    weight = min(WEIGHT_RANGE[1], max(WEIGHT_RANGE[0], c / max(s, 1e-12)))
+    weight = min(WEIGHT_RANGE[1], max(WEIGHT_RANGE[0], cfg.content_weight * c / max(s, 1e-12)))
     return round(weight, 3), (c, s)
 
 
@@ -85,7 +86,7 @@ def train_style_from_teacher(cfg: StyleTrainConfig, teacher: torch.nn.Module, te
     from percept.training.style import train_style
 
     if cfg.init:
-        raise PerceptError("--teacher trains the network from the teacher's pictures; it does not take --init")
+        raise PerceptError(TEACHER_INIT)
     name = cfg.name or Path(cfg.style).stem
     out = Path(cfg.out)
     work = out / f".{name}.teacher"

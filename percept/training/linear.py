@@ -76,6 +76,8 @@ def _validate(cfg: LinearTrainConfig) -> None:
             raise PerceptError(f"unknown layer '{layer}'")
     if cfg.image_size < 64 or cfg.image_size % 8:
         raise PerceptError(f"--image-size must be a multiple of 8 from 64 up, got {cfg.image_size}")
+    if not 1 <= cfg.rank <= 256:
+        raise PerceptError(f"--rank must be from 1 to 256, got {cfg.rank}")
     if not 0.0 <= cfg.permute_colors <= 1.0:
         raise PerceptError(f"--permute-colors must be from 0 to 1, got {cfg.permute_colors}")
 
