@@ -677,6 +677,8 @@ def build_parser() -> argparse.ArgumentParser:
     config_option(ds, cfg, "lr", type=_nonneg_float)
     config_option(ds, cfg, "temporal_weight", type=_nonneg_float,
                   help="compound temporal regulariser (see train-style --temporal-weight; 0: off)")
+    config_option(ds, cfg, "time_limit", type=_positive_float, metavar="MINUTES",
+                  help="stop after this many minutes, the teacher's pictures included (the LR schedule fits in it)")
     config_option(ds, cfg, "logdir")
     config_option(ds, cfg, "device")
     config_option(ds, cfg, "seed", type=int)

@@ -136,3 +136,16 @@ def test_distilled_student_learns_its_teacher(tiny_model, small_data, tmp_path):
     # untrained student of another seed scores 0.82-1.09 of this untrained one's distance
     assert after < 0.75 * before
     assert list((tmp_path / "tb" / "student").iterdir())  # TensorBoard events written
+
+
+def test_distillation_stops_at_its_time_limit(tiny_model, small_data, tmp_path):
+    """`distill --time-limit`: the run stops when the time is up (a budget the teacher's pictures used up still
+    trains the minimum number of steps), and the card says so."""
+    from percept.training import distill
+    from percept.training.distill import DistillConfig, distill_style
+
+    cfg = DistillConfig(teacher=str(tiny_model), data=str(small_data), out=str(tmp_path), name="quick",
+                        channels=[4, 4, 8], n_residual=1, image_size=32, pairs=4, batch_size=2,
+                        iterations=100000, time_limit=1e-4, holdout_every=3, device="cpu")
+    card = json.loads(distill_style(cfg, progress=False).with_suffix(".json").read_text())
+    assert card["iterations"] == distill.MIN_STEPS and card["stopped_by_time_limit"] is True
