@@ -93,7 +93,11 @@ class AtomicVideoWriter:
         self.size = size
         self.frames = 0
         fourcc = cv2.VideoWriter_fourcc(*VIDEO_CODECS[self.path.suffix.lower()])
-        self.writer = cv2.VideoWriter(str(self.tmp), fourcc, float(fps), size)
+        try:  # a signal (Ctrl-C, SIGTERM) while OpenCV opens the file: no context manager owns it yet
+            self.writer = cv2.VideoWriter(str(self.tmp), fourcc, float(fps), size)
+        except BaseException:
+            self.tmp.unlink(missing_ok=True)
+            raise
         if not self.writer.isOpened():
             self.tmp.unlink(missing_ok=True)
             raise PerceptError(f"{self.path}: OpenCV cannot write this kind of video here")
