@@ -580,8 +580,13 @@ def build_parser() -> argparse.ArgumentParser:
     config_option(t, cfg, "lr", type=_nonneg_float, help="Adam learning rate")
     config_option(t, cfg, "content_weight", type=_nonneg_float)
     config_option(t, cfg, "style_weight", type=_nonneg_float,
-                  help="(default: 10, the shipped models'; with --teacher, the weight that balances the style and "
-                       "content gradients at the distilled network, recorded in the card)")
+                  help="(default: 10, the shipped models'; with --teacher, it starts at the weight that balances the "
+                       "style and content gradients at the distilled network and is steered to --content-target; "
+                       "recorded in the card)")
+    config_option(t, cfg, "content_target", type=_positive_float, metavar="C",
+                  help="steer the style weight during the run so that the content loss settles at C (relative relu4_2 "
+                       "error; the shipped rt models sit at 0.6-1.0); default with --teacher and no --style-weight: "
+                       "0.7, a fixed weight otherwise")
     config_option(t, cfg, "tv_weight", type=_nonneg_float)
     config_option(t, cfg, "style_size", type=_positive_int, help="style image long side")
     _architecture_options(t, cfg)

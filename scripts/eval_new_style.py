@@ -12,7 +12,9 @@ sheet: docs/new_style_sheet.jpg.
     .venv/bin/python scripts/eval_new_style.py --paintings frida_kahlo seated-nude   # ~45 min on 2 cores
     .venv/bin/python scripts/eval_new_style.py --variants teacher --minutes 10
 
-Writes its table into docs/BENCHMARKS.md (between the eval_new_style markers).
+Writes its table into docs/BENCHMARKS.md (between the eval_new_style markers). Each painting's results (numbers
+and the sheet's tiles) are kept in ``--out`` (``rows.json``, ``tiles/``), so runs of some paintings or variants
+add up: the table shows every painting scored so far, with the variants asked for now.
 """
 
 from __future__ import annotations
@@ -65,12 +67,14 @@ def main() -> int:
     photos = [resize_long_side(load_image(h), args.size) for h in held]
     peer = StyleTransfer(device="cpu")
     loss = PerceptualLoss()
-    rows, sheet = [], []
+    store = Path(args.out) / "rows.json"
+    kept: dict[str, dict] = json.loads(store.read_text()) if store.is_file() else {}
+    tiles_dir = Path(args.out) / "tiles"
+    tiles_dir.mkdir(parents=True, exist_ok=True)
     for painting_path in paintings:
         painting = load_image(painting_path)
         metric = StyleMetric(painting, args.size, loss)
         row: dict = {"painting": painting_path.stem}
-        tiles = [resize_long_side(painting, 192)]
         runs = {}
         for variant in args.variants:
             out = Path(args.out) / variant
@@ -82,6 +86,9 @@ def main() -> int:
             row[f"{variant}_train_min"] = (time.perf_counter() - t) / 60
             card = json.loads((out / f"{painting_path.stem}.json").read_text())
             row[f"{variant}_how"] = ("teacher " + str(card.get("teacher", {}).get("method"))) if "teacher" in card else "scratch"
+            weight = card.get("style_weight", {}) if isinstance(card.get("style_weight"), dict) else {}
+            row[f"{variant}_weight"] = ((weight.get("value"), weight.get("adapted", {}).get("final")) if weight
+                                        else (card["hyperparameters"]["style_weight"], None))
             runs[variant] = Engine(out / f"{painting_path.stem}.pt", backend="torch")
         torch.set_grad_enabled(False)
         for name in ["peer", *args.variants]:
@@ -95,12 +102,16 @@ def main() -> int:
                 s["content"].append(m.content)
                 s["structure"].append(structure(out_img, photo))
                 if i == 0:
-                    tiles.append(resize_long_side(out_img, 192))
+                    resize_long_side(out_img, 192).save(tiles_dir / f"{painting_path.stem}.{name}.png")
             row.update({f"{name}_{k}": statistics.mean(v) for k, v in s.items()})
         torch.set_grad_enabled(True)
-        rows.append(row)
-        sheet.append(tiles)
+        resize_long_side(painting, 192).save(tiles_dir / f"{painting_path.stem}.painting.png")
+        kept[painting_path.stem] = {**kept.get(painting_path.stem, {}), **row}
+        store.write_text(json.dumps(kept, indent=1))
         print(row, flush=True)
+    rows = [r for _, r in sorted(kept.items()) if all(f"{v}_style" in r for v in args.variants)]
+    sheet = [[load_image(tiles_dir / f"{r['painting']}.{n}.png") for n in ("painting", "peer", *args.variants)]
+             for r in rows]
     _contact_sheet(sheet, ["painting", "peer", *args.variants], REPO / "docs" / "new_style_sheet.jpg")
     md = render(rows, args.variants, len(photos), args.size, args.minutes, cpu_description())
     print(md)
@@ -117,16 +128,25 @@ def render(rows, variants, n_photos, size, minutes, machine) -> str:
              "content <= 0.9, structure not below the peer's, <= 10 minutes). Command: "
              "`.venv/bin/python scripts/eval_new_style.py`. Contact sheet: `docs/new_style_sheet.jpg`.", "",
              "| painting | peer style / content / SSIM | " +
-             " | ".join(f"{v} style / content / SSIM | {v} ratios style, content | {v} minutes" for v in variants) + " |",
-             "|---" * (2 + 3 * len(variants)) + "|"]
+             " | ".join(f"{v} style / content / SSIM | {v} ratios style, content | {v} style weight | {v} minutes"
+                        for v in variants) + " |",
+             "|---" * (2 + 4 * len(variants)) + "|"]
     for r in rows:
         cells = [f"{r['peer_style']:.3f} / {r['peer_content']:.3f} / {r['peer_structure']:.2f}"]
         for v in variants:
             cells += [f"{r[v + '_style']:.3f} / {r[v + '_content']:.3f} / {r[v + '_structure']:.2f}",
                       f"{r[v + '_style'] / r['peer_style']:.2f}, {r[v + '_content'] / r['peer_content']:.2f}",
-                      f"{r[v + '_train_min']:.1f}"]
+                      _weight(r.get(v + "_weight")), f"{r[v + '_train_min']:.1f}"]
         lines.append(f"| {r['painting']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _weight(w) -> str:
+    """(start, final after steering) -> "2.5 -> 6.1"; a fixed weight -> "10"."""
+    if not w:
+        return "-"
+    start, final = w
+    return f"{start:.3g}" if final is None else f"{start:.3g} -> {final:.3g}"
 
 
 if __name__ == "__main__":

@@ -212,17 +212,37 @@ def test_teacher_route_distils_then_fine_tunes(tiny_linear, tmp_path, small_data
     path, _ = tiny_linear
     monkeypatch.setattr(fast, "PAIRS", 8)
     monkeypatch.setattr(fast, "DISTILL_ITERATIONS", 6)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path.parent / f"{tmp_path.name}_cache"))
+    path.with_suffix(".onnx").unlink(missing_ok=True)
     teacher = Teacher("linear", str(painting_path), "cpu", model=str(path))  # the tiny one: a fast test
-    assert teacher.card["name"] == "lin"
+    assert teacher.card["name"] == "lin" and teacher.runtime == "PyTorch (cpu)"  # no .onnx: PyTorch
+    try:
+        import openvino  # noqa: F401
+    except ImportError:
+        openvino = None
+    if openvino is not None:  # with its .onnx, the painting baked in and run by OpenVINO: the same pictures
+        from percept.inference.export import export_onnx
+
+        export_onnx(path, path.with_suffix(".onnx"))
+        fast_teacher = Teacher("linear", str(painting_path), "cpu", model=str(path))
+        assert fast_teacher.runtime.startswith("lin+") and "via openvino" in fast_teacher.runtime
+        x = torch.rand(3, 3, 40, 48)
+        a, b = teacher(x), fast_teacher(x)
+        assert a.shape == b.shape == x.shape and float((a - b).abs().mean()) < 0.01, float((a - b).abs().mean())
+        teacher = fast_teacher
+        path.with_suffix(".onnx").unlink()
     cfg = StyleTrainConfig(style=str(painting_path), data=str(small_data), out=str(tmp_path), name="fast",
                            arch="rt", image_size=32, batch_size=2, iterations=3, style_size=64, teacher="linear",
                            checkpoint_every=3, preview_every=3, log_every=1, holdout_every=3)
     out = fast.train_style_from_teacher(cfg, teacher, teacher.card, progress=False)
     model, card = load_style_network(out)
     assert card["teacher"]["method"] == "linear" and card["teacher"]["pictures"] == 8
+    assert card["teacher"]["runtime"] == teacher.runtime
     assert card["distillation"]["iterations"] == 6 and card["iterations"] == 3
     weight = card["style_weight"]["value"]  # not given: balanced at the distilled network, and recorded
     assert card["style_weight"]["chosen"].startswith("balanced") and 0.5 <= weight <= 50
+    assert card["style_weight"]["chosen"].endswith("then steered to content loss 0.7 during the fine-tuning")
+    assert card["style_weight"]["adapted"]["start"] == weight and "style_weight_adapted" not in card
     assert card["hyperparameters"]["style_weight"] == weight
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("tb")) == [
         "fast.json", "fast.pt", "fast.train.pt"]

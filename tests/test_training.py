@@ -98,6 +98,43 @@ def test_resume_refuses_a_different_architecture(tmp_path, small_data, painting_
                     progress=False)
 
 
+def test_style_weight_controller_steers_towards_the_content_target():
+    from percept.training.style import StyleWeightController
+
+    low = StyleWeightController(0.7, 2.0, warmup=5, every=5)  # content under the target: more style
+    weights = [low.update(0.35) for _ in range(60)]
+    assert weights[4] == 2.0  # nothing moves during the warm-up
+    assert all(b >= a for a, b in zip(weights, weights[1:])) and weights[-1] > 2.0 * 1.5
+    assert max(b / a for a, b in zip(weights, weights[1:])) <= 1.1 + 1e-9  # small, slow steps
+    high = StyleWeightController(0.7, 2.0, warmup=5, every=5)  # over it: less style, never under the floor
+    assert [high.update(5.0) for _ in range(500)][-1] == 0.5
+    still = StyleWeightController(0.7, 2.0, warmup=5, every=5)  # at the target: stays
+    assert abs(still.update(0.7) - 2.0) < 1e-9 and abs([still.update(0.7) for _ in range(50)][-1] - 2.0) < 1e-9
+    summary = low.summary()
+    assert summary["start"] == 2.0 and summary["final"] == round(weights[-1], 4) and summary["content_target"] == 0.7
+    assert summary["trace"][0] == (0, 2.0) and summary["trace"][-1][0] == 50
+    with pytest.raises(PerceptError, match="above 0"):
+        StyleWeightController(0.0, 1.0)
+
+
+def test_a_content_target_moves_the_weight_in_training_and_refuses_resume(tmp_path, small_data, painting_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cfg = _cfg(tmp_path, small_data, painting_path, iterations=40, style_weight=1.0, content_target=50.0,
+               checkpoint_every=40, preview_every=40)
+    train_style(cfg, progress=False)  # an unreachable content loss: the weight only rises
+    card = json.loads((tmp_path / "t.json").read_text())
+    adapted = card["style_weight_adapted"]
+    assert adapted["start"] == 1.0 and adapted["final"] > 1.0 and adapted["content_target"] == 50.0
+    acc = EventAccumulator(str(tmp_path / "tb" / "t"))
+    acc.Reload()
+    logged = [e.value for e in acc.Scalars("loss/style_weight")]
+    assert logged[0] == 1.0 and logged[-1] == pytest.approx(adapted["final"], rel=1e-4)
+    with pytest.raises(PerceptError, match=r"^--resume: a run that adapts its style weight"):
+        train_style(_cfg(tmp_path, small_data, painting_path, iterations=80, content_target=0.7), resume=True,
+                    progress=False)
+
+
 def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_path, small_data, painting_path):
     train_style(_cfg(tmp_path, small_data, painting_path, iterations=2), progress=False)
     state = tmp_path / "t.train.pt"

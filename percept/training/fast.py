@@ -14,6 +14,12 @@ picture in that painting's manner, so:
    (:func:`percept.training.style.train_style` with ``init``), which sharpens the painting's texture
    beyond the teacher's.
 
+The automatic style weight (no ``--style-weight``): it starts where the style and content gradients
+balance at the distilled network (:func:`balanced_style_weight`), then the fine-tuning steers it so that the
+content loss settles at :data:`percept.training.configs.CONTENT_TARGET`, the shipped models' balance: a
+teacher that is weak on a painting no longer leaves its network under-styled, and a strong one cannot
+drown the scene.
+
 The teacher is given as a module (photos -> pictures); the command line builds it (``inference`` sits
 beside ``training``, not below it). The model card records the teacher, both phases and their times.
 """
@@ -29,7 +35,7 @@ import torch
 
 from percept.checkpoint import save_style_model
 from percept.errors import PerceptError
-from percept.training.configs import DistillConfig, StyleTrainConfig
+from percept.training.configs import CONTENT_TARGET, DistillConfig, StyleTrainConfig
 
 __all__ = ["DISTILL_SHARE", "TEACHERS", "balanced_style_weight", "train_style_from_teacher"]
 
@@ -105,12 +111,16 @@ def train_style_from_teacher(cfg: StyleTrainConfig, teacher: torch.nn.Module, te
         import json
 
         student_card = json.loads(student.with_suffix(".json").read_text())
-        weight, how = cfg.style_weight, "given (--style-weight)"
+        weight, how, target = cfg.style_weight, "given (--style-weight)", cfg.content_target
         if weight is None:
             weight, grads = balanced_style_weight(cfg, student)
             how = (f"balanced at the distilled network: |grad content| {grads[0]:.3g} / |grad style| {grads[1]:.3g} "
                    f"over {BALANCE_BATCHES} batches of training crops")
-        fine = replace(cfg, name=name, init=str(student), teacher=None, style_weight=weight,
+            if target is None:
+                target = CONTENT_TARGET
+        if target is not None:
+            how += f", then steered to content loss {target:g} during the fine-tuning"
+        fine = replace(cfg, name=name, init=str(student), teacher=None, style_weight=weight, content_target=target,
                        time_limit=max(0.05, limit - distilled / 60.0) if limit else None)
         path = train_style(fine, progress=progress)
     finally:
@@ -119,10 +129,11 @@ def train_style_from_teacher(cfg: StyleTrainConfig, teacher: torch.nn.Module, te
     from percept.models.transformer import load_style_network
 
     net, card = load_style_network(path)
+    adapted = card.pop("style_weight_adapted", None)
     card = {**card, "hyperparameters": {**card.get("hyperparameters", {}), "teacher": cfg.teacher, "init": None,
                                         "time_limit_minutes": limit},
-            "style_weight": {"value": weight, "chosen": how},
-            "teacher": {"method": cfg.teacher, **{k: teacher_card[k] for k in ("name", "trained_at") if k in teacher_card},
+            "style_weight": {"value": weight, "chosen": how, **({"adapted": adapted} if adapted else {})},
+            "teacher": {"method": cfg.teacher, **{k: teacher_card[k] for k in ("name", "trained_at", "runtime") if k in teacher_card},
                         "pictures": PAIRS, "picture_size": dcfg.image_size,
                         "seconds": student_card.get("teacher_seconds")},
             "distillation": {"iterations": student_card.get("iterations"), "seconds": round(distilled, 1),

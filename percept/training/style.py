@@ -10,6 +10,10 @@ One call of :func:`train_style` runs (or resumes) a training run in ``out``:
   held-out photos with their stylisations.
 
 A NaN or infinite loss stops the run with a message naming the step; the last good checkpoint stays.
+
+With ``content_target`` the style weight is not fixed: :class:`StyleWeightController` steers it so that the
+content loss settles at the target (logged as ``loss/style_weight``; the card records where it started and
+ended).
 """
 
 from __future__ import annotations
@@ -42,6 +46,45 @@ from percept.training.data import RandomCropDataset, first_readable, make_loader
 from percept.version import __version__
 
 
+class StyleWeightController:
+    """Steers the style weight towards a content loss: after ``warmup`` steps, every ``every`` steps the
+    weight is multiplied by ``exp(gain * (target - c) / target)``, the factor kept within
+    ``1 +- max_change`` and the weight within ``bounds``; ``c`` is an exponential average of the content
+    loss (the terms a distributed step returns are the ranks' mean, so every rank takes the same steps).
+    A content loss under the target means the photo is kept more than it needs to be: more style; over it,
+    less. Small, slow steps: the network answers a new weight over tens of steps."""
+
+    def __init__(self, target: float, weight: float, bounds: tuple[float, float] = (0.5, 50.0),
+                 warmup: int = 20, every: int = 10, gain: float = 0.5, max_change: float = 0.1,
+                 smoothing: float = 0.9) -> None:
+        if not target > 0:
+            raise PerceptError(f"the content target must be above 0, got {target}")
+        self.target, self.weight, self.bounds = float(target), float(weight), bounds
+        self.warmup, self.every, self.gain, self.max_change, self.smoothing = warmup, every, gain, max_change, smoothing
+        self.average: float | None = None
+        self.steps = 0
+        self.trace: list[tuple[int, float]] = [(0, round(self.weight, 4))]
+
+    def update(self, content: float) -> float:
+        """Take one step's content loss; returns the style weight for the next step."""
+        import math
+
+        self.steps += 1
+        self.average = content if self.average is None else self.smoothing * self.average + (1 - self.smoothing) * content
+        if self.steps > self.warmup and self.steps % self.every == 0:
+            change = self.gain * (self.target - self.average) / self.target
+            change = max(math.log1p(-self.max_change), min(math.log1p(self.max_change), change))
+            self.weight = min(self.bounds[1], max(self.bounds[0], self.weight * math.exp(change)))
+            if self.steps % (10 * self.every) == 0:
+                self.trace.append((self.steps, round(self.weight, 4)))
+        return self.weight
+
+    def summary(self) -> dict:
+        return {"content_target": self.target, "start": self.trace[0][1], "final": round(self.weight, 4),
+                "content_average": None if self.average is None else round(self.average, 4),
+                "trace": self.trace}
+
+
 def _sha1(path: Path) -> str:
     return hashlib.sha1(path.read_bytes()).hexdigest()
 
@@ -52,6 +95,11 @@ def _preview_batch(files: list[Path], size: int = 256) -> list[torch.Tensor]:
 
 def train_style(cfg: StyleTrainConfig, resume: bool = False, progress: bool = True) -> Path:
     """Train (or resume) a style network; returns the path of the finished ``{name}.pt``."""
+    if cfg.content_target is not None and resume:
+        raise PerceptError("--resume: a run that adapts its style weight (--content-target) cannot be resumed "
+                           "exactly; start it again")
+    if cfg.content_target is not None and not cfg.content_target > 0:
+        raise PerceptError(f"--content-target must be above 0, got {cfg.content_target}")
     style_path = Path(cfg.style)
     style_img = load_image(style_path)
     if cfg.style_weight is None:
@@ -126,14 +174,22 @@ def train_style(cfg: StyleTrainConfig, resume: bool = False, progress: bool = Tr
     def step_fn(batch: torch.Tensor, step: int, seconds: float) -> dict[str, torch.Tensor]:
         x = batch.to(device, non_blocking=True).contiguous(memory_format=memory_format)
         gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step) if cfg.temporal_weight else None
-        return d.guard(train_step, net, loss_fn, optimizer, x, use_amp, amp_dtype, cfg.temporal_weight, gen,
-                       d.mean if d.enabled else None, (cfg.batch_size, d.rank * x.shape[0]))
+        losses = d.guard(train_step, net, loss_fn, optimizer, x, use_amp, amp_dtype, cfg.temporal_weight, gen,
+                         d.mean if d.enabled else None, (cfg.batch_size, d.rank * x.shape[0]))
+        if controller is not None:
+            loss_fn.style_weight = controller.update(float(losses["content"]))
+        return losses
+
+    controller = StyleWeightController(cfg.content_target, cfg.style_weight) if cfg.content_target is not None else None
+
+    def scalars() -> dict[str, float]:
+        return {"data/unreadable_skipped": dataset.skipped, "loss/style_weight": loss_fn.style_weight}
 
     model.train()
     res = run_loop(cfg, loader, step_fn, name=name, start_step=start_step, elapsed_before=elapsed_before,
                    state_path=state_path, save_state=save_state, log_preview=log_preview, writer=writer,
                    postfix=lambda r: {"content": f"{r['content']:.3f}", "style": f"{r['style']:.3f}"},
-                   scalars=lambda: {"data/unreadable_skipped": dataset.skipped}, progress=progress, dist=d)
+                   scalars=scalars, progress=progress, dist=d)
     step, wall, running = res.step, res.wall, res.running
     if not d.main:  # rank 0 writes the model; the others are done
         return out / f"{name}.pt"
@@ -155,6 +211,8 @@ def train_style(cfg: StyleTrainConfig, resume: bool = False, progress: bool = Tr
                         "per_process_batch": cfg.batch_size // d.world},
         "final_losses_running_avg": {k: round(v, 5) for k, v in running.items()},
     }
+    if controller is not None:
+        card["style_weight_adapted"] = controller.summary()
     return save_style_model(model, card, out, name)
 
 
