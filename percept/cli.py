@@ -160,9 +160,17 @@ def cmd_stylize(args: argparse.Namespace) -> int:
         w, h = working_size(image_size(p), args.size)
         check_frame_size(h, w, 1, str(args.model))
         load_image(p)
-    if args.style:
+    if args.style and not (args.method == "linear" and len(args.style) == 1 and not args.style_blend):
         return _stylize_any(args, targets)
-    stylizer = Engine(args.model, backend=args.backend, device=args.device, precision=args.precision)
+    note = ""
+    if args.style:  # one painting with the linear method: the engine (any backend), the painting baked in
+        from percept.inference.anystyle import LINEAR_MODEL
+
+        stylizer = Engine(LINEAR_MODEL, backend=args.backend, device=args.device, precision=args.precision,
+                          style=args.style[0])
+        note = f" (linear, {stylizer.describe()})"
+    else:
+        stylizer = Engine(args.model, backend=args.backend, device=args.device, precision=args.precision)
     from tqdm import tqdm
 
     for src, dst in tqdm(targets, desc="stylize", disable=len(targets) < 2 or args.quiet):
@@ -170,7 +178,7 @@ def cmd_stylize(args: argparse.Namespace) -> int:
                        preserve_color=args.preserve_color)
         save_image(img, dst)
         if len(targets) == 1:
-            print(f"wrote {dst}")
+            print(f"wrote {dst}{note}")
     if len(targets) > 1:
         print(f"wrote {len(targets)} images to {out}/")
     return 0
@@ -183,19 +191,6 @@ def _stylize_any(args: argparse.Namespace, targets: list) -> int:
     from percept.inference.anystyle import AnyStyle
 
     weights = _blend_weights(args.style_blend, len(args.style)) if args.style_blend else None
-    if args.method == "linear" and len(args.style) == 1:  # one painting: the engine, any backend
-        from percept.inference.anystyle import LINEAR_MODEL
-        from percept.inference.engine import Engine
-
-        engine = Engine(LINEAR_MODEL, backend=args.backend, device=args.device, precision=args.precision,
-                        style=args.style[0])
-        for src, dst in tqdm(targets, desc="stylize (linear)", disable=len(targets) < 2 or args.quiet):
-            save_image(engine(load_image(src), args.size, args.strength, args.preserve_color), dst)
-            if len(targets) == 1:
-                print(f"wrote {dst} (linear, {engine.describe()})")
-        if len(targets) > 1:
-            print(f"wrote {len(targets)} images")
-        return 0
     if args.backend not in ("auto", "torch"):
         raise PerceptError(f"--style runs on PyTorch (the VGG19 encoder and the decoders); drop --backend {args.backend}")
     any_style = AnyStyle(args.method or "wct", args.device)

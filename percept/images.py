@@ -354,7 +354,15 @@ def check_painting(img: Image.Image, name: str) -> Image.Image:
     return img
 
 
+def painting_label(painting: "ImageLike", name: str = "style", file_name: bool = False) -> str:
+    """What a painting is called: its path (in messages), or with ``file_name`` the file's name (in model
+    names and files); ``name`` for a picture given in memory."""
+    if not isinstance(painting, (str, os.PathLike)):
+        return name
+    return Path(str(painting)).name if file_name else str(painting)
+
+
 def painting_tensor(painting: "ImageLike", name: str = "style"):
     """A painting (path, PIL image or array) checked by :func:`check_painting` as a (1, 3, h, w) tensor in [0, 1]."""
-    label = str(painting) if isinstance(painting, (str, os.PathLike)) else name
+    label = painting_label(painting, name)
     return to_tensor(check_painting(load_image(painting), label))

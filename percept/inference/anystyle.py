@@ -42,6 +42,7 @@ from percept.images import (  # noqa: F401 - the painting checks are re-exported
     ImageLike,
     check_painting,
     load_image,
+    painting_label,
     preserve_color,
     resize_long_side,
     to_image,
@@ -257,32 +258,25 @@ class Teacher(torch.nn.Module):
     ``train-style --teacher`` distils a per-style network from (:mod:`percept.training.fast`).
 
     The linear teacher on a CPU runs through the inference engine with the painting baked in, on OpenVINO
-    where it is installed and the model has its ``.onnx`` file (bf16 where the CPU has it and the check passes: 3.8x PyTorch's speed for a batch
-    of 16 crops at 256 px on a Zen 4, so the teacher's pictures take a quarter of the time budget they
-    took), else PyTorch; on a GPU, PyTorch there."""
+    where it is installed and the model has its ``.onnx`` file (bf16 where the CPU has it and the check
+    passes: 3.8x PyTorch's speed for a batch of 16 crops at 256 px on a Zen 4, so the teacher's pictures
+    take a quarter of the time budget they took), else PyTorch (on the GPU where there is one)."""
 
     def __init__(self, method: str, painting: ImageLike, device: str = "auto", model: str | None = None) -> None:
         super().__init__()
-        label = str(painting) if isinstance(painting, (str, os.PathLike)) else "style"
-        self.painting = check_painting(load_image(painting), label)
+        self.painting = check_painting(load_image(painting), painting_label(painting))
         self.method = method
-        self.net: torch.nn.Module | None = None
         self.engine = None
         self.any_style: AnyStyle | None = None
-        if method == "linear":
-            if resolve_device(device).type == "cpu" and _openvino_installed() and _has_onnx(model or LINEAR_MODEL):
-                from percept.inference.engine import Engine
+        if method == "linear":  # the engine, as every other linear run: the painting baked in once
+            from percept.inference.engine import Engine
 
-                self.engine = Engine(model or LINEAR_MODEL, backend="openvino", style=painting)
-                card = self.engine.files.card
-                self.runtime = self.engine.describe()
-            else:
-                from percept.models.linear import BakedLinear
-
-                any_style = AnyStyle("linear", device, model=model)
-                self.net = BakedLinear(any_style.linear, to_tensor(self.painting).to(any_style.device))
-                card = any_style.card
-                self.runtime = f"PyTorch ({any_style.device})"
+            on_cpu = resolve_device(device).type == "cpu"
+            fast = on_cpu and _openvino_installed() and _has_onnx(model or LINEAR_MODEL)
+            self.engine = Engine(model or LINEAR_MODEL, backend="openvino" if fast else "torch",
+                                 device="cpu" if on_cpu else device, style=painting)
+            card = self.engine.files.card
+            self.runtime = self.engine.describe()
             self.card = {"name": card.get("name", LINEAR_MODEL), "trained_at": card.get("trained_at"),
                          "runtime": self.runtime}
         else:
@@ -294,8 +288,6 @@ class Teacher(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.engine is not None:
             return self.engine.tensor(x).to(x.device)
-        if self.net is not None:
-            return self.net(x)
         assert self.any_style is not None
         return torch.cat([self.any_style.transfer(x[i:i + 1], [self.painting], [1.0]) for i in range(x.shape[0])]).to(x.device)
 

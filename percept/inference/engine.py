@@ -434,10 +434,10 @@ class Engine:
                                f"'{files.name}' is a trained style network with its own painting")
         if style is None:
             raise PerceptError(f"'{files.name}' is a linear style model: give it a painting (--style PAINTING)")
-        from percept.images import painting_tensor
+        from percept.images import painting_label, painting_tensor
         from percept.inference import linear
 
-        label = Path(str(style)).name if isinstance(style, (str, os.PathLike)) else "style"
+        label = painting_label(style, file_name=True)
         self.style, self._linear_name = label, files.name
         use_torch = backend == "torch" or (backend == "auto" and (files.onnx is None or not available_providers()))
         if use_torch:

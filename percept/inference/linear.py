@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from percept.errors import PerceptError
-from percept.images import painting_tensor
+from percept.images import painting_label, painting_tensor
 from percept.models.linear import BakedLinear, LinearStyleNet  # noqa: F401 - BakedLinear: the torch backend's
 from percept.models.transformer import pad_to_multiple
 
@@ -154,7 +154,7 @@ def bake_style(onnx_path: str | os.PathLike, painting, name: str = "style") -> P
 
     src = Path(onnx_path)
     style = painting_tensor(painting, name).numpy()
-    label = Path(str(painting)).name if isinstance(painting, (str, os.PathLike)) else name
+    label = painting_label(painting, name, file_name=True)
     h = hashlib.sha256(src.read_bytes())
     h.update(style.tobytes())
     h.update(f"{style.shape}|{label}".encode())  # the label is written into the file: part of the key
