@@ -42,7 +42,10 @@ def main() -> int:
     ap.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--photos", type=int, default=6, help="held-out photos to use (default all 6)")
-    ap.add_argument("--methods", nargs="*", default=["wct", "adain", "linear"])
+    ap.add_argument("--methods", nargs="*", default=["wct", "adain", "linear"],
+                    help="methods to score; METHOD:LAYER,LAYER picks the levels (e.g. wct:relu4_1,relu3_1,relu2_1)")
+    ap.add_argument("--groups", nargs="*", default=["new", "shipped"], choices=["new", "shipped"],
+                    help="which paintings: the new ones, the shipped ones (default both)")
     ap.add_argument("--linear-backend", default="onnx", help="the engine backend the linear model runs on")
     ap.add_argument("--no-docs", action="store_true")
     args = ap.parse_args()
@@ -55,10 +58,11 @@ def main() -> int:
     data = Path(args.data)
     _, held = split_holdout(list_images(data / "content"))
     photos = [resize_long_side(load_image(h), args.size) for h in held[: args.photos]]
-    paintings = [("new", p) for p in sorted((data / "new_styles").glob("*.jpg"))] + \
-                [("shipped", p) for p in sorted((data / "styles").glob("*.jpg"))]
+    paintings = [(g, p) for g, folder in (("new", "new_styles"), ("shipped", "styles")) if g in args.groups
+                 for p in sorted((data / folder).glob("*.jpg"))]
     peer = StyleTransfer(device="cpu")
-    methods = {m: AnyStyle(m, "cpu") for m in args.methods if m != "linear"}
+    methods = {m: AnyStyle(m.split(":")[0], "cpu", layers=m.split(":")[1].split(",") if ":" in m else None)
+               for m in args.methods if m != "linear"}
     if "linear" in args.methods:  # the linear model runs through the engine (onnxruntime, the painting baked in)
         methods["linear"] = None  # type: ignore[assignment]
     from percept.inference.anystyle import LINEAR_MODEL
