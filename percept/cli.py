@@ -576,12 +576,11 @@ def build_parser() -> argparse.ArgumentParser:
     config_option(t, cfg, "content_weight", type=_nonneg_float)
     config_option(t, cfg, "style_weight", type=_nonneg_float,
                   help="(default: 10, the shipped models'; with --teacher, it starts at the weight that balances the "
-                       "style and content gradients at the distilled network and is steered to --content-target; "
-                       "recorded in the card)")
+                       "style and content gradients at the distilled network and is raised while the content loss "
+                       "stays under 0.7; recorded in the card)")
     config_option(t, cfg, "content_target", type=_positive_float, metavar="C",
-                  help="steer the style weight during the run so that the content loss settles at C (relative relu4_2 "
-                       "error; the shipped rt models sit at 0.6-1.0); default with --teacher and no --style-weight: "
-                       "0.7, a fixed weight otherwise")
+                  help="steer the style weight up or down during the run so that the content loss settles at C "
+                       "(relative relu4_2 error; the shipped rt models sit at 0.6-1.0); default: a fixed weight")
     config_option(t, cfg, "tv_weight", type=_nonneg_float)
     config_option(t, cfg, "style_size", type=_positive_int, help="style image long side")
     _architecture_options(t, cfg)

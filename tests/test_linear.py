@@ -241,8 +241,10 @@ def test_teacher_route_distils_then_fine_tunes(tiny_linear, tmp_path, small_data
     assert card["distillation"]["iterations"] == 6 and card["iterations"] == 3
     weight = card["style_weight"]["value"]  # not given: balanced at the distilled network, and recorded
     assert card["style_weight"]["chosen"].startswith("balanced") and 0.5 <= weight <= 50
-    assert card["style_weight"]["chosen"].endswith("then steered to content loss 0.7 during the fine-tuning")
-    assert card["style_weight"]["adapted"]["start"] == weight and "style_weight_adapted" not in card
+    assert card["style_weight"]["chosen"].endswith(
+        "then steered to content loss 0.7 during the fine-tuning (never below the balanced weight)")
+    adapted = card["style_weight"]["adapted"]
+    assert adapted["start"] == weight and adapted["bounds"] == [weight, 50.0] and "style_weight_adapted" not in card
     assert card["hyperparameters"]["style_weight"] == weight
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("tb")) == [
         "fast.json", "fast.pt", "fast.train.pt"]

@@ -108,6 +108,8 @@ def test_style_weight_controller_steers_towards_the_content_target():
     assert max(b / a for a, b in zip(weights, weights[1:])) <= 1.1 + 1e-9  # small, slow steps
     high = StyleWeightController(0.7, 2.0, warmup=5, every=5)  # over it: less style, never under the floor
     assert [high.update(5.0) for _ in range(500)][-1] == 0.5
+    floored = StyleWeightController(0.7, 2.0, bounds=(2.0, 50.0), warmup=5, every=5)  # the teacher route's floor
+    assert [floored.update(5.0) for _ in range(100)][-1] == 2.0
     still = StyleWeightController(0.7, 2.0, warmup=5, every=5)  # at the target: stays
     assert abs(still.update(0.7) - 2.0) < 1e-9 and abs([still.update(0.7) for _ in range(50)][-1] - 2.0) < 1e-9
     summary = low.summary()

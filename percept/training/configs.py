@@ -119,6 +119,9 @@ class StyleTrainConfig(LoopOptions):
     """Adapt the style weight during the run so that the content loss settles at this value
     (:class:`percept.training.style.StyleWeightController`); None: a fixed weight. The ``teacher`` route
     uses :data:`CONTENT_TARGET` when neither this nor ``style_weight`` is given."""
+    style_weight_min: float | None = None
+    """With ``content_target``: the steered weight never goes below this (the ``teacher`` route: the balanced
+    weight it starts at, so the target only ever adds style); None: 0.5."""
 
 
     def __post_init__(self) -> None:

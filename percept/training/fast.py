@@ -15,10 +15,12 @@ picture in that painting's manner, so:
    beyond the teacher's.
 
 The automatic style weight (no ``--style-weight``): it starts where the style and content gradients
-balance at the distilled network (:func:`balanced_style_weight`), then the fine-tuning steers it so that the
-content loss settles at :data:`percept.training.configs.CONTENT_TARGET`, the shipped models' balance: a
-teacher that is weak on a painting no longer leaves its network under-styled, and a strong one cannot
-drown the scene.
+balance at the distilled network (:func:`balanced_style_weight`), then the fine-tuning raises it while the
+content loss stays under :data:`percept.training.configs.CONTENT_TARGET` (the shipped models' scene-keeping
+end), never lowering it below the balance: a teacher that is weak on a painting no longer leaves its network
+under-styled, and a painting whose manner moves the photo's features a lot (a Picasso's blocks) keeps the
+weight the balance gave it. Steered both ways, the Picasso's weight fell from 4.3 to 1.4 and its style loss
+rose to the peer's.
 
 The teacher is given as a module (photos -> pictures); the command line builds it (``inference`` sits
 beside ``training``, not below it). The model card records the teacher, both phases and their times.
@@ -111,17 +113,18 @@ def train_style_from_teacher(cfg: StyleTrainConfig, teacher: torch.nn.Module, te
         import json
 
         student_card = json.loads(student.with_suffix(".json").read_text())
-        weight, how, target = cfg.style_weight, "given (--style-weight)", cfg.content_target
+        weight, how, target, floor = cfg.style_weight, "given (--style-weight)", cfg.content_target, cfg.style_weight_min
         if weight is None:
             weight, grads = balanced_style_weight(cfg, student)
             how = (f"balanced at the distilled network: |grad content| {grads[0]:.3g} / |grad style| {grads[1]:.3g} "
                    f"over {BALANCE_BATCHES} batches of training crops")
             if target is None:
-                target = CONTENT_TARGET
+                target, floor = CONTENT_TARGET, weight
         if target is not None:
-            how += f", then steered to content loss {target:g} during the fine-tuning"
+            how += (f", then steered to content loss {target:g} during the fine-tuning"
+                    + (" (never below the balanced weight)" if floor == weight else ""))
         fine = replace(cfg, name=name, init=str(student), teacher=None, style_weight=weight, content_target=target,
-                       time_limit=max(0.05, limit - distilled / 60.0) if limit else None)
+                       style_weight_min=floor, time_limit=max(0.05, limit - distilled / 60.0) if limit else None)
         path = train_style(fine, progress=progress)
     finally:
         shutil.rmtree(work, ignore_errors=True)

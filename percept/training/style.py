@@ -83,6 +83,7 @@ class StyleWeightController:
 
     def summary(self) -> dict:
         return {"content_target": self.target, "start": self.trace[0][1], "final": round(self.weight, 4),
+                "bounds": [round(b, 4) for b in self.bounds],
                 "content_average": None if self.average is None else round(self.average, 4),
                 "trace": self.trace}
 
@@ -182,7 +183,10 @@ def train_style(cfg: StyleTrainConfig, resume: bool = False, progress: bool = Tr
             loss_fn.style_weight = controller.update(float(losses["content"]))
         return losses
 
-    controller = StyleWeightController(cfg.content_target, cfg.style_weight) if cfg.content_target is not None else None
+    controller = None
+    if cfg.content_target is not None:
+        low = cfg.style_weight_min if cfg.style_weight_min is not None else 0.5
+        controller = StyleWeightController(cfg.content_target, cfg.style_weight, bounds=(min(low, cfg.style_weight), 50.0))
 
     def scalars() -> dict[str, float]:
         return {"data/unreadable_skipped": dataset.skipped, "loss/style_weight": loss_fn.style_weight}
