@@ -381,7 +381,7 @@ def test_webcam_window_under_xvfb_shows_a_stylized_frame(tmp_path):
     """The real window: Xvfb, the CLI with a video file as the camera, a screenshot of the screen."""
     import mss
 
-    clip = make_video(tmp_path / "long.mp4", frames=60, size=(320, 240), fps=15.0)
+    clip = make_video(tmp_path / "long.mp4", frames=150, size=(320, 240), fps=15.0)  # 10 s: time to see the window
     display = f":{90 + (int(time.time()) % 500)}"
     xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", "800x600x24", "-nolisten", "tcp"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -402,7 +402,8 @@ def test_webcam_window_under_xvfb_shows_a_stylized_frame(tmp_path):
             if (arr.reshape(-1, 3).std(0) > 20).all():
                 shot = arr
                 break
-        assert shot is not None, f"no window content appeared; stderr: {proc.stderr.read() if proc.poll() is not None else ''}"
+        assert shot is not None, (f"no window content appeared; exit code {proc.poll()}; stderr: "
+                                  f"{proc.stderr.read() if proc.poll() is not None else ''}")
         Image.fromarray(shot).save(tmp_path / "screen.png")
         ys, xs = np.nonzero(shot.max(axis=2) > 0)
         window = shot[ys.min(): ys.max() + 1, xs.min(): xs.max() + 1]
