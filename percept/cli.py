@@ -108,7 +108,8 @@ def cmd_models(args: argparse.Namespace) -> int:
         card = m.card
         arch = card.get("architecture", {})
         if card.get("kind") == "feature-decoder":
-            arch_s = f"{card.get('layer', '?')} w{arch.get('width', '?')} x{arch.get('n_blocks', '?')}"
+            arch_s = (f"{card.get('layer', '?')} linear" if arch.get("width") == 0 else
+                      f"{card.get('layer', '?')} w{arch.get('width', '?')} x{arch.get('n_blocks', '?')}")
         elif card.get("kind") == "linear-style":
             arch_s = f"linear {arch.get('layer', '?')} rank {arch.get('rank', '?')}"
         else:
@@ -135,8 +136,10 @@ def cmd_stylize(args: argparse.Namespace) -> int:
         raise PerceptError("give --model (a trained network) or --style (any painting, no training), not both")
     if not args.style and not args.model:
         raise PerceptError("give --model NAME (see `percept models`) or --style PAINTING")
-    if not args.style and (args.method or args.style_blend):
-        raise PerceptError("--method and --style-blend are for --style PAINTING (arbitrary style transfer)")
+    if not args.style and (args.method or args.style_blend or args.levels):
+        raise PerceptError("--method, --style-blend and --levels are for --style PAINTING (arbitrary style transfer)")
+    if args.levels and args.method == "linear":
+        raise PerceptError("--levels is for --method wct or adain (the linear model works at relu3_1 only)")
     if args.style:  # a bad painting fails before any work
         from percept.images import check_painting
 
@@ -184,6 +187,17 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _levels(text: str) -> list[str]:
+    """``--levels relu4_1,relu3_1``: decoder layers (checked), in the order given."""
+    from percept.models.decoder import check_decoder_layer
+
+    layers = [t.strip() for t in text.split(",") if t.strip()]
+    if not layers or len(set(layers)) != len(layers):
+        raise PerceptError(f"--levels {text}: give distinct comma-separated layers, coarse to fine, e.g. "
+                           "relu4_1,relu3_1,relu2_1,relu1_1")
+    return [check_decoder_layer(t) for t in layers]
+
+
 def _stylize_any(args: argparse.Namespace, targets: list) -> int:
     from tqdm import tqdm
 
@@ -193,7 +207,7 @@ def _stylize_any(args: argparse.Namespace, targets: list) -> int:
     weights = _blend_weights(args.style_blend, len(args.style)) if args.style_blend else None
     if args.backend not in ("auto", "torch"):
         raise PerceptError(f"--style runs on PyTorch (the VGG19 encoder and the decoders); drop --backend {args.backend}")
-    any_style = AnyStyle(args.method or "wct", args.device)
+    any_style = AnyStyle(args.method or "wct", args.device, layers=_levels(args.levels) if args.levels else None)
     seconds = 0.0
     for src, dst in tqdm(targets, desc=f"stylize ({any_style.method})", disable=len(targets) < 2 or args.quiet):
         r = any_style(load_image(src), args.style, weights, args.size, args.strength, args.preserve_color)
@@ -614,7 +628,11 @@ def build_parser() -> argparse.ArgumentParser:
     config_option(td, cfg, "iterations", type=_positive_int)
     config_option(td, cfg, "lr", type=_nonneg_float, help="Adam, cosine decay to --lr-final")
     config_option(td, cfg, "lr_final", type=_nonneg_float)
-    config_option(td, cfg, "width", type=_positive_int, help="channels at the feature resolution (default min(C, 256))")
+    config_option(td, cfg, "width", type=_nonneg_int,
+                  help="channels at the feature resolution (default min(C, 256)); 0: --linear")
+    td.add_argument("--linear", dest="width", action="store_const", const=0,
+                    help="a linear decoder (one 3x3 convolution, relu1_1/relu1_2 only), solved in closed form by "
+                         "least squares over --iterations crops instead of trained (seconds; --blocks 0)")
     config_option(td, cfg, "n_blocks", "--blocks", type=_nonneg_int, help="residual blocks before upsampling")
     _training_run_options(td, cfg, "stop after this many minutes and save the decoder (the LR schedule fits in it)")
     td.set_defaults(func=cmd_train_decoder)
@@ -697,6 +715,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="--style: wct (default; Li et al. 2017), adain (Huang & Belongie 2017; faster, milder) or "
                         "linear (Li et al. 2019; one feed-forward pass, runs on every backend)")
     s.add_argument("--style-blend", help="--style: weights of several paintings, e.g. 0.6,0.4")
+    s.add_argument("--levels", help="--style with wct/adain: the layers to transform, coarse to fine (default "
+                                    "wct relu4_1,relu3_1,relu2_1; adain relu4_1); each needs a decoder, e.g. "
+                                    "relu4_1,relu3_1,relu2_1,relu1_1 for all of Li et al.'s finer levels")
     s.add_argument("-o", "--output", required=True, help="output file (one input) or folder (several)")
     s.add_argument("--size", type=_side_int, help="resize so the long side is SIZE px first")
     s.add_argument("--strength", type=_unit_float, default=1.0, help="0 = photo, 1 = full style (default 1)")

