@@ -102,7 +102,7 @@ def cmd_models(args: argparse.Namespace) -> int:
             raise PerceptError("; ".join(map(str, broken)))
         print("no models found (set PERCEPT_CHECKPOINTS, or reinstall percept from a wheel that carries its models)")
         return 1
-    print(f"\n{'name':<20} {'kind':<18} {'architecture':<22} {'iterations':>10}  {'files':<10} {'where':<8} trained on")
+    print(f"\n{'name':<22} {'kind':<18} {'architecture':<22} {'iterations':>10}  {'files':<10} {'where':<8} trained on")
     seen: set[str] = set()
     for m in models:
         card = m.card
@@ -118,7 +118,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         files = "+".join(s for s, p in (("pt", m.pt), ("onnx", m.onnx)) if p is not None)
         where = m.source + (" (hidden)" if m.name in seen else "")
         seen.add(m.name)
-        print(f"{m.name:<20} {card.get('kind', '?'):<18} {arch_s:<22} {card.get('iterations', '?'):>10}  "
+        print(f"{m.name:<22} {card.get('kind', '?'):<18} {arch_s:<22} {card.get('iterations', '?'):>10}  "
               f"{files:<10} {where:<8} {card.get('device', '?')}")
     if any(m.name in {n.name for n in models if n.source == "shipped"} and m.source == "user" for m in models):
         print("\n(hidden): a user model with a shipped model's name; give its path to use it")
@@ -136,10 +136,12 @@ def cmd_stylize(args: argparse.Namespace) -> int:
         raise PerceptError("give --model (a trained network) or --style (any painting, no training), not both")
     if not args.style and not args.model:
         raise PerceptError("give --model NAME (see `percept models`) or --style PAINTING")
-    if not args.style and (args.method or args.style_blend or args.levels):
-        raise PerceptError("--method, --style-blend and --levels are for --style PAINTING (arbitrary style transfer)")
-    if args.levels and args.method == "linear":
-        raise PerceptError("--levels is for --method wct or adain (the linear model works at relu3_1 only)")
+    if not args.style and (args.method or args.style_blend or args.levels or args.decoder):
+        raise PerceptError("--method, --style-blend, --levels and --decoder are for --style PAINTING (arbitrary "
+                           "style transfer)")
+    if (args.levels or args.decoder) and args.method == "linear":
+        raise PerceptError(f"{'--levels' if args.levels else '--decoder'} is for --method wct or adain (the linear "
+                           "model carries its own decoder, at relu3_1)")
     if args.style:  # a bad painting fails before any work
         from percept.images import check_painting
 
@@ -161,7 +163,7 @@ def cmd_stylize(args: argparse.Namespace) -> int:
 
     for p, _ in targets:  # fail before doing any work: the memory a size needs from the header, then a decode
         w, h = working_size(image_size(p), args.size)
-        check_frame_size(h, w, 1, str(args.model))
+        check_frame_size(h, w, 1, str(args.model or "--style"))
         load_image(p)
     if args.style and not (args.method == "linear" and len(args.style) == 1 and not args.style_blend):
         return _stylize_any(args, targets)
@@ -198,6 +200,22 @@ def _levels(text: str) -> list[str]:
     return [check_decoder_layer(t) for t in layers]
 
 
+def _decoders(models: list[str]) -> dict[str, str]:
+    """``--decoder MODEL`` (repeated): layer -> model, the layer read from each model's card."""
+    from percept.registry import ModelKind, find_model
+
+    out: dict[str, str] = {}
+    for m in models:
+        info = find_model(m)
+        if info.card.get("kind") != ModelKind.DECODER.value:
+            raise PerceptError(f"--decoder {m}: a '{info.card.get('kind')}' model, not a feature decoder")
+        layer = str(info.card.get("layer"))
+        if layer in out:
+            raise PerceptError(f"--decoder: two decoders for {layer} ({out[layer]}, {m})")
+        out[layer] = m
+    return out
+
+
 def _stylize_any(args: argparse.Namespace, targets: list) -> int:
     from tqdm import tqdm
 
@@ -207,7 +225,11 @@ def _stylize_any(args: argparse.Namespace, targets: list) -> int:
     weights = _blend_weights(args.style_blend, len(args.style)) if args.style_blend else None
     if args.backend not in ("auto", "torch"):
         raise PerceptError(f"--style runs on PyTorch (the VGG19 encoder and the decoders); drop --backend {args.backend}")
-    any_style = AnyStyle(args.method or "wct", args.device, layers=_levels(args.levels) if args.levels else None)
+    decoders = _decoders(args.decoder or [])
+    layers = _levels(args.levels) if args.levels else None
+    if decoders and (args.method or "wct") == "adain" and not layers:
+        layers = list(decoders)  # adain runs at its decoder's layer
+    any_style = AnyStyle(args.method or "wct", args.device, decoders=decoders, layers=layers)
     seconds = 0.0
     for src, dst in tqdm(targets, desc=f"stylize ({any_style.method})", disable=len(targets) < 2 or args.quiet):
         r = any_style(load_image(src), args.style, weights, args.size, args.strength, args.preserve_color)
@@ -619,10 +641,18 @@ def build_parser() -> argparse.ArgumentParser:
     td.add_argument("--data", required=True, help="folder of training photos")
     td.add_argument("--out", help=OUT_HELP + ", NAME.train.pt, tb/")
     config_option(td, cfg, "name", help="model name (default decoder_LAYER)")
-    config_option(td, cfg, "loss", choices=["pixel", "pixel+feature"],
+    config_option(td, cfg, "loss", choices=["pixel", "pixel+feature", "adain"],
                   help="pixel: MSE (CVPR 2016); pixel+feature: plus the relative feature error at the layer "
-                       "(NeurIPS 2016), sharper at deep layers")
+                       "(NeurIPS 2016), sharper at deep layers; adain: AdaIN's decoder (Huang & Belongie 2017: "
+                       "content + style loss on AdaIN'd features; needs --styles, best with --init)")
     config_option(td, cfg, "feature_weight", type=_nonneg_float, help="weight of the feature term")
+    td.add_argument("--styles", action="append", metavar="FOLDER",
+                    help="--loss adain: a folder of style images (repeat for several; each folder equally likely)")
+    config_option(td, cfg, "style_weight", type=_nonneg_float, help="--loss adain: weight of the style term")
+    config_option(td, cfg, "permute_colors", type=float,
+                  help="--loss adain: probability of permuting a style crop's colour channels")
+    config_option(td, cfg, "init", help="start from this decoder's weights (name or .pt; its architecture), e.g. "
+                                        "decoder_relu4_1 for --loss adain")
     config_option(td, cfg, "image_size", type=_side_int, help="training crop size, a multiple of the layer's stride")
     config_option(td, cfg, "batch_size", type=_positive_int)
     config_option(td, cfg, "iterations", type=_positive_int)
@@ -715,6 +745,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="--style: wct (default; Li et al. 2017), adain (Huang & Belongie 2017; faster, milder) or "
                         "linear (Li et al. 2019; one feed-forward pass, runs on every backend)")
     s.add_argument("--style-blend", help="--style: weights of several paintings, e.g. 0.6,0.4")
+    s.add_argument("--decoder", action="append", metavar="MODEL",
+                   help="--style with wct/adain: use this decoder (name or .pt) for its layer instead of the shipped "
+                        "one, e.g. one from `train-decoder --loss adain` (repeat for several layers)")
     s.add_argument("--levels", help="--style with wct/adain: the layers to transform, coarse to fine (default "
                                     "wct relu4_1,relu3_1,relu2_1; adain relu4_1); each needs a decoder, e.g. "
                                     "relu4_1,relu3_1,relu2_1,relu1_1 for all of Li et al.'s finer levels")

@@ -43,7 +43,8 @@ def main() -> int:
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--photos", type=int, default=6, help="held-out photos to use (default all 6)")
     ap.add_argument("--methods", nargs="*", default=["wct", "adain", "linear"],
-                    help="methods to score; METHOD:LAYER,LAYER picks the levels (e.g. wct:relu4_1,relu3_1,relu2_1)")
+                    help="methods to score; METHOD:LAYER,LAYER picks the levels (e.g. wct:relu4_1,relu3_1,relu2_1), "
+                         "METHOD@DECODER a decoder for its layer (e.g. adain@out/decoder_relu4_1_adain.pt)")
     ap.add_argument("--groups", nargs="*", default=["new", "shipped"], choices=["new", "shipped"],
                     help="which paintings: the new ones, the shipped ones (default both)")
     ap.add_argument("--linear-backend", default="onnx", help="the engine backend the linear model runs on")
@@ -63,8 +64,7 @@ def main() -> int:
     paintings = [(g, p) for g, folder in (("new", "new_styles"), ("shipped", "styles")) if g in args.groups
                  for p in sorted((data / folder).glob("*.jpg"))]
     peer = StyleTransfer(device="cpu")
-    methods = {m: AnyStyle(m.split(":")[0], "cpu", layers=m.split(":")[1].split(",") if ":" in m else None)
-               for m in args.methods if m != "linear"}
+    methods = {m: _any_style(m) for m in args.methods if m != "linear"}
     if "linear" in args.methods:  # the linear model runs through the engine (onnxruntime, the painting baked in)
         methods["linear"] = None  # type: ignore[assignment]
     from percept.inference.anystyle import LINEAR_MODEL
@@ -111,6 +111,17 @@ def main() -> int:
         _contact_sheet(sheet, ["painting", "peer", *methods], REPO / "docs" / "anystyle_sheet.jpg")
         update_block("eval_anystyle", "Arbitrary style (no training)", md)
     return 0
+
+
+def _any_style(spec: str) -> AnyStyle:
+    """``METHOD[:LAYER,LAYER][@DECODER]`` -> the AnyStyle it names."""
+    from percept.registry import find_model
+
+    spec, _, decoder = spec.partition("@")
+    method, _, layers = spec.partition(":")
+    decoders = {str(find_model(decoder).card["layer"]): decoder} if decoder else None
+    levels = layers.split(",") if layers else list(decoders) if decoders and method == "adain" else None
+    return AnyStyle(method, "cpu", decoders=decoders, layers=levels)
 
 
 def _contact_sheet(rows, labels, out: Path) -> None:

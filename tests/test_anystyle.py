@@ -83,6 +83,15 @@ def test_a_picture_with_the_paintings_colours_and_the_photos_layout(method):
     assert structural_similarity(lum(out), lum(src), data_range=255) > 0.2
 
 
+def test_adain_takes_its_own_decoder_unless_told_otherwise():
+    assert A._adain_decoder() == A.ADAIN_DECODER == "decoder_relu4_1_adain"  # shipped
+    own, recon = A.AnyStyle("adain", "cpu"), A.AnyStyle("adain", "cpu", decoders={"relu4_1": "decoder_relu4_1"})
+    photo, painting = _photo(96), _painting()
+    a, b = (np.asarray(m(photo, [painting]).image, np.float32) for m in (own, recon))
+    assert a.shape == b.shape and np.abs(a - b).mean() > 3  # two different decoders
+    assert A.AnyStyle("wct", "cpu").decoders["relu4_1"] is not own.decoders["relu4_1"]
+
+
 def test_strength_blend_and_colour(tmp_path):
     photo, painting = _photo(96), _painting()
     a = A.AnyStyle("adain", "cpu")
@@ -135,11 +144,23 @@ def test_cli(tmp_path, painting_path):
     r = run("--style", str(painting_path), "--levels", "relu3_1,relu2_1,relu1_1", "-o", str(tmp_path / "l.png"))
     assert r.returncode == 0, r.stderr  # the finest level: the shipped linear relu1_1 decoder
     assert "wct over relu3_1, relu2_1, relu1_1" in r.stdout and Image.open(tmp_path / "l.png").size == (120, 80)
+    from percept.registry import checkpoints_dir
+
+    r = run("--style", str(painting_path), "--method", "adain", "--decoder", str(checkpoints_dir() / "decoder_relu3_1.pt"),
+            "-o", str(tmp_path / "d.png"))
+    assert r.returncode == 0, r.stderr  # adain at the given decoder's layer
+    assert "adain over relu3_1" in r.stdout and Image.open(tmp_path / "d.png").size == (120, 80)
     for args, msg in (
+        (["--style", str(painting_path), "--decoder", "starry_night"],
+         "--decoder starry_night: a 'style-transformer' model, not a feature decoder"),
+        (["--style", str(painting_path), "--decoder", "decoder_relu2_1", "--decoder", "decoder_relu2_1"],
+         "--decoder: two decoders for relu2_1 (decoder_relu2_1, decoder_relu2_1)"),
+        (["--style", str(painting_path), "--method", "linear", "--decoder", "decoder_relu3_1"],
+         "--decoder is for --method wct or adain (the linear model carries its own decoder, at relu3_1)"),
         (["--style", str(painting_path), "--model", "wave"],
          "give --model (a trained network) or --style (any painting, no training), not both"),
         (["--model", "wave", "--method", "wct"],
-         "--method, --style-blend and --levels are for --style PAINTING (arbitrary style transfer)"),
+         "--method, --style-blend, --levels and --decoder are for --style PAINTING (arbitrary style transfer)"),
         (["--style", str(painting_path), "--levels", "relu3_1,relu3_1"],
          "--levels relu3_1,relu3_1: give distinct comma-separated layers, coarse to fine, e.g. relu4_1,relu3_1,relu2_1,relu1_1"),
         (["--style", str(painting_path), "--levels", "conv2_1"],
@@ -147,7 +168,7 @@ def test_cli(tmp_path, painting_path):
         (["--style", str(painting_path), "--levels", "relu2_2"],
          "--method wct needs a decoder for relu2_2 and none is installed; train one with `percept train-decoder --layer relu2_2`"),
         (["--style", str(painting_path), "--method", "linear", "--levels", "relu3_1"],
-         "--levels is for --method wct or adain (the linear model works at relu3_1 only)"),
+         "--levels is for --method wct or adain (the linear model carries its own decoder, at relu3_1)"),
         ([], "give --model NAME (see `percept models`) or --style PAINTING"),
         (["--style", str(painting_path), "--style-blend", "a,b"], "--style-blend a,b: give 1 comma-separated numbers, e.g. 0.5,0.5"),
         (["--style", str(painting_path), "--backend", "onnx"],

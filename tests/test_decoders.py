@@ -153,6 +153,66 @@ def test_a_linear_decoder_is_only_for_stride_one_layers(capsys, tmp_path, small_
     assert not (tmp_path / "o").exists()
 
 
+# ------------------------------------------------------------------------------------ --loss adain
+
+def test_an_adain_step_lowers_its_loss_on_a_fixed_batch():
+    """The step's gradient is the loss's: repeated on one (photo, style) batch, both terms fall."""
+    from percept.training.decoder import adain_decoder_step, adain_style_layers
+
+    torch.manual_seed(0)
+    net = LossNetwork("relu2_1")
+    dec = FeatureDecoder("relu2_1", 16, 1)
+    x, s = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32) * torch.tensor([1.0, 0.3, 0.1]).view(1, 3, 1, 1)
+    dec.calibrate(net(x, ["relu2_1"])["relu2_1"])
+    opt = torch.optim.Adam(dec.parameters(), lr=3e-3)
+    assert adain_style_layers("relu4_1") == ["relu1_1", "relu2_1", "relu3_1", "relu4_1"]
+    first = adain_decoder_step(dec, net, opt, x, s, "relu2_1", ["relu1_1", "relu2_1"], 1.0)
+    for _ in range(25):
+        last = adain_decoder_step(dec, net, opt, x, s, "relu2_1", ["relu1_1", "relu2_1"], 1.0)
+    assert float(last["content"]) < 0.7 * float(first["content"]) and float(last["style"]) < 0.7 * float(first["style"])
+    assert float(last["total"]) == pytest.approx(float(last["content"] + last["style"]), rel=1e-5)
+
+
+def test_adain_training_from_a_decoder_writes_its_card_and_previews(tmp_path, small_data, data_dir):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    start = train_decoder(_cfg(tmp_path / "recon", small_data, iterations=2), progress=False)
+    cfg = _cfg(tmp_path / "a", small_data, name=None, loss="adain", styles=[str(data_dir / "styles")],
+               init=str(start), iterations=3, checkpoint_every=3)
+    path = train_decoder(cfg, progress=False)
+    assert path.name == "decoder_relu2_1_adain.pt"  # never the reconstruction decoder's name
+    card = json.loads(path.with_suffix(".json").read_text())
+    assert card["data"]["style_folders"] == [{"folder": str(data_dir / "styles"), "images": 2}]
+    assert card["init"]["model"] == str(start) and card["architecture"]["width"] == 8
+    assert set(card["final_losses_running_avg"]) == {"content", "style", "total"}
+    assert card["use"].endswith("--method adain --decoder decoder_relu2_1_adain")
+    init_scale = load_checkpoint(start)["state_dict"]["in_scale"]
+    assert torch.equal(load_checkpoint(path)["state_dict"]["in_scale"], init_scale)  # kept, not re-measured
+    acc = EventAccumulator(str(tmp_path / "a" / "tb" / "decoder_relu2_1_adain"))
+    acc.Reload()
+    assert {"loss/content", "loss/style"} <= set(acc.Tags()["scalars"])
+    assert "held_out/photo_vs_adain" in acc.Tags()["images"]
+    with pytest.raises(PerceptError, match=r"^--init .* inverts relu2_1 features, not relu3_1$"):
+        train_decoder(_cfg(tmp_path / "b", small_data, layer="relu3_1", loss="adain",
+                           styles=[str(data_dir / "styles")], init=str(start)), progress=False)
+    assert not (tmp_path / "b").exists()
+
+
+def test_adain_bad_input(capsys, tmp_path, small_data, data_dir):
+    base = ["train-decoder", "--data", str(small_data), "--out", str(tmp_path / "o")]
+    styles = ["--styles", str(data_dir / "styles")]
+    _one_line_error(capsys, [*base, "--layer", "relu4_1", "--loss", "adain"],
+                    "--loss adain needs style images: give --styles FOLDER (repeat for several)")
+    _one_line_error(capsys, [*base, "--layer", "pool2", "--loss", "adain", *styles],
+                    "--loss adain transfers the style at a relu layer, not pool2")
+    _one_line_error(capsys, [*base, "--layer", "relu4_1", *styles], "--styles is for --loss adain (this run's loss is pixel)")
+    _one_line_error(capsys, [*base, "--layer", "relu1_1", "--linear", "--loss", "adain", *styles],
+                    "--linear is solved for reconstruction; --loss adain trains a network decoder")
+    _one_line_error(capsys, [*base, "--layer", "relu4_1", "--loss", "adain", "--styles", str(tmp_path / "none")],
+                    "no such folder")
+    assert not (tmp_path / "o").exists()
+
+
 def test_learning_rate_decays_over_iterations_or_time():
     cfg = DecoderTrainConfig(layer="relu2_1", data="x", out="y", iterations=100, lr=1e-3, lr_final=1e-4)
     assert _lr_at(cfg, 0) == pytest.approx(1e-3) and _lr_at(cfg, 100) == pytest.approx(1e-4)

@@ -8,7 +8,7 @@
   positions (at most :data:`COV_SAMPLES`), the transform applied to every position: memory and time grow
   with the image, not with its square.
 * **AdaIN** (Huang & Belongie 2017): at ``relu4_1``, each channel's mean and standard deviation set to the
-  painting's, then decoded.
+  painting's, then decoded by AdaIN's own decoder (:data:`ADAIN_DECODER`, trained with AdaIN's style loss).
 * **linear** (Li et al. 2019, :mod:`percept.models.linear`): a learned transform at ``relu3_1`` (two small
   CNNs give the matrices WCT would get from eigen-decompositions), decoded by its own decoder; one
   feed-forward pass, the method that exports to ONNX and runs live (``percept webcam --style``).
@@ -62,6 +62,12 @@ decoder, 41 dB on its own): as a fourth level it raised the style loss of all fo
 their content loss (held-out photos at 512 px; docs/BENCHMARKS.md), the picture barely changed (a little
 more contrast and saturation)."""
 ADAIN_LAYER = "relu4_1"
+ADAIN_DECODER = "decoder_relu4_1_adain"
+"""The decoder ``adain`` takes by default when it is installed: trained with AdaIN's loss (Huang & Belongie's
+content + style terms, ``train-decoder --loss adain``), from the reconstruction decoder, for 25 min on a CPU.
+Against the reconstruction decoder on the shipped paintings it halved AdaIN's style loss (0.45-0.65x) at
+0.77-1.07x its content loss (docs/BENCHMARKS.md, adain_decoder). ``decoders={"relu4_1": "decoder_relu4_1"}``
+(``stylize --decoder decoder_relu4_1``) takes the reconstruction one."""
 EIG_FLOOR = 1e-2
 """Eigenvalues of a covariance below this (times the largest) are left out of the whitening/colouring: small
 feature maps (fewer positions than channels) have a rank-deficient covariance whose tiny eigenvalues would
@@ -172,7 +178,8 @@ class AnyStyle:
         self.decoders = {}
         for layer in wanted:
             try:
-                model = decoders.get(layer) or shipped_decoder(layer)
+                model = decoders.get(layer) or (_adain_decoder() if method == "adain" and layer == ADAIN_LAYER
+                                                else None) or shipped_decoder(layer)
             except PerceptError:
                 raise PerceptError(f"--method {method} needs a decoder for {layer} and none is installed; train one "
                                    f"with `percept train-decoder --layer {layer}`") from None
@@ -271,9 +278,10 @@ class Teacher(torch.nn.Module):
         self.any_style: AnyStyle | None = None
         if method == "linear":  # the engine, as every other linear run: the painting baked in once
             from percept.inference.engine import Engine
+            from percept.inference.openvino_backend import openvino_installed
 
             on_cpu = resolve_device(device).type == "cpu"
-            fast = on_cpu and _openvino_installed() and _has_onnx(model or LINEAR_MODEL)
+            fast = on_cpu and openvino_installed() and _has_onnx(model or LINEAR_MODEL)
             self.engine = Engine(model or LINEAR_MODEL, backend="openvino" if fast else "torch",
                                  device="cpu" if on_cpu else device, style=painting)
             card = self.engine.files.card
@@ -293,10 +301,14 @@ class Teacher(torch.nn.Module):
         return torch.cat([self.any_style.transfer(x[i:i + 1], [self.painting], [1.0]) for i in range(x.shape[0])]).to(x.device)
 
 
-def _openvino_installed() -> bool:
-    import importlib.util
+def _adain_decoder() -> str | None:
+    """:data:`ADAIN_DECODER` where it is installed, else None (the reconstruction decoder then)."""
+    from percept.registry import find_model
 
-    return importlib.util.find_spec("openvino") is not None
+    try:
+        return ADAIN_DECODER if find_model(ADAIN_DECODER).pt is not None else None
+    except PerceptError:
+        return None
 
 
 def _has_onnx(model: str) -> bool:

@@ -499,11 +499,10 @@ def export_onnx(model: str | os.PathLike, out: str | os.PathLike, opset: int = D
 def _openvino_bf16_check(data: bytes):
     """OpenVINO's bf16 against its fp32 on the check photos (:func:`percept.inference.openvino_backend.check_bf16`),
     where OpenVINO is installed and the CPU has bf16; else None."""
-    try:
-        import openvino  # noqa: F401
-    except ImportError:
+    from percept.inference.openvino_backend import bf16_supported, check_bf16, openvino_core, openvino_installed
+
+    if not openvino_installed():
         return None
-    from percept.inference.openvino_backend import bf16_supported, check_bf16, openvino_core
 
     core = openvino_core()
     if not bf16_supported(core):

@@ -33,7 +33,7 @@ import numpy as np
 from percept.errors import PerceptError
 
 __all__ = ["BF16_MIN_PSNR", "PRECISIONS", "Bf16Check", "OpenVinoBackend", "bf16_supported", "check_bf16",
-           "openvino_core"]
+           "openvino_core", "openvino_installed"]
 
 PRECISIONS = ("auto", "fp32", "bf16")
 BF16_MIN_PSNR = 35.0
@@ -46,6 +46,13 @@ CHECK_SIZE = 256
 SHAPE_CACHE = 4
 """Compiled models kept, one per input shape."""
 _OV_PRECISION = {"fp32": "f32", "bf16": "bf16"}
+
+
+def openvino_installed() -> bool:
+    """Whether OpenVINO can be imported (asked without importing it: that takes a second)."""
+    import importlib.util
+
+    return importlib.util.find_spec("openvino") is not None
 
 
 def openvino_core():

@@ -167,9 +167,10 @@ def shipped_decoder(layer: str) -> str:
     naming the layers that have one."""
     check_decoder_layer(layer)
     name = f"decoder_{layer}"
-    have = {m.card.get("layer", m.name): m for m in list_models(ModelKind.DECODER)}
-    if any(m.name == name and m.pt is not None for m in have.values()):
+    models = list_models(ModelKind.DECODER)
+    if any(m.name == name and m.pt is not None for m in models):
         return name
+    have = {str(m.card.get("layer", m.name)) for m in models}
     raise PerceptError(f"no shipped decoder for {layer} (shipped: {', '.join(sorted(have)) or 'none'}); train one with "
                        f"`percept train-decoder --layer {layer}` or use --method optimize")
 

@@ -149,6 +149,17 @@ class DecoderTrainConfig(LoopOptions):
     ``time_limit``, when that runs out first)."""
     width: int | None = None
     n_blocks: int = 2
+    styles: list[str] | None = None
+    """``loss="adain"``: folders of style images (a folder drawn first, each equally likely, then an image)."""
+    style_weight: float = 1.0
+    """``loss="adain"``: weight of the style term (channel means and standard deviations at relu1_1 up to the
+    layer, each relative to the style's) against the content term (the features against the AdaIN target,
+    relative)."""
+    permute_colors: float = 0.5
+    """``loss="adain"``: probability that a style crop's colour channels are permuted (a new palette)."""
+    init: str | None = None
+    """Start from this decoder's weights (a model name or ``.pt``; same layer and architecture), e.g. the
+    reconstruction decoder before AdaIN training."""
 
 
 @dataclass

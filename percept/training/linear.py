@@ -25,7 +25,7 @@ import torch
 from percept.checkpoint import save_model
 from percept.device import device_name, resolve_device
 from percept.errors import PerceptError
-from percept.images import list_images, resize_long_side, to_tensor
+from percept.images import resize_long_side, to_tensor
 from percept.models.decoder import load_decoder
 from percept.models.linear import LinearStyleNet, LinearTransform
 from percept.models.losses import content_loss, gram_matrix
@@ -40,7 +40,7 @@ from percept.training.common import (
     save_training_state,
 )
 from percept.training.configs import LinearTrainConfig
-from percept.training.data import RandomCropDataset, first_readable, make_loader, readable_images
+from percept.training.data import RandomCropDataset, first_readable, make_loader, style_files
 from percept.version import __version__
 
 __all__ = ["LinearTrainConfig", "PairDataset", "train_linear", "linear_step"]
@@ -80,13 +80,6 @@ def _validate(cfg: LinearTrainConfig) -> None:
         raise PerceptError(f"--rank must be from 1 to 256, got {cfg.rank}")
     if not 0.0 <= cfg.permute_colors <= 1.0:
         raise PerceptError(f"--permute-colors must be from 0 to 1, got {cfg.permute_colors}")
-
-
-def _style_files(folder: str) -> list[Path]:
-    files = readable_images(list_images(folder), "style")
-    if not files:
-        raise PerceptError(f"{folder}: no readable style images")
-    return files
 
 
 def style_terms(feats: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -146,7 +139,7 @@ def train_linear(cfg: LinearTrainConfig, resume: bool = False, progress: bool = 
     device = d.device(device)
     d.check_batch(cfg.batch_size)
     train_files, held, out = prepare_run(cfg)
-    style_sets = [_style_files(f) for f in cfg.styles]
+    style_sets = [style_files(f) for f in cfg.styles]
     state_path = out / f"{cfg.name}.train.pt"
     d.agree({**{k: v for k, v in asdict(cfg).items() if k not in (*distributed.LOCAL_OPTIONS, "styles")},
              "photos": len(train_files), "photos_digest": distributed.files_digest(train_files, cfg.data),
