@@ -220,16 +220,17 @@ def _stylize_any(args: argparse.Namespace, targets: list) -> int:
     from tqdm import tqdm
 
     from percept.images import load_image, save_image
-    from percept.inference.anystyle import AnyStyle
+    from percept.inference.anystyle import DEFAULT_METHOD, AnyStyle
 
     weights = _blend_weights(args.style_blend, len(args.style)) if args.style_blend else None
     if args.backend not in ("auto", "torch"):
         raise PerceptError(f"--style runs on PyTorch (the VGG19 encoder and the decoders); drop --backend {args.backend}")
     decoders = _decoders(args.decoder or [])
     layers = _levels(args.levels) if args.levels else None
-    if decoders and (args.method or "wct") == "adain" and not layers:
+    method = args.method or DEFAULT_METHOD
+    if decoders and method == "adain" and not layers:
         layers = list(decoders)  # adain runs at its decoder's layer
-    any_style = AnyStyle(args.method or "wct", args.device, decoders=decoders, layers=layers)
+    any_style = AnyStyle(method, args.device, decoders=decoders, layers=layers)
     seconds = 0.0
     for src, dst in tqdm(targets, desc=f"stylize ({any_style.method})", disable=len(targets) < 2 or args.quiet):
         r = any_style(load_image(src), args.style, weights, args.size, args.strength, args.preserve_color)
@@ -742,7 +743,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="any painting instead of --model: universal style transfer with the shipped decoders, no "
                         "training (repeat to blend several)")
     s.add_argument("--method", choices=["wct", "adain", "linear"],
-                   help="--style: wct (default; Li et al. 2017), adain (Huang & Belongie 2017; faster, milder) or "
+                   help="--style: adain (default; Huang & Belongie 2017, with its own trained decoder), wct (Li et al. "
+                        "2017; more painterly, three times slower) or "
                         "linear (Li et al. 2019; one feed-forward pass, runs on every backend)")
     s.add_argument("--style-blend", help="--style: weights of several paintings, e.g. 0.6,0.4")
     s.add_argument("--decoder", action="append", metavar="MODEL",

@@ -7,7 +7,7 @@ Held-out photos (every 10th of ../shared/data/content) at 512 px, for the five p
 style loss and content loss (``percept.evaluation.StyleMetric``: relative Gram error over relu1_1..relu5_1,
 relative relu4_2 error; lower is better), a structure score (SSIM of the luminance against the photo at
 256 px: the VGG content loss can miss a lost layout), and seconds per image (this CPU). Contact sheet:
-docs/anystyle_sheet.jpg (one held-out photo; per painting: the painting, the peer, WCT, AdaIN).
+docs/anystyle_sheet.jpg (one held-out photo; per painting: the painting, the peer, WCT, AdaIN, linear).
 
     .venv/bin/python scripts/eval_anystyle.py                  # ~15 min on 2 cores
     .venv/bin/python scripts/eval_anystyle.py --photos 2 --no-docs
@@ -144,7 +144,7 @@ def render(rows, methods, n_photos, size, machine, command=".venv/bin/python scr
              "`StyleMetric` (lower is better); structure: SSIM of the luminance against the photo at 256 px (higher "
              "keeps more of the layout); seconds per image on this CPU (wct, adain: PyTorch fp32; linear: the engine, "
              "onnxruntime fp32, the painting baked in). Ratios are ours / the peer's "
-             "(targets for the default method, wct, on the new paintings: style <= 0.8, content <= 1.0, structure "
+             "(targets for the default method on the new paintings: style <= 0.8, content <= 1.0, structure "
              f"not below the peer's, <= 1 s). Command: `{command}`."
              + (" Contact sheet: `docs/anystyle_sheet.jpg`." if sheet else ""), "",
              "| painting | set | peer style / content / SSIM / s | " +

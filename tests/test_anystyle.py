@@ -141,7 +141,10 @@ def test_cli(tmp_path, painting_path):
     r = run("--style", str(painting_path), "--method", "adain", "-o", str(tmp_path / "o.png"))
     assert r.returncode == 0, r.stderr
     assert Image.open(tmp_path / "o.png").size == (120, 80) and "adain over relu4_1" in r.stdout
-    r = run("--style", str(painting_path), "--levels", "relu3_1,relu2_1,relu1_1", "-o", str(tmp_path / "l.png"))
+    r = run("--style", str(painting_path), "-o", str(tmp_path / "a.png"))
+    assert r.returncode == 0 and "adain over relu4_1" in r.stdout, r.stderr  # the default method
+    r = run("--style", str(painting_path), "--method", "wct", "--levels", "relu3_1,relu2_1,relu1_1", "-o",
+            str(tmp_path / "l.png"))
     assert r.returncode == 0, r.stderr  # the finest level: the shipped linear relu1_1 decoder
     assert "wct over relu3_1, relu2_1, relu1_1" in r.stdout and Image.open(tmp_path / "l.png").size == (120, 80)
     from percept.registry import checkpoints_dir
@@ -165,7 +168,7 @@ def test_cli(tmp_path, painting_path):
          "--levels relu3_1,relu3_1: give distinct comma-separated layers, coarse to fine, e.g. relu4_1,relu3_1,relu2_1,relu1_1"),
         (["--style", str(painting_path), "--levels", "conv2_1"],
          "decoders invert relu/pool layers, not 'conv2_1'; valid layers: " + ", ".join(DECODER_LAYERS)),
-        (["--style", str(painting_path), "--levels", "relu2_2"],
+        (["--style", str(painting_path), "--method", "wct", "--levels", "relu2_2"],
          "--method wct needs a decoder for relu2_2 and none is installed; train one with `percept train-decoder --layer relu2_2`"),
         (["--style", str(painting_path), "--method", "linear", "--levels", "relu3_1"],
          "--levels is for --method wct or adain (the linear model carries its own decoder, at relu3_1)"),

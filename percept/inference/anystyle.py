@@ -7,7 +7,7 @@
   an eigenvalue floor; for large images the covariance is estimated on a regular subsample of the
   positions (at most :data:`COV_SAMPLES`), the transform applied to every position: memory and time grow
   with the image, not with its square.
-* **AdaIN** (Huang & Belongie 2017): at ``relu4_1``, each channel's mean and standard deviation set to the
+* **AdaIN** (Huang & Belongie 2017; the default, :data:`DEFAULT_METHOD`): at ``relu4_1``, each channel's mean and standard deviation set to the
   painting's, then decoded by AdaIN's own decoder (:data:`ADAIN_DECODER`, trained with AdaIN's style loss).
 * **linear** (Li et al. 2019, :mod:`percept.models.linear`): a learned transform at ``relu3_1`` (two small
   CNNs give the matrices WCT would get from eigen-decompositions), decoded by its own decoder; one
@@ -18,7 +18,7 @@
 their transforms (WCT: the coloured features; AdaIN: the statistics).
 
 >>> from percept.inference.anystyle import AnyStyle
->>> AnyStyle("wct")("photo.jpg", ["painting.jpg"], size=512).save("out.png")
+>>> AnyStyle("adain")("photo.jpg", ["painting.jpg"], size=512).save("out.png")
 """
 
 from __future__ import annotations
@@ -52,6 +52,11 @@ from percept.images import (  # noqa: F401 - the painting checks are re-exported
 __all__ = ["METHODS", "AnyStyle", "AnyStyleResult", "Teacher", "check_painting", "stylize_any"]
 
 METHODS = ("wct", "adain", "linear")
+DEFAULT_METHOD = "adain"
+"""The method ``stylize --style`` runs when none is named. AdaIN with its own decoder (:data:`ADAIN_DECODER`):
+on the four shipped paintings it had lower style and content losses than three-level WCT and a higher
+structure score, at about a third of the time (docs/BENCHMARKS.md; the five new paintings agreed). WCT was the
+default while only reconstruction decoders existed."""
 LINEAR_MODEL = "linear_relu3_1"
 """The shipped linear style transfer model (:mod:`percept.models.linear`)."""
 WCT_LAYERS = ("relu4_1", "relu3_1", "relu2_1")
@@ -142,13 +147,13 @@ class AnyStyle:
     """A loss network and the decoders one method needs, loaded once; call it on a photo and paintings.
 
     Args:
-        method: ``wct`` (default), ``adain`` or ``linear``.
+        method: ``adain`` (default, :data:`DEFAULT_METHOD`), ``wct`` or ``linear``.
         device: auto, cpu or cuda.
         decoders: layer -> decoder model (name or ``.pt``); default the installed ``decoder_LAYER``.
         model: ``linear``: the linear style model (name or ``.pt``; default :data:`LINEAR_MODEL`).
     """
 
-    def __init__(self, method: str = "wct", device: str = "auto", decoders: dict[str, str] | None = None,
+    def __init__(self, method: str = DEFAULT_METHOD, device: str = "auto", decoders: dict[str, str] | None = None,
                  layers: Sequence[str] | None = None, model: str | None = None) -> None:
         if method not in METHODS:
             raise PerceptError(f"unknown method '{method}'; use {', '.join(METHODS[:-1])} or {METHODS[-1]}")
@@ -320,7 +325,7 @@ def _has_onnx(model: str) -> bool:
         return False
 
 
-def stylize_any(photo: ImageLike, paintings: Sequence[ImageLike] | ImageLike, method: str = "wct",
+def stylize_any(photo: ImageLike, paintings: Sequence[ImageLike] | ImageLike, method: str = DEFAULT_METHOD,
                 weights: Sequence[float] | None = None, size: int | None = None, strength: float = 1.0,
                 preserve_color: bool = False, device: str = "auto") -> Image.Image:
     """Stylise ``photo`` with any painting(s), no training: the Python side of ``percept stylize --style``."""
