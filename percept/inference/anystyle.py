@@ -48,6 +48,7 @@ from percept.images import (  # noqa: F401 - the painting checks are re-exported
     to_image,
     to_tensor,
 )
+from percept.models.transforms import adain
 
 __all__ = ["METHODS", "AnyStyle", "AnyStyleResult", "Teacher", "check_painting", "stylize_any"]
 
@@ -123,16 +124,6 @@ def wct(content: torch.Tensor, styles: list[tuple[torch.Tensor, torch.Tensor]], 
     assert isinstance(out, torch.Tensor)
     mixed = alpha * out.float() + (1 - alpha) * fc.float()
     return mixed.reshape(1, c, h, w)
-
-
-def adain(content: torch.Tensor, styles: list[tuple[torch.Tensor, torch.Tensor]], weights: list[float],
-          alpha: float) -> torch.Tensor:
-    """Channel means and standard deviations of content features set to the (blended) style statistics."""
-    mu = content.mean((2, 3), keepdim=True)
-    sd = content.std((2, 3), keepdim=True).clamp_min(1e-5)
-    ms = sum(wt * m for wt, (m, _) in zip(weights, styles))
-    ss = sum(wt * s for wt, (_, s) in zip(weights, styles))
-    return alpha * ((content - mu) / sd * ss + ms) + (1 - alpha) * content
 
 
 @dataclass

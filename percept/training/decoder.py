@@ -381,8 +381,8 @@ def _mean_std(f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def adain_target(content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
     """AdaIN of content features with style features, sample by sample (the transform ``stylize --method
-    adain`` applies: :func:`percept.inference.anystyle.adain`)."""
-    from percept.inference.anystyle import adain
+    adain`` applies: :func:`percept.models.transforms.adain`)."""
+    from percept.models.transforms import adain
 
     return adain(content, [_mean_std(style)], [1.0], 1.0)
 
