@@ -8,11 +8,13 @@ The equivalence runs fp32 steps (``--precision fp32``): bf16 rounding depends on
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -152,24 +154,57 @@ def test_a_batch_the_world_size_does_not_divide(tmp_path, small_data, painting_p
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port for node 0's rendezvous store, below the kernel's ephemeral range: between this check and
+    node 0's bind, no outgoing connection (node 1's retries to reach it, gloo's own links) can be given it as
+    a source port. (One CI run hung in a two-node test for 300 s, cause not established; this and the
+    concurrent draining in :func:`_two_nodes` remove the two candidates found.)"""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0]) \
+        if Path("/proc/sys/net/ipv4/ip_local_port_range").exists() else 32768
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(max(1024, low - 12000), low)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port below the ephemeral range")
+
+
+def _two_nodes(per_node: list[list[str]], timeout: float = 300) -> list[subprocess.CompletedProcess]:
+    """``torchrun --nnodes 2`` on localhost, one launch per node (as on two machines). Both outputs are
+    drained at once (a full pipe must not stall a node); past the timeout both are killed and the test fails
+    with what they printed."""
+    port = _free_port()
+    procs = []
+    for node, args in enumerate(per_node):
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", f"--node-rank={node}",
+               "--nproc-per-node=1", "--master-addr=127.0.0.1", f"--master-port={port}", "-m", "percept", *args]
+        procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
+                                      start_new_session=True))
+    with ThreadPoolExecutor(len(procs)) as pool:
+        futures = [pool.submit(p.communicate) for p in procs]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and any(p.poll() is None for p in procs):
+            time.sleep(0.2)
+        hung = [p.poll() is None for p in procs]
+        for p, h in zip(procs, hung):
+            if h:
+                os.killpg(p.pid, signal.SIGKILL)
+        outs = [f.result() for f in futures]
+    assert not any(hung), f"node(s) {[i for i, h in enumerate(hung) if h]} still running after {timeout} s " \
+                          f"(port {port}); their stderr: {[err[-1500:] for _, err in outs]}"
+    return [subprocess.CompletedProcess(p.args, p.returncode, out, err) for p, (out, err) in zip(procs, outs)]
 
 
 def test_two_nodes_that_disagree_on_an_option(tmp_path, small_data, painting_path):
     """Two `torchrun --nnodes 2` launches, as on two machines (here both on localhost), one with another
     --style-weight: the job stops at the start with one line naming the option."""
-    port = _free_port()
-    procs = []
-    for node, weight in ((0, "10"), (1, "20")):
-        args = _tiny(small_data, painting_path, tmp_path / f"node{node}", "--style-weight", weight)
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", f"--node-rank={node}",
-               "--nproc-per-node=1", "--master-addr=127.0.0.1", f"--master-port={port}", "-m", "percept", *args]
-        procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env()))
-    outs = [p.communicate(timeout=300) for p in procs]
-    assert all(p.returncode != 0 for p in procs)
-    lines = [line for _, err in outs for line in err.splitlines() if line.startswith("percept: error:")]
+    done = _two_nodes([_tiny(small_data, painting_path, tmp_path / f"node{node}", "--style-weight", weight)
+                       for node, weight in ((0, "10"), (1, "20"))])
+    assert all(r.returncode != 0 for r in done)
+    lines = [line for r in done for line in r.stderr.splitlines() if line.startswith("percept: error:")]
     assert "percept: error: rank 1 disagrees with rank 0 on style_weight: 20.0 vs 10.0; every process of a job " \
            "must get the same options and data" in lines
     assert not list(tmp_path.rglob("*.pt"))
@@ -179,15 +214,12 @@ def test_resume_across_machines_reads_rank_0s_state_only(tmp_path, small_data, p
     """Two `--nnodes 2` launches with their own --out (as on two machines): only node 0 has the training state,
     and --resume still works (rank 0 reads it and sends the step and optimiser state)."""
     def launch(extra: tuple[str, ...], iterations: str) -> list[subprocess.CompletedProcess]:
-        port = _free_port()
-        procs = []
+        per_node = []
         for node in (0, 1):
             args = _tiny(small_data, painting_path, tmp_path / f"node{node}", *extra)
             args[args.index("--iterations") + 1] = iterations
-            cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", f"--node-rank={node}",
-                   "--nproc-per-node=1", "--master-addr=127.0.0.1", f"--master-port={port}", "-m", "percept", *args]
-            procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env()))
-        return [subprocess.CompletedProcess(p.args, p.wait(timeout=300), *p.communicate()) for p in procs]
+            per_node.append(args)
+        return _two_nodes(per_node)
 
     assert all(r.returncode == 0 for r in launch((), "2"))
     assert (tmp_path / "node0" / "tiny.train.pt").exists() and not (tmp_path / "node1" / "tiny.train.pt").exists()
