@@ -30,7 +30,8 @@ def _tiny(small_data: Path, painting_path: Path, out: Path, *extra: str) -> list
 
 
 def _env() -> dict:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    # a collective stuck on a peer fails (with percept's line) well inside the tests' 300 s, so a hang says where
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore", "PERCEPT_DIST_TIMEOUT": "120"}
     env.pop("WORLD_SIZE", None)
     return env
 
