@@ -664,7 +664,7 @@ def build_parser() -> argparse.ArgumentParser:
     td.add_argument("--linear", dest="width", action="store_const", const=0,
                     help="a linear decoder (one 3x3 convolution, relu1_1/relu1_2 only), solved in closed form by "
                          "least squares over --iterations crops instead of trained (seconds; --blocks 0)")
-    config_option(td, cfg, "n_blocks", "--blocks", type=_nonneg_int, help="residual blocks before upsampling")
+    config_option(td, cfg, "n_blocks", "--blocks", type=_nonneg_int, help="residual blocks before upsampling (default 2, or the --init decoder's)")
     _training_run_options(td, cfg, "stop after this many minutes and save the decoder (the LR schedule fits in it)")
     td.set_defaults(func=cmd_train_decoder)
 

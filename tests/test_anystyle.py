@@ -84,7 +84,10 @@ def test_a_picture_with_the_paintings_colours_and_the_photos_layout(method):
 
 
 def test_adain_takes_its_own_decoder_unless_told_otherwise():
-    assert A._adain_decoder() == A.ADAIN_DECODER == "decoder_relu4_1_adain"  # shipped
+    from percept.models.decoder import shipped_decoder
+
+    assert shipped_decoder("relu4_1", adain=True) == A.ADAIN_DECODER == "decoder_relu4_1_adain"  # shipped
+    assert shipped_decoder("relu3_1", adain=True) == "decoder_relu3_1"  # none of its own: the reconstruction one
     own, recon = A.AnyStyle("adain", "cpu"), A.AnyStyle("adain", "cpu", decoders={"relu4_1": "decoder_relu4_1"})
     photo, painting = _photo(96), _painting()
     a, b = (np.asarray(m(photo, [painting]).image, np.float32) for m in (own, recon))

@@ -196,6 +196,11 @@ def test_adain_training_from_a_decoder_writes_its_card_and_previews(tmp_path, sm
         train_decoder(_cfg(tmp_path / "b", small_data, layer="relu3_1", loss="adain",
                            styles=[str(data_dir / "styles")], init=str(start)), progress=False)
     assert not (tmp_path / "b").exists()
+    with pytest.raises(PerceptError, match=r"^--init .* has n_blocks 1, not the --blocks 3 asked for; leave --blocks "
+                                           r"out to keep its own$"):
+        train_decoder(_cfg(tmp_path / "b", small_data, loss="adain", styles=[str(data_dir / "styles")],
+                           init=str(start), n_blocks=3), progress=False)
+    assert not (tmp_path / "b").exists()
 
 
 def test_adain_bad_input(capsys, tmp_path, small_data, data_dir):

@@ -48,6 +48,7 @@ from percept.images import (  # noqa: F401 - the painting checks are re-exported
     to_image,
     to_tensor,
 )
+from percept.models.decoder import decoder_name
 from percept.models.transforms import adain
 
 __all__ = ["METHODS", "AnyStyle", "AnyStyleResult", "Teacher", "check_painting", "stylize_any"]
@@ -68,7 +69,7 @@ decoder, 41 dB on its own): as a fourth level it raised the style loss of all fo
 their content loss (held-out photos at 512 px; docs/BENCHMARKS.md), the picture barely changed (a little
 more contrast and saturation)."""
 ADAIN_LAYER = "relu4_1"
-ADAIN_DECODER = "decoder_relu4_1_adain"
+ADAIN_DECODER = decoder_name(ADAIN_LAYER, adain=True)
 """The decoder ``adain`` takes by default when it is installed: trained with AdaIN's loss (Huang & Belongie's
 content + style terms, ``train-decoder --loss adain``), from the reconstruction decoder, for 25 min on a CPU.
 Against the reconstruction decoder on the shipped paintings it halved AdaIN's style loss (0.45-0.65x) at
@@ -174,8 +175,7 @@ class AnyStyle:
         self.decoders = {}
         for layer in wanted:
             try:
-                model = decoders.get(layer) or (_adain_decoder() if method == "adain" and layer == ADAIN_LAYER
-                                                else None) or shipped_decoder(layer)
+                model = decoders.get(layer) or shipped_decoder(layer, adain=method == "adain")
             except PerceptError:
                 raise PerceptError(f"--method {method} needs a decoder for {layer} and none is installed; train one "
                                    f"with `percept train-decoder --layer {layer}`") from None
@@ -295,16 +295,6 @@ class Teacher(torch.nn.Module):
             return self.engine.tensor(x).to(x.device)
         assert self.any_style is not None
         return torch.cat([self.any_style.transfer(x[i:i + 1], [self.painting], [1.0]) for i in range(x.shape[0])]).to(x.device)
-
-
-def _adain_decoder() -> str | None:
-    """:data:`ADAIN_DECODER` where it is installed, else None (the reconstruction decoder then)."""
-    from percept.registry import find_model
-
-    try:
-        return ADAIN_DECODER if find_model(ADAIN_DECODER).pt is not None else None
-    except PerceptError:
-        return None
 
 
 def _has_onnx(model: str) -> bool:

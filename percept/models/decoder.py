@@ -162,14 +162,22 @@ def load_decoder(model: str | os.PathLike) -> tuple[FeatureDecoder, dict]:
     return net, card
 
 
-def shipped_decoder(layer: str) -> str:
-    """The name of the decoder for ``layer`` (``decoder_LAYER``, shipped or the user's), or an error
+def decoder_name(layer: str, adain: bool = False) -> str:
+    """The name a decoder for ``layer`` is trained and looked up under: ``decoder_LAYER`` (reconstruction), or
+    ``decoder_LAYER_adain`` (trained with AdaIN's style loss)."""
+    return f"decoder_{layer}" + ("_adain" if adain else "")
+
+
+def shipped_decoder(layer: str, adain: bool = False) -> str:
+    """The name of the decoder for ``layer`` (shipped or the user's): ``decoder_LAYER``; with ``adain``,
+    AdaIN's own ``decoder_LAYER_adain`` where one is installed, else the reconstruction one. Or an error
     naming the layers that have one."""
     check_decoder_layer(layer)
-    name = f"decoder_{layer}"
     models = list_models(ModelKind.DECODER)
-    if any(m.name == name and m.pt is not None for m in models):
-        return name
+    installed = {m.name for m in models if m.pt is not None}
+    for name in [decoder_name(layer, True)] * adain + [decoder_name(layer)]:
+        if name in installed:
+            return name
     have = {str(m.card.get("layer", m.name)) for m in models}
     raise PerceptError(f"no shipped decoder for {layer} (shipped: {', '.join(sorted(have)) or 'none'}); train one with "
                        f"`percept train-decoder --layer {layer}` or use --method optimize")

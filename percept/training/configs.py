@@ -148,7 +148,10 @@ class DecoderTrainConfig(LoopOptions):
     """The learning rate decays (cosine) from ``lr`` to this over ``iterations`` (or over
     ``time_limit``, when that runs out first)."""
     width: int | None = None
-    n_blocks: int = 2
+    """Channels at the feature resolution; None: ``min(C, 256)``, or the ``init`` decoder's; 0: the linear
+    decoder."""
+    n_blocks: int | None = None
+    """Residual blocks before upsampling; None: 2, or the ``init`` decoder's."""
     styles: list[str] | None = None
     """``loss="adain"``: folders of style images (a folder drawn first, each equally likely, then an image)."""
     style_weight: float = 1.0

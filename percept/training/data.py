@@ -17,8 +17,8 @@ from PIL import Image
 from percept.errors import PerceptError, warn
 from percept.images import IMAGE_EXTENSIONS, list_images, load_image
 
-__all__ = ["IMAGE_EXTENSIONS", "RandomCropDataset", "list_images", "make_loader", "first_readable", "readable_images", "split_holdout",
-           "style_files"]
+__all__ = ["IMAGE_EXTENSIONS", "PairDataset", "RandomCropDataset", "check_permute_colors", "list_images", "make_loader",
+           "first_readable", "readable_images", "split_holdout", "style_files"]
 
 def readable_images(files: Sequence[Path], what: str = "training", decode: bool = False) -> list[Path]:
     """``files`` without the ones that cannot be images, each skipped with a warning and the count.
@@ -162,3 +162,32 @@ def make_loader(dataset: RandomCropDataset, batch_size: int, start_step: int, wo
         dataset, batch_size=batch_size // world, sampler=list(indices), num_workers=workers,
         persistent_workers=False, drop_last=True, pin_memory=torch.cuda.is_available(),
         prefetch_factor=4 if workers else None)
+
+
+def check_permute_colors(p: float) -> None:
+    """``--permute-colors``: a probability."""
+    if not 0.0 <= p <= 1.0:
+        raise PerceptError(f"--permute-colors must be from 0 to 1, got {p}")
+
+
+class PairDataset(torch.utils.data.Dataset):
+    """Sample ``n``: (photo crop, painting crop), each (3, size, size) in [0, 1], a pure function of (seed, n)."""
+
+    def __init__(self, photos: RandomCropDataset, styles: list[RandomCropDataset], permute: float = 0.5) -> None:
+        check_permute_colors(permute)
+        self.photos, self.styles, self.permute = photos, styles, float(permute)
+        self.seed = photos.seed
+
+    def __len__(self) -> int:
+        return len(self.photos)
+
+    @property
+    def skipped(self) -> int:
+        return self.photos.skipped + sum(s.skipped for s in self.styles)
+
+    def __getitem__(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rng = np.random.default_rng([self.seed, int(n), 7])
+        style = self.styles[int(rng.integers(len(self.styles)))][n]
+        if rng.random() < self.permute:
+            style = style[torch.from_numpy(rng.permutation(3))]
+        return self.photos[n], style

