@@ -71,10 +71,11 @@ more contrast and saturation)."""
 ADAIN_LAYER = "relu4_1"
 ADAIN_DECODER = decoder_name(ADAIN_LAYER, adain=True)
 """The decoder ``adain`` takes by default when it is installed: trained with AdaIN's loss (Huang & Belongie's
-content + style terms, ``train-decoder --loss adain``), from the reconstruction decoder, for 25 min on a CPU.
-Against the reconstruction decoder on the shipped paintings it halved AdaIN's style loss (0.45-0.65x) at
-0.77-1.07x its content loss (docs/BENCHMARKS.md, adain_decoder). ``decoders={"relu4_1": "decoder_relu4_1"}``
-(``stylize --decoder decoder_relu4_1``) takes the reconstruction one."""
+content + style terms, ``train-decoder --loss adain``) from the reconstruction decoder on a CPU, in two stages
+(25 min at style weight 1, then 32 min at 3; the four shipped paintings and the training photos as styles).
+Against the reconstruction decoder it more than halves AdaIN's style loss on every painting
+(docs/BENCHMARKS.md, adain_decoder). ``decoders={"relu4_1": "decoder_relu4_1"}`` (``stylize --decoder
+decoder_relu4_1``) takes the reconstruction one."""
 EIG_FLOOR = 1e-2
 """Eigenvalues of a covariance below this (times the largest) are left out of the whitening/colouring: small
 feature maps (fewer positions than channels) have a rank-deficient covariance whose tiny eigenvalues would
