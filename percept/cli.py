@@ -230,7 +230,7 @@ def _stylize_any(args: argparse.Namespace, targets: list) -> int:
     method = args.method or DEFAULT_METHOD
     if decoders and method == "adain" and not layers:
         layers = list(decoders)  # adain runs at its decoder's layer
-    any_style = AnyStyle(method, args.device, decoders=decoders, layers=layers)
+    any_style = AnyStyle(method, args.device, decoders=decoders, layers=layers, precision=args.precision)
     seconds = 0.0
     for src, dst in tqdm(targets, desc=f"stylize ({any_style.method})", disable=len(targets) < 2 or args.quiet):
         r = any_style(load_image(src), args.style, weights, args.size, args.strength, args.preserve_color)
@@ -536,7 +536,8 @@ def _backend_args(p: argparse.ArgumentParser, backend_help: str = "onnx (onnxrun
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or tensorrt (onnx backend on a GPU)")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
                    help="--backend openvino: fp32, bf16 (CPUs with AVX512-BF16 or AMX) or auto (bf16 where its "
-                        "quality check against fp32 passes, else fp32)")
+                        "quality check against fp32 passes, else fp32); stylize --style: the PyTorch encoder and "
+                        "decoders, auto = bf16 on CPUs with AVX512-BF16 or AMX")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -44,7 +44,8 @@ def main() -> int:
     ap.add_argument("--photos", type=int, default=6, help="held-out photos to use (default all 6)")
     ap.add_argument("--methods", nargs="*", default=["wct", "adain", "linear"],
                     help="methods to score; METHOD:LAYER,LAYER picks the levels (e.g. wct:relu4_1,relu3_1,relu2_1), "
-                         "METHOD@DECODER a decoder for its layer (e.g. adain@out/decoder_relu4_1_adain.pt)")
+                         "METHOD@DECODER a decoder for its layer (e.g. adain@out/decoder_relu4_1_adain.pt), "
+                         "METHOD#PRECISION the arithmetic (auto, fp32, bf16; e.g. adain#fp32)")
     ap.add_argument("--groups", nargs="*", default=["new", "shipped"], choices=["new", "shipped"],
                     help="which paintings: the new ones, the shipped ones (default both)")
     ap.add_argument("--linear-backend", default="onnx", help="the engine backend the linear model runs on")
@@ -114,14 +115,16 @@ def main() -> int:
 
 
 def _any_style(spec: str) -> AnyStyle:
-    """``METHOD[:LAYER,LAYER][@DECODER]`` -> the AnyStyle it names."""
+    """``METHOD[:LAYER,LAYER][@DECODER][#PRECISION]`` -> the AnyStyle it names (precision: auto, the default,
+    fp32 or bf16)."""
     from percept.registry import find_model
 
+    spec, _, precision = spec.partition("#")
     spec, _, decoder = spec.partition("@")
     method, _, layers = spec.partition(":")
     decoders = {str(find_model(decoder).card["layer"]): decoder} if decoder else None
     levels = layers.split(",") if layers else list(decoders) if decoders and method == "adain" else None
-    return AnyStyle(method, "cpu", decoders=decoders, layers=levels)
+    return AnyStyle(method, "cpu", decoders=decoders, layers=levels, precision=precision or "auto")
 
 
 def _contact_sheet(rows, labels, out: Path) -> None:
@@ -142,7 +145,8 @@ def render(rows, methods, n_photos, size, machine, command=".venv/bin/python scr
            sheet=True) -> str:
     lines = [f"Held-out photos ({n_photos}) at {size} px; machine: {machine}. Style / content: "
              "`StyleMetric` (lower is better); structure: SSIM of the luminance against the photo at 256 px (higher "
-             "keeps more of the layout); seconds per image on this CPU (wct, adain: PyTorch fp32; linear: the engine, "
+             "keeps more of the layout); seconds per image on this CPU (wct, adain: PyTorch, bf16 autocast where the CPU "
+             "computes it natively (`AnyStyle(precision='auto')`), `#fp32`: fp32; linear: the engine, "
              "onnxruntime fp32, the painting baked in). Ratios are ours / the peer's "
              "(targets for the default method on the new paintings: style <= 0.8, content <= 1.0, structure "
              f"not below the peer's, <= 1 s). Command: `{command}`."

@@ -95,6 +95,23 @@ def test_adain_takes_its_own_decoder_unless_told_otherwise():
     assert A.AnyStyle("wct", "cpu").decoders["relu4_1"] is not own.decoders["relu4_1"]
 
 
+def test_precision_bf16_is_close_to_fp32_and_auto_follows_the_cpu():
+    from percept.device import cpu_has_bf16
+
+    photo, painting = _photo(96), _painting()
+    fp32, bf16 = A.AnyStyle("adain", "cpu", precision="fp32"), A.AnyStyle("adain", "cpu", precision="bf16")
+    assert (fp32.precision, bf16.precision) == ("fp32", "bf16")
+    assert A.AnyStyle("wct", "cpu").precision == ("bf16" if cpu_has_bf16() else "fp32")
+    a, b = (np.asarray(m(photo, [painting]).image, np.float32) for m in (fp32, bf16))
+    assert a.shape == b.shape
+    diff = np.abs(a - b)
+    assert 0 < diff.mean() < 3 and np.percentile(diff, 99) < 20  # bf16 rounding, not another picture
+    again = np.asarray(A.AnyStyle("adain", "cpu", precision="fp32")(photo, [painting]).image, np.float32)
+    assert np.array_equal(a, again)
+    with pytest.raises(PerceptError, match=r"^unknown precision 'fp16'; use auto, fp32, bf16$"):
+        A.AnyStyle("adain", "cpu", precision="fp16")
+
+
 def test_strength_blend_and_colour(tmp_path):
     photo, painting = _photo(96), _painting()
     a = A.AnyStyle("adain", "cpu")
