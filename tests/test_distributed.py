@@ -159,8 +159,8 @@ def _free_port() -> int:
     node 0's bind, no outgoing connection (node 1's retries to reach it, gloo's own links) can be given it as
     a source port. (One CI run hung in a two-node test for 300 s, cause not established; this and the
     concurrent draining in :func:`_two_nodes` remove the two candidates found.)"""
-    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0]) \
-        if Path("/proc/sys/net/ipv4/ip_local_port_range").exists() else 32768
+    span = Path("/proc/sys/net/ipv4/ip_local_port_range")
+    low = int(span.read_text().split()[0]) if span.exists() else 32768
     rng = random.Random()
     for _ in range(200):
         port = rng.randrange(max(1024, low - 12000), low)

@@ -211,12 +211,8 @@ class AnyStyle:
             self.net = self.net.to(memory_format=torch.channels_last)
             self.decoders = {k: d.to(memory_format=torch.channels_last) for k, d in self.decoders.items()}
 
-    def _autocast(self):
-        import contextlib
-
-        if self.precision != "bf16":
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=torch.bfloat16)
+    def _autocast(self) -> torch.autocast:
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
 
     def _features(self, x: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
         return self.net(x.to(self.device), list(layers))
