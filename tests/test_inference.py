@@ -389,25 +389,32 @@ def test_webcam_window_under_xvfb_shows_a_stylized_frame(tmp_path):
     proc = None
     try:
         time.sleep(1.0)
-        proc = subprocess.Popen([sys.executable, "-m", "percept.cli", "webcam", "--model", "starry_night",
-                                 "--source", str(clip), "--size", "160", "--side-by-side"],
-                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        shot, seen = None, "nothing"
-        deadline = time.time() + 60
-        while time.time() < deadline and proc.poll() is None:
-            time.sleep(1.0)
-            with mss.MSS(display=display) as sct:
-                grab = sct.grab(sct.monitors[1])
-            arr = np.asarray(Image.frombytes("RGB", grab.size, grab.bgra, "raw", "BGRX"))
-            ys, xs = np.nonzero(arr.max(axis=2) > 0)  # the window on the black root: its bounding box, drawn
-            if xs.size:
-                box = arr[ys.min(): ys.max() + 1, xs.min(): xs.max() + 1]
-                seen = f"{box.shape[1]}x{box.shape[0]} px, std {box.std():.1f}"
-                if box.shape[1] >= 300 and box.shape[0] >= 150 and box.std() > 20:
-                    shot = arr  # (a per-channel std over the whole screen missed a bluish window once)
-                    break
-        assert shot is not None, (f"no window content appeared (last seen: {seen}); exit code {proc.poll()}; stderr: "
-                                  f"{proc.stderr.read() if proc.poll() is not None else ''}")
+        shot, seen, launches = None, "nothing", 0
+        # a second launch when the first one's window never reached the screen: under Xvfb without a window
+        # manager, about one run in five (in CI and here) showed nothing for the whole clip and exited 0
+        while shot is None and launches < 2:
+            launches += 1
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                proc.wait(10)
+            proc = subprocess.Popen([sys.executable, "-m", "percept.cli", "webcam", "--model", "starry_night",
+                                     "--source", str(clip), "--size", "160", "--side-by-side"],
+                                    env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            deadline = time.time() + 60
+            while time.time() < deadline and proc.poll() is None:
+                time.sleep(1.0)
+                with mss.MSS(display=display) as sct:
+                    grab = sct.grab(sct.monitors[1])
+                arr = np.asarray(Image.frombytes("RGB", grab.size, grab.bgra, "raw", "BGRX"))
+                ys, xs = np.nonzero(arr.max(axis=2) > 0)  # the window on the black root: its bounding box, drawn
+                if xs.size:
+                    box = arr[ys.min(): ys.max() + 1, xs.min(): xs.max() + 1]
+                    seen = f"{box.shape[1]}x{box.shape[0]} px, std {box.std():.1f}"
+                    if box.shape[1] >= 300 and box.shape[0] >= 150 and box.std() > 20:
+                        shot = arr  # (a per-channel std over the whole screen missed a bluish window once)
+                        break
+        assert shot is not None, (f"no window content appeared in {launches} launches (last seen: {seen}); exit code "
+                                  f"{proc.poll()}; stderr: {proc.stderr.read() if proc.poll() is not None else ''}")
         Image.fromarray(shot).save(tmp_path / "screen.png")
         ys, xs = np.nonzero(shot.max(axis=2) > 0)
         window = shot[ys.min(): ys.max() + 1, xs.min(): xs.max() + 1]
