@@ -31,18 +31,20 @@ def stylize_any(photo, paintings, method="adain", weights=None, size=None, stren
 
 def stylize_video(src, dst, model, size=None, strength=1.0, preserve_color=False, temporal=False,
                   temporal_alpha=0.8, backend="auto", device="auto", progress=False,
-                  precision="auto") -> dict:
+                  precision="auto", temporal_flow=None) -> dict:
     """Stylize the video file ``src`` into ``dst`` with ``model`` (what ``percept video`` does).
 
     ``temporal=True`` is the flow-guided mode (:class:`percept.inference.temporal.TemporalFilter`, history
-    weight ``temporal_alpha``): much less flicker. Returns the summary (path, frames, fps, size, seconds,
+    weight ``temporal_alpha``, optical flow preset ``temporal_flow``, one of :data:`percept.argtypes.FLOW_PRESETS`, default
+    :data:`~percept.argtypes.VIDEO_FLOW`): much less flicker. Returns the summary (path, frames, fps, size, seconds,
     and with ``temporal`` the filter's ``temporal_stats``)."""
+    from percept.argtypes import VIDEO_FLOW
     from percept.inference.engine import Engine
     from percept.inference.temporal import TemporalFilter
     from percept.inference.video import FrameStyler
     from percept.inference.video import stylize_video as _stylize_video
 
-    flt = TemporalFilter(alpha=temporal_alpha) if temporal else None
+    flt = TemporalFilter(alpha=temporal_alpha, flow=temporal_flow or VIDEO_FLOW) if temporal else None
     styler = FrameStyler(Engine(model, backend=backend, device=device, precision=precision), size, strength, preserve_color, temporal=flt)
     result = _stylize_video(src, dst, styler, progress=progress)
     if flt is not None:

@@ -61,6 +61,20 @@ def temporal_alpha(text: str) -> float:
     return value
 
 
+FLOW_PRESETS = ("ultrafast", "fast", "medium")
+"""OpenCV's DIS optical flow presets, fastest first (:data:`percept.flow.PRESETS` has their codes); here so that
+the command line offers them without importing numpy."""
+VIDEO_FLOW = "medium"
+"""The DIS preset a video file's flow-guided conversion uses (``percept video --flow``). Against ``ultrafast`` it
+cut the warping error of the four rt models' output from 0.23-0.71x to 0.10-0.50x of per-frame on the five
+evaluation clips (320 px, alpha 0.8; docs/BENCHMARKS.md): the better flow keeps more of the history where the
+scene really moved that way (on the synthetic pans and zooms it also averages away more of the rt models'
+wandering motifs: style loss +11-61% against per frame). Its two flows a frame cost about 11 ms at 320x240 (5.7 ms each on a Xeon
+core; ``ultrafast`` 0.6 ms)."""
+LIVE_FLOW = "ultrafast"
+"""The DIS preset the webcam uses: about 0.6 ms a flow at 320x240, so ``--temporal`` keeps 20 FPS at 640x480."""
+
+
 def field_default(cls: type, name: str) -> Any:
     """The default of dataclass ``cls``'s field ``name`` (its ``default_factory``'s value included)."""
     for f in dataclasses.fields(cls):

@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from percept.argtypes import config_from_args, config_option  # noqa: E402
+from percept.argtypes import FLOW_PRESETS, LIVE_FLOW, VIDEO_FLOW, config_from_args, config_option  # noqa: E402  # noqa: E402
 from percept.argtypes import nonneg_float as _nonneg_float  # noqa: E402
 from percept.argtypes import nonneg_int as _nonneg_int  # noqa: E402
 from percept.argtypes import positive_float as _positive_float  # noqa: E402
@@ -445,13 +445,13 @@ def cmd_video(args: argparse.Namespace) -> int:
     if args.temporal:
         from percept.inference.temporal import TemporalFilter
 
-        temporal = TemporalFilter(alpha=args.temporal_alpha)
+        temporal = TemporalFilter(alpha=args.temporal_alpha, flow=args.flow)
     styler = FrameStyler(engine, args.size, args.strength, args.preserve_color, temporal=temporal)
     r = stylize_video(args.input, args.output, styler, batch=args.batch, progress=not args.quiet)
     flow = ""
     if temporal is not None:
         st = temporal.stats
-        flow = (f"; flow-guided (alpha {temporal.alpha:g}): {st.confident * 100:.0f}% of the pixels kept their "
+        flow = (f"; flow-guided (alpha {temporal.alpha:g}, {args.flow} flow): {st.confident * 100:.0f}% of the pixels kept their "
                 f"history, {st.resets} scene cut{'s' * (st.resets != 1)}")
     print(f"wrote {r['path']} ({r['frames']} frames, {r['size'][0]}x{r['size'][1]} at {r['fps']:.2f} fps; "
           f"{r['frames'] / max(r['seconds'], 1e-9):.1f} frames/s with {engine.describe()}{flow})")
@@ -513,7 +513,7 @@ def cmd_webcam(args: argparse.Namespace) -> int:
                        strength=args.strength, preserve_color=args.preserve_color, backend=args.backend,
                        device=args.device, precision=args.precision, headless=args.headless, output=args.output, frames=args.frames,
                        snapshot_dir=args.snapshot_dir, side_by_side=args.side_by_side, temporal=args.temporal,
-                       temporal_alpha=args.temporal_alpha)
+                       temporal_alpha=args.temporal_alpha, temporal_flow=args.flow)
     where = f"; wrote {stats.output}" if stats.output else ""
     print(f"{stats.shown} frames shown at {stats.fps:.1f} FPS, {stats.captured} captured, "
           f"{stats.dropped} dropped{where}")
@@ -818,6 +818,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(less flicker; occlusions, fast changes and scene cuts take the new frame)")
     v.add_argument("--temporal-alpha", type=_temporal_alpha, default=0.8,
                    help="--temporal: weight of the warped history, 0..0.99 (default 0.8)")
+    v.add_argument("--flow", choices=FLOW_PRESETS, default=VIDEO_FLOW,
+                   help=f"--temporal: the DIS optical flow preset (default {VIDEO_FLOW}; ultrafast is about 10x faster "
+                        "and flickers more)")
     v.add_argument("--quiet", action="store_true")
     v.set_defaults(func=cmd_video)
 
@@ -848,6 +851,9 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--temporal", action="store_true", help="start flow-guided (less flicker; key t toggles it)")
     w.add_argument("--temporal-alpha", type=_temporal_alpha, default=0.8,
                    help="weight of the warped history, 0..0.99 (default 0.8)")
+    w.add_argument("--flow", choices=FLOW_PRESETS, default=LIVE_FLOW,
+                   help=f"the optical flow preset of --temporal (default {LIVE_FLOW}, the fastest; {VIDEO_FLOW} "
+                        "flickers less and costs frames)")
     _backend_args(w)
     w.set_defaults(func=cmd_webcam)
 

