@@ -178,10 +178,11 @@ def test_adain_training_from_a_decoder_writes_its_card_and_previews(tmp_path, sm
 
     start = train_decoder(_cfg(tmp_path / "recon", small_data, iterations=2), progress=False)
     cfg = _cfg(tmp_path / "a", small_data, name=None, loss="adain", styles=[str(data_dir / "styles")],
-               init=str(start), iterations=3, checkpoint_every=3)
-    path = train_decoder(cfg, progress=False)
+               init=str(start), iterations=3, checkpoint_every=3, style_layers=["relu1_1", "relu3_1"])
+    path = train_decoder(cfg, progress=False)  # a style layer deeper than the decoder's: the loss network reaches it
     assert path.name == "decoder_relu2_1_adain.pt"  # never the reconstruction decoder's name
     card = json.loads(path.with_suffix(".json").read_text())
+    assert card["hyperparameters"]["style_layers"] == ["relu1_1", "relu3_1"]
     assert card["data"]["style_folders"] == [{"folder": str(data_dir / "styles"), "images": 2}]
     assert card["init"]["model"] == str(start) and card["architecture"]["width"] == 8
     assert set(card["final_losses_running_avg"]) == {"content", "style", "total"}
@@ -215,6 +216,10 @@ def test_adain_bad_input(capsys, tmp_path, small_data, data_dir):
                     "--linear is solved for reconstruction; --loss adain trains a network decoder")
     _one_line_error(capsys, [*base, "--layer", "relu4_1", "--loss", "adain", "--styles", str(tmp_path / "none")],
                     "no such folder")
+    _one_line_error(capsys, [*base, "--layer", "relu4_1", "--loss", "adain", *styles, "--style-layers", "relu6_1"],
+                    "unknown layer 'relu6_1'; valid layers: ")
+    _one_line_error(capsys, [*base, "--layer", "relu4_1", "--style-layers", "relu5_1"],
+                    "--style-layers is for --loss adain (this run's loss is pixel)")
     assert not (tmp_path / "o").exists()
 
 

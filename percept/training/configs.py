@@ -158,6 +158,9 @@ class DecoderTrainConfig(LoopOptions):
     """``loss="adain"``: weight of the style term (channel means and standard deviations at relu1_1 up to the
     layer, each relative to the style's) against the content term (the features against the AdaIN target,
     relative)."""
+    style_layers: list[str] | None = None
+    """``loss="adain"``: the layers of the style term; None: relu1_1 up to the layer (Huang & Belongie's
+    relu1_1..relu4_1 at relu4_1). Deeper ones (relu5_1) ask the decoder for the painting's larger motifs too."""
     permute_colors: float = 0.5
     """``loss="adain"``: probability that a style crop's colour channels are permuted (a new palette)."""
     init: str | None = None

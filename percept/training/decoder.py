@@ -42,7 +42,7 @@ from percept.device import device_name, resolve_device
 from percept.errors import PerceptError
 from percept.images import resize_long_side, to_tensor
 from percept.models.decoder import FeatureDecoder, check_decoder_layer, decoder_name
-from percept.models.vgg import LossNetwork, layer_stride
+from percept.models.vgg import LAYERS, LossNetwork, check_layers, layer_stride
 from percept.training.common import (
     finish_step,
     held_out_entry,
@@ -79,8 +79,12 @@ def _validate(cfg: DecoderTrainConfig) -> None:
         if cfg.width == 0:
             raise PerceptError("--linear is solved for reconstruction; --loss adain trains a network decoder")
         check_permute_colors(cfg.permute_colors)
+        if cfg.style_layers:
+            check_layers(cfg.style_layers)
     elif cfg.styles:
         raise PerceptError(f"--styles is for --loss adain (this run's loss is {cfg.loss})")
+    elif cfg.style_layers:
+        raise PerceptError(f"--style-layers is for --loss adain (this run's loss is {cfg.loss})")
     stride = layer_stride(cfg.layer)
     if cfg.image_size % stride:
         raise PerceptError(f"--image-size must be a multiple of {stride} (the stride of {cfg.layer}), got {cfg.image_size}")
@@ -162,8 +166,8 @@ def train_decoder(cfg: DecoderTrainConfig, resume: bool = False, progress: bool 
     model.to(device)
     optimizer_to(optimizer, device)
     use_amp = cfg.amp if cfg.amp is not None else device.type == "cuda"
-    net = LossNetwork(cfg.layer).to(device)
-    style_layers = adain_style_layers(cfg.layer)
+    style_layers = list(cfg.style_layers) if cfg.style_layers else adain_style_layers(cfg.layer)
+    net = LossNetwork(max([cfg.layer, *style_layers], key=LAYERS.index)).to(device)
 
     def features(x: torch.Tensor) -> torch.Tensor:
         return net(x, [cfg.layer])[cfg.layer]
