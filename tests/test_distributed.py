@@ -139,7 +139,8 @@ def test_the_temporal_regulariser_too_gives_the_one_process_weights(tmp_path, sm
     two = _torchrun(_tiny(small_data, painting_path, tmp_path / "two", *extra))
     assert one.returncode == 0 and two.returncode == 0, (one.stderr[-1000:], two.stderr[-1000:])
     ya, yb = _output(tmp_path / "one" / "tiny.pt"), _output(tmp_path / "two" / "tiny.pt")
-    assert float((ya - yb).abs().max()) < 1e-4
+    # 1e-3: on a Xeon with AMX oneDNN picks other fp32 kernels for the half batch (2.7e-4 seen in CI); the outputs are in [0, 1]
+    assert float((ya - yb).abs().max()) < 1e-3
 
 
 def test_a_batch_the_world_size_does_not_divide(tmp_path, small_data, painting_path):
