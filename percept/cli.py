@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from percept.argtypes import FLOW_PRESETS, LIVE_FLOW, VIDEO_FLOW, config_from_args, config_option  # noqa: E402  # noqa: E402
+from percept.argtypes import FLOW_PRESETS, LIVE_FLOW, VIDEO_FLOW, config_from_args, config_option  # noqa: E402
 from percept.argtypes import nonneg_float as _nonneg_float  # noqa: E402
 from percept.argtypes import nonneg_int as _nonneg_int  # noqa: E402
 from percept.argtypes import positive_float as _positive_float  # noqa: E402

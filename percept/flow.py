@@ -12,7 +12,10 @@ import functools
 
 import numpy as np
 
-PRESETS = {"ultrafast": 0, "fast": 1, "medium": 2}
+from percept.argtypes import FLOW_PRESETS
+
+PRESETS = {name: code for code, name in enumerate(FLOW_PRESETS)}
+"""DIS preset name -> OpenCV's code (0 ultrafast, 1 fast, 2 medium)."""
 
 
 def _cv2():
