@@ -13,6 +13,7 @@ import functools
 import numpy as np
 
 from percept.argtypes import FLOW_PRESETS
+from percept.errors import PerceptError
 
 PRESETS = {name: code for code, name in enumerate(FLOW_PRESETS)}
 """DIS preset name -> OpenCV's code (0 ultrafast, 1 fast, 2 medium)."""
@@ -38,7 +39,7 @@ class FlowEstimator:
 
     def __init__(self, preset: str = "medium") -> None:
         if preset not in PRESETS:
-            raise ValueError(f"unknown DIS preset '{preset}'; use {', '.join(PRESETS)}")
+            raise PerceptError(f"unknown optical flow preset '{preset}'; use {', '.join(PRESETS)}")
         self.preset = preset
         self._dis = _cv2().DISOpticalFlow_create(PRESETS[preset])
 

@@ -34,7 +34,7 @@ import numpy as np
 
 from percept.argtypes import LIVE_FLOW, VIDEO_FLOW
 from percept.errors import PerceptError
-from percept.flow import PRESETS, FlowEstimator, consistent, gray, warp
+from percept.flow import FlowEstimator, consistent, gray, warp
 
 DEFAULT_ALPHA = 0.8
 
@@ -97,13 +97,11 @@ class TemporalFilter:
                  cut: float = 0.3, restore: bool = True, flow: str = VIDEO_FLOW) -> None:
         if not 0 <= alpha < 1:
             raise PerceptError(f"the temporal blend alpha must be in [0, 1), got {alpha}")
-        if flow not in PRESETS:
-            raise PerceptError(f"unknown optical flow preset '{flow}'; use {', '.join(PRESETS)}")
+        self.flow = FlowEstimator(flow)  # refuses an unknown preset
         if change <= 0 or not 0 <= cut < 1 or flow_side < 16:
             raise PerceptError("temporal filter: change must be > 0, cut in [0, 1), flow_side >= 16")
         self.alpha, self.change, self.cut, self.flow_side = float(alpha), float(change), float(cut), int(flow_side)
         self.restore = bool(restore)
-        self.flow = FlowEstimator(flow)
         self.stats = TemporalStats()
         self.last_confidence: np.ndarray | None = None
         self.reset()
