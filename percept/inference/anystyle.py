@@ -74,10 +74,11 @@ Zen 4 with AVX512-BF16, its largest pixel difference from fp32 0.04 (docs/BENCHM
 ADAIN_LAYER = "relu4_1"
 ADAIN_DECODER = decoder_name(ADAIN_LAYER, adain=True)
 """The decoder ``adain`` takes by default when it is installed: trained with AdaIN's loss (Huang & Belongie's
-content + style terms, ``train-decoder --loss adain``) from the reconstruction decoder on a CPU, in two stages
-(25 min at style weight 1, then 32 min at 3; the four shipped paintings and the training photos as styles).
-Against the reconstruction decoder it more than halves AdaIN's style loss on every painting
-(docs/BENCHMARKS.md, adain_decoder). ``decoders={"relu4_1": "decoder_relu4_1"}`` (``stylize --decoder
+content + style terms, ``train-decoder --loss adain``) from the reconstruction decoder on a CPU, in four stages
+(25 min at style weight 1, 32 min at 3, then twice 35 min at 3 with relu5_1 added to the style layers; the four
+shipped paintings and the training photos as styles). Against the reconstruction decoder it more than halves
+AdaIN's style loss on every painting (docs/BENCHMARKS.md, adain_decoder); the relu5_1 stages took it down to
+0.75-0.92x the two-stage decoder's (adain_decoder_stage3). ``decoders={"relu4_1": "decoder_relu4_1"}`` (``stylize --decoder
 decoder_relu4_1``) takes the reconstruction one."""
 EIG_FLOOR = 1e-2
 """Eigenvalues of a covariance below this (times the largest) are left out of the whitening/colouring: small
