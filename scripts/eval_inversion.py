@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import platform
 import statistics
 import sys
 import time
@@ -43,8 +42,10 @@ sys.path.insert(0, str(REPO / "scripts"))
 from benchdocs import update_block  # noqa: E402
 
 from percept.demo import contact_sheet  # noqa: E402
+from percept.device import cpu_description  # noqa: E402
 from percept.images import load_image, resize_long_side, to_image, to_tensor  # noqa: E402
 from percept.inference.invert import Inverter, crop_to_stride  # noqa: E402
+from percept.models.decoder import shipped_decoder  # noqa: E402
 from percept.models.vgg import LossNetwork, layer_names  # noqa: E402
 from percept.registry import list_models  # noqa: E402
 from percept.training.data import list_images, split_holdout  # noqa: E402
@@ -82,14 +83,15 @@ def main() -> int:
 
     torch.manual_seed(0)
     _, held = split_holdout(list_images(args.data))
-    decoders = {m.card["layer"]: m.name for m in list_models("feature-decoder")}
+    # the reconstruction decoder of each layer (not AdaIN's decoder_relu4_1_adain, trained for style, not inversion)
+    decoders = {layer: shipped_decoder(layer) for layer in {m.card["layer"] for m in list_models("feature-decoder")}}
     order = layer_names()
     layers = sorted(args.layers or decoders, key=order.index)
     net = LossNetwork(layers[-1])
     photos = [crop_to_stride(to_tensor(resize_long_side(load_image(h), args.size)), 16) for h in held]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    results = {"machine": f"{platform.machine()}, {torch.get_num_threads()} threads", "size": args.size,
+    results = {"machine": f"{cpu_description()}, {torch.get_num_threads()} threads", "size": args.size,
                "held_out": [h.name for h in held], "layers": {}}
     fig_rows = [[("photo", to_image(x))] for x in photos[: max(1, args.opt_photos)]]
     fig_opt = [[] for _ in fig_rows]
