@@ -26,7 +26,7 @@ def device_name(device: torch.device) -> str:
     """How model cards name the device a network was trained on."""
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
-    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    return f"cpu ({cpu_description()}, {torch.get_num_threads()} threads)"
 
 
 CPU_FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")

@@ -78,8 +78,8 @@ content + style terms, ``train-decoder --loss adain``) from the reconstruction d
 (25 min at style weight 1, 32 min at 3, then twice 35 min at 3 with relu5_1 added to the style layers; the four
 shipped paintings and the training photos as styles). Against the reconstruction decoder it more than halves
 AdaIN's style loss on every painting (docs/BENCHMARKS.md, adain_decoder); the relu5_1 stages took it down to
-0.75-0.92x the two-stage decoder's (adain_decoder_stage3). ``decoders={"relu4_1": "decoder_relu4_1"}`` (``stylize --decoder
-decoder_relu4_1``) takes the reconstruction one."""
+0.75-0.92x the two-stage decoder's (adain_decoder_stage3). ``decoders={"relu4_1": "decoder_relu4_1"}``
+(``stylize --decoder decoder_relu4_1``) takes the reconstruction one."""
 EIG_FLOOR = 1e-2
 """Eigenvalues of a covariance below this (times the largest) are left out of the whitening/colouring: small
 feature maps (fewer positions than channels) have a rank-deficient covariance whose tiny eigenvalues would
