@@ -653,6 +653,8 @@ def build_parser() -> argparse.ArgumentParser:
     config_option(td, cfg, "style_weight", type=_nonneg_float, help="--loss adain: weight of the style term")
     config_option(td, cfg, "style_layers", nargs="+", metavar="LAYER",
                   help="--loss adain: the layers of the style term (default relu1_1 up to --layer)")
+    config_option(td, cfg, "gram_weight", type=_nonneg_float,
+                  help="--loss adain: weight of a Gram-matrix style term on the same layers (default 0: none)")
     config_option(td, cfg, "permute_colors", type=float,
                   help="--loss adain: probability of permuting a style crop's colour channels")
     config_option(td, cfg, "init", help="start from this decoder's weights (name or .pt; its architecture), e.g. "

@@ -173,6 +173,35 @@ def test_an_adain_step_lowers_its_loss_on_a_fixed_batch():
     assert float(last["total"]) == pytest.approx(float(last["content"] + last["style"]), rel=1e-5)
 
 
+def test_the_gram_term_is_the_style_metrics_loss_and_its_step_lowers_it():
+    """``gram_weight``: per sample, the normalised Gram loss that StyleLoss (and StyleMetric) computes against
+    one painting; with it on, repeated steps on a fixed batch lower it and ``total`` counts it."""
+    from percept.models.losses import StyleLoss
+    from percept.training.decoder import adain_decoder_step, gram_style_loss
+
+    torch.manual_seed(0)
+    net = LossNetwork("relu2_1")
+    layers = ["relu1_1", "relu2_1"]
+    x, s = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32) * torch.tensor([1.0, 0.3, 0.1]).view(1, 3, 1, 1)
+    fx, fs = net(x, layers), net(s, layers)
+    ref = StyleLoss(layers)  # sample 0 against style 0, sample 1 against style 1: the mean of the two
+    per = []
+    for i in range(2):
+        ref.set_target(net, s[i:i + 1])
+        per.append(float(ref({k: v[i:i + 1] for k, v in fx.items()})))
+    assert float(gram_style_loss(fx, fs, layers)) == pytest.approx(sum(per) / 2, rel=1e-5)
+    assert float(gram_style_loss(fs, fs, layers)) == 0.0
+    dec = FeatureDecoder("relu2_1", 16, 1)
+    dec.calibrate(net(x, ["relu2_1"])["relu2_1"])
+    opt = torch.optim.Adam(dec.parameters(), lr=3e-3)
+    first = adain_decoder_step(dec, net, opt, x, s, "relu2_1", layers, 1.0, gram_weight=2.0)
+    for _ in range(25):
+        last = adain_decoder_step(dec, net, opt, x, s, "relu2_1", layers, 1.0, gram_weight=2.0)
+    assert float(last["gram"]) < 0.7 * float(first["gram"])
+    assert float(last["total"]) == pytest.approx(float(last["content"] + last["style"] + 2 * last["gram"]), rel=1e-5)
+    assert "gram" not in adain_decoder_step(dec, net, opt, x, s, "relu2_1", layers, 1.0)
+
+
 def test_adain_training_from_a_decoder_writes_its_card_and_previews(tmp_path, small_data, data_dir):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -220,6 +249,8 @@ def test_adain_bad_input(capsys, tmp_path, small_data, data_dir):
                     "unknown layer 'relu6_1'; valid layers: ")
     _one_line_error(capsys, [*base, "--layer", "relu4_1", "--style-layers", "relu5_1"],
                     "--style-layers is for --loss adain (this run's loss is pixel)")
+    _one_line_error(capsys, [*base, "--layer", "relu4_1", "--gram-weight", "2"],
+                    "--gram-weight is for --loss adain (this run's loss is pixel)")
     assert not (tmp_path / "o").exists()
 
 

@@ -161,6 +161,11 @@ class DecoderTrainConfig(LoopOptions):
     style_layers: list[str] | None = None
     """``loss="adain"``: the layers of the style term; None: relu1_1 up to the layer (Huang & Belongie's
     relu1_1..relu4_1 at relu4_1). Deeper ones (relu5_1) ask the decoder for the painting's larger motifs too."""
+    gram_weight: float = 0.0
+    """``loss="adain"``: weight of a Gram-matrix term on the same style layers (Gatys et al.'s style loss, each
+    layer relative to the style's Gram matrix: the project's :class:`percept.models.losses.StyleLoss`, per
+    sample), added to the mean/std term. Means and standard deviations leave out the channels' correlations,
+    which the Gram matrices (and so ``StyleMetric``) count."""
     permute_colors: float = 0.5
     """``loss="adain"``: probability that a style crop's colour channels are permuted (a new palette)."""
     init: str | None = None

@@ -18,6 +18,8 @@ Losses (``--loss``):
   ``y``, and the loss is ``||phi(y) - t||^2 / ||t||^2`` plus ``style_weight`` x the mean over relu1_1 ..
   the layer of ``(||mu(y) - mu(s)||^2 + ||sigma(y) - sigma(s)||^2) / (||mu(s)||^2 + ||sigma(s)||^2)``
   (Huang & Belongie's terms, each made relative: the Caffe VGG's layers differ by orders of magnitude).
+  ``gram_weight`` adds x the normalised Gram-matrix loss on the same layers (:func:`gram_style_loss`: the
+  channels' correlations too, which ``StyleMetric`` counts and means and standard deviations do not).
   ``init`` starts from a trained decoder (the reconstruction one: on a CPU there is no time to start
   from scratch). ``stylize --style P --method adain --decoder NAME`` uses the result.
 
@@ -81,6 +83,8 @@ def _validate(cfg: DecoderTrainConfig) -> None:
         check_permute_colors(cfg.permute_colors)
         if cfg.style_layers:
             check_layers(cfg.style_layers)
+    elif cfg.gram_weight:
+        raise PerceptError(f"--gram-weight is for --loss adain (this run's loss is {cfg.loss})")
     elif cfg.styles:
         raise PerceptError(f"--styles is for --loss adain (this run's loss is {cfg.loss})")
     elif cfg.style_layers:
@@ -218,7 +222,7 @@ def train_decoder(cfg: DecoderTrainConfig, resume: bool = False, progress: bool 
         if adain:
             x, s = (b.to(device, non_blocking=True) for b in batch)
             return d.guard(adain_decoder_step, ddp, net, optimizer, x, s, cfg.layer, style_layers, cfg.style_weight,
-                           use_amp, d.mean if d.enabled else None)
+                           use_amp, d.mean if d.enabled else None, cfg.gram_weight)
         x = batch.to(device, non_blocking=True)
         return d.guard(decoder_step, ddp, features, optimizer, x, cfg.loss, cfg.feature_weight, use_amp,
                        d.mean if d.enabled else None)
@@ -405,9 +409,10 @@ def adain_target(content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
 
 def adain_decoder_step(model: torch.nn.Module, net: LossNetwork, optimizer: torch.optim.Optimizer, x: torch.Tensor,
                        s: torch.Tensor, layer: str, style_layers: list[str], style_weight: float = 1.0,
-                       use_amp: bool = False, sync=None) -> dict[str, torch.Tensor]:
+                       use_amp: bool = False, sync=None, gram_weight: float = 0.0) -> dict[str, torch.Tensor]:
     """One step of ``--loss adain`` on a batch of photos ``x`` and style images ``s``; returns the (detached)
-    loss terms (see the module's docstring). A non-finite loss leaves the weights as they were."""
+    loss terms (see the module's docstring; ``gram_weight`` adds a ``gram`` term). A non-finite loss leaves the
+    weights as they were."""
     wanted = list(dict.fromkeys([*style_layers, layer]))
     with torch.no_grad(), torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=use_amp):
         fc = net(x, [layer])[layer]
@@ -426,7 +431,24 @@ def adain_decoder_step(model: torch.nn.Module, net: LossNetwork, optimizer: torc
         terms.append((num / (ms.pow(2).sum((1, 2, 3)) + ss.pow(2).sum((1, 2, 3))).clamp_min(1e-12)).mean())
     style = torch.stack(terms).mean()
     total = content + style_weight * style
-    return finish_step({"content": content, "style": style, "total": total}, total, optimizer, sync)
+    losses = {"content": content, "style": style}
+    if gram_weight:
+        losses["gram"] = gram_style_loss(fy, fs, style_layers)
+        total = total + gram_weight * losses["gram"]
+    losses["total"] = total
+    return finish_step(losses, total, optimizer, sync)
+
+
+def gram_style_loss(fy: dict[str, torch.Tensor], fs: dict[str, torch.Tensor], layers: list[str]) -> torch.Tensor:
+    """Mean over ``layers`` and samples of ``mse(G(y), G(s)) / mean(G(s)^2)``: the normalised Gram loss of
+    :class:`percept.models.losses.StyleLoss` (and so of ``StyleMetric``), each sample against its own style."""
+    from percept.models.losses import gram_matrix
+
+    terms = []
+    for n in layers:
+        gy, gs = gram_matrix(fy[n]), gram_matrix(fs[n])
+        terms.append(((gy - gs).pow(2).mean((1, 2)) / gs.pow(2).mean((1, 2)).clamp_min(1e-12)).mean())
+    return torch.stack(terms).mean()
 
 
 def _fit(img, long_side: int):
