@@ -37,6 +37,13 @@ def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     return torch.bmm(f, f.transpose(1, 2)) / (c * h * w)
 
 
+def gram_loss(gram: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-sample normalised Gram loss, (N,): ``mse(G, T) / mean(T^2)`` over each (C, C) pair; ``target`` is
+    (N, C, C), or (1, C, C) for one painting shared by the batch. :class:`StyleLoss` (and so ``StyleMetric``)
+    averages it over the batch; ``train-decoder --gram-weight`` gives each sample its own style."""
+    return (gram - target).pow(2).mean((1, 2)) / target.pow(2).mean((1, 2)).clamp_min(1e-12)
+
+
 def content_loss(features: torch.Tensor, target: torch.Tensor, normalize: bool = True) -> torch.Tensor:
     """Feature reconstruction loss: mean squared difference, by default divided by the target's
     mean square, i.e. ``||phi(y) - phi(x)||^2 / ||phi(x)||^2`` (Mahendran & Vedaldi 2015's
@@ -111,10 +118,7 @@ class StyleLoss(nn.Module):
         for layer in self.layers:
             g = gram_matrix(feats[layer])
             target = self.targets[layer].to(g.device)
-            loss = F.mse_loss(g, target.expand_as(g))
-            if self.normalize:
-                loss = loss / target.pow(2).mean().clamp_min(1e-12)
-            out[layer] = loss
+            out[layer] = gram_loss(g, target).mean() if self.normalize else F.mse_loss(g, target.expand_as(g))
         return out
 
     def forward(self, feats: Mapping[str, torch.Tensor]) -> torch.Tensor:

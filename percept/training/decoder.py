@@ -440,15 +440,11 @@ def adain_decoder_step(model: torch.nn.Module, net: LossNetwork, optimizer: torc
 
 
 def gram_style_loss(fy: dict[str, torch.Tensor], fs: dict[str, torch.Tensor], layers: list[str]) -> torch.Tensor:
-    """Mean over ``layers`` and samples of ``mse(G(y), G(s)) / mean(G(s)^2)``: the normalised Gram loss of
-    :class:`percept.models.losses.StyleLoss` (and so of ``StyleMetric``), each sample against its own style."""
-    from percept.models.losses import gram_matrix
+    """Mean over ``layers`` and samples of :func:`percept.models.losses.gram_loss` (the normalised Gram loss of
+    ``StyleLoss`` and so of ``StyleMetric``), each sample against its own style."""
+    from percept.models.losses import gram_loss, gram_matrix
 
-    terms = []
-    for n in layers:
-        gy, gs = gram_matrix(fy[n]), gram_matrix(fs[n])
-        terms.append(((gy - gs).pow(2).mean((1, 2)) / gs.pow(2).mean((1, 2)).clamp_min(1e-12)).mean())
-    return torch.stack(terms).mean()
+    return torch.stack([gram_loss(gram_matrix(fy[n]), gram_matrix(fs[n])).mean() for n in layers]).mean()
 
 
 def _fit(img, long_side: int):
