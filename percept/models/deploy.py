@@ -128,6 +128,12 @@ def deploy_form(net: nn.Module) -> nn.Module:
     from percept.models.transformer import ConvLayer, UpsampleConv
 
     out = copy.deepcopy(net).eval()
+    for m in out.modules():
+        # an in-place activation on the cropped view SubPixelConv returns exports (torch.export's
+        # functionalisation) as a slice-scatter back into the full map: four full-resolution transposes
+        # and a ScatterND per stage, a quarter of a decoder's time in onnxruntime
+        if getattr(m, "inplace", False) is True:
+            m.inplace = False
     if isinstance(out, FeatureDecoder):
         for i, block in enumerate(out.up):
             if isinstance(block, _Up):  # body: (pad + conv), act, (pad + conv), act
