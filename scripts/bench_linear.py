@@ -11,6 +11,13 @@ clip as the camera, the network at ``--webcam-size``): shown FPS and dropped fra
     .venv/bin/python scripts/bench_linear.py               # ~5 min on 2 cores
     .venv/bin/python scripts/bench_linear.py --sizes 512x512 --repeats 3 --no-docs
 
+``--baseline FILE.onnx`` adds another export of the linear model (its ``.json`` card beside it) on onnxruntime
+fp32 and OpenVINO (bf16 where the CPU has it, else fp32) to the same round-robin, e.g. the file before a re-export:
+
+    mkdir -p /tmp/old && git show 956f90a:checkpoints/linear_relu3_1.onnx > /tmp/old/linear_relu3_1.onnx
+    cp checkpoints/linear_relu3_1.json /tmp/old/
+    .venv/bin/python scripts/bench_linear.py --baseline /tmp/old/linear_relu3_1.onnx
+
 Writes its table into docs/BENCHMARKS.md (between the bench_linear markers).
 """
 
@@ -35,6 +42,7 @@ def main() -> int:
     ap.add_argument("--sizes", nargs="*", default=["320x240", "512x512", "640x480", "1024x1024"])
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--webcam-sizes", nargs="*", type=int, default=[320, 512])
+    ap.add_argument("--baseline", help="another .onnx export of the linear model, timed beside the shipped one")
     ap.add_argument("--no-docs", action="store_true")
     args = ap.parse_args()
     import onnxruntime as ort
@@ -55,6 +63,10 @@ def main() -> int:
                "PyTorch": Engine(LINEAR_MODEL, backend="torch", style=painting)}
     if cpu_has_bf16():
         engines["OpenVINO bf16"] = Engine(LINEAR_MODEL, backend="openvino", precision="bf16", style=painting)
+    if args.baseline:
+        low = "bf16" if cpu_has_bf16() else "fp32"
+        engines["baseline onnxruntime fp32"] = Engine(args.baseline, backend="onnx", style=painting)
+        engines[f"baseline OpenVINO {low}"] = Engine(args.baseline, backend="openvino", precision=low, style=painting)
     rt = Engine("starry_night_rt", backend="onnx")
     one = ort.InferenceSession(str(files.onnx), session_options(), providers=["CPUExecutionProvider"])
     style = painting_tensor(painting).numpy()
@@ -78,7 +90,7 @@ def main() -> int:
         for backend in ("onnx", "openvino"):
             cams.append((ws, webcam_fps_style(LINEAR_MODEL, painting, ws, backend)))
             print(cams[-1], flush=True)
-    md = render(rows, cams, args.repeats, cpu_description())
+    md = render(rows, cams, args.repeats, cpu_description(), args.baseline)
     print(md)
     if not args.no_docs:
         update_block("bench_linear", "The linear style model: speed", md)
@@ -106,12 +118,13 @@ def webcam_fps_style(model: str, painting, size: int, backend: str) -> dict:
         webcam.run_webcam = original
 
 
-def render(rows, cams, repeats, machine) -> str:
+def render(rows, cams, repeats, machine, baseline=None) -> str:
     names = list(rows[0][1])
     lines = [f"Frames per second (one frame per call, median of {repeats} round-robin calls) on {machine}. The linear "
              "model runs with the painting baked in (`Engine(\"linear_relu3_1\", style=...)`); the one graph takes the "
              "painting as a second input (512 px long side) and encodes it every call. Command: "
-             "`.venv/bin/python scripts/bench_linear.py`.", "",
+             f"`.venv/bin/python scripts/bench_linear.py{' --baseline ' + baseline if baseline else ''}`"
+             + (" (baseline: that other export of the model, see the script's docstring)." if baseline else "."), "",
              "| frame | " + " | ".join(names) + " |", "|---" * (1 + len(names)) + "|"]
     for size, med in rows:
         lines.append(f"| {size} | " + " | ".join(f"{1 / med[n]:.2f}" for n in names) + " |")
