@@ -21,12 +21,13 @@ def stylize(*args, **kwargs):
 
 
 def stylize_any(photo, paintings, method="adain", weights=None, size=None, strength=1.0, preserve_color=False,
-                device="auto"):
+                device="auto", precision="auto", color_match=None):
     """Stylise ``photo`` with any painting (or several, blended by ``weights``), no training: WCT or AdaIN on
     the shipped decoders (default AdaIN with its own decoder; see :func:`percept.inference.anystyle.stylize_any`)."""
     from percept.inference.anystyle import stylize_any as _stylize_any
 
-    return _stylize_any(photo, paintings, method, weights, size, strength, preserve_color, device)
+    return _stylize_any(photo, paintings, method, weights, size, strength, preserve_color, device, precision,
+                        color_match)
 
 
 def stylize_video(src, dst, model, size=None, strength=1.0, preserve_color=False, temporal=False,

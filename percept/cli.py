@@ -136,9 +136,10 @@ def cmd_stylize(args: argparse.Namespace) -> int:
         raise PerceptError("give --model (a trained network) or --style (any painting, no training), not both")
     if not args.style and not args.model:
         raise PerceptError("give --model NAME (see `percept models`) or --style PAINTING")
-    if not args.style and (args.method or args.style_blend or args.levels or args.decoder):
-        raise PerceptError("--method, --style-blend, --levels and --decoder are for --style PAINTING (arbitrary "
-                           "style transfer)")
+    if not args.style and (args.method or args.style_blend or args.levels or args.decoder
+                           or args.color_match is not None):
+        raise PerceptError("--method, --style-blend, --levels, --decoder and --color-match are for --style PAINTING "
+                           "(arbitrary style transfer)")
     if (args.levels or args.decoder) and args.method == "linear":
         raise PerceptError(f"{'--levels' if args.levels else '--decoder'} is for --method wct or adain (the linear "
                            "model carries its own decoder, at relu3_1)")
@@ -165,7 +166,8 @@ def cmd_stylize(args: argparse.Namespace) -> int:
         w, h = working_size(image_size(p), args.size)
         check_frame_size(h, w, 1, str(args.model or "--style"))
         load_image(p)
-    if args.style and not (args.method == "linear" and len(args.style) == 1 and not args.style_blend):
+    if args.style and not (args.method == "linear" and len(args.style) == 1 and not args.style_blend
+                           and not args.color_match):  # the colour match runs in PyTorch, after the decoder
         return _stylize_any(args, targets)
     note = ""
     if args.style:  # one painting with the linear method: the engine (any backend), the painting baked in
@@ -230,14 +232,16 @@ def _stylize_any(args: argparse.Namespace, targets: list) -> int:
     method = args.method or DEFAULT_METHOD
     if decoders and method == "adain" and not layers:
         layers = list(decoders)  # adain runs at its decoder's layer
-    any_style = AnyStyle(method, args.device, decoders=decoders, layers=layers, precision=args.precision)
+    any_style = AnyStyle(method, args.device, decoders=decoders, layers=layers, precision=args.precision,
+                         color_match=args.color_match)
     seconds = 0.0
     for src, dst in tqdm(targets, desc=f"stylize ({any_style.method})", disable=len(targets) < 2 or args.quiet):
         r = any_style(load_image(src), args.style, weights, args.size, args.strength, args.preserve_color)
         save_image(r.image, dst)
         seconds += r.seconds
         if len(targets) == 1:
-            print(f"wrote {dst} ({any_style.method} over {', '.join(r.layers)}, {r.seconds:.1f} s)")
+            match = f", colour match {any_style.color_match:g}" if any_style.color_match and not args.preserve_color else ""
+            print(f"wrote {dst} ({any_style.method} over {', '.join(r.layers)}{match}, {r.seconds:.1f} s)")
     if len(targets) > 1:
         print(f"wrote {len(targets)} images ({seconds / len(targets):.1f} s each)")
     return 0
@@ -762,6 +766,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--size", type=_side_int, help="resize so the long side is SIZE px first")
     s.add_argument("--strength", type=_unit_float, default=1.0, help="0 = photo, 1 = full style (default 1)")
     s.add_argument("--preserve-color", action="store_true", help="keep the photo's colours (luminance transfer)")
+    s.add_argument("--color-match", type=_unit_float, metavar="AMOUNT",
+                   help="--style: move the picture's colour mean and covariance this far (0..1) towards the painting's "
+                        "(default: adain 0.5, wct and linear 0)")
     _backend_args(s, "onnx (onnxruntime; the default when MODEL.onnx exists), torch, or openvino (the .onnx "
                      "run by OpenVINO on the CPU, the fastest CPU backend)")
     s.add_argument("--quiet", action="store_true")

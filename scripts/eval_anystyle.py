@@ -45,7 +45,8 @@ def main() -> int:
     ap.add_argument("--methods", nargs="*", default=["wct", "adain", "linear"],
                     help="methods to score; METHOD:LAYER,LAYER picks the levels (e.g. wct:relu4_1,relu3_1,relu2_1), "
                          "METHOD@DECODER a decoder for its layer (e.g. adain@out/decoder_relu4_1_adain.pt), "
-                         "METHOD#PRECISION the arithmetic (auto, fp32, bf16; e.g. adain#fp32)")
+                         "METHOD#PRECISION the arithmetic (auto, fp32, bf16; e.g. adain#fp32), METHOD%%AMOUNT the colour "
+                         "match (e.g. adain%%0: none; default the method's)")
     ap.add_argument("--groups", nargs="*", default=["new", "shipped"], choices=["new", "shipped"],
                     help="which paintings: the new ones, the shipped ones (default both)")
     ap.add_argument("--linear-backend", default="onnx", help="the engine backend the linear model runs on")
@@ -115,16 +116,18 @@ def main() -> int:
 
 
 def _any_style(spec: str) -> AnyStyle:
-    """``METHOD[:LAYER,LAYER][@DECODER][#PRECISION]`` -> the AnyStyle it names (precision: auto, the default,
-    fp32 or bf16)."""
+    """``METHOD[:LAYER,LAYER][@DECODER][#PRECISION][%COLOR_MATCH]`` -> the AnyStyle it names (precision: auto, the
+    default, fp32 or bf16; colour match: 0..1, default the method's)."""
     from percept.registry import find_model
 
+    spec, _, match = spec.partition("%")
     spec, _, precision = spec.partition("#")
     spec, _, decoder = spec.partition("@")
     method, _, layers = spec.partition(":")
     decoders = {str(find_model(decoder).card["layer"]): decoder} if decoder else None
     levels = layers.split(",") if layers else list(decoders) if decoders and method == "adain" else None
-    return AnyStyle(method, "cpu", decoders=decoders, layers=levels, precision=precision or "auto")
+    return AnyStyle(method, "cpu", decoders=decoders, layers=levels, precision=precision or "auto",
+                    color_match=float(match) if match else None)
 
 
 def _contact_sheet(rows, labels, out: Path) -> None:

@@ -112,6 +112,52 @@ def test_precision_bf16_is_close_to_fp32_and_auto_follows_the_cpu():
         A.AnyStyle("adain", "cpu", precision="fp16")
 
 
+def test_match_colors_moves_the_mean_and_covariance_to_the_target():
+    from percept.models.transforms import color_stats, match_colors
+
+    torch.manual_seed(0)
+    mix = torch.tensor([[0.2, 0.05, 0.0], [0.1, 0.15, 0.02], [-0.05, 0.0, 0.1]])
+    img = (mix @ torch.randn(3, 40 * 50) + torch.tensor([[0.4], [0.5], [0.45]])).reshape(1, 3, 40, 50).clamp(0, 1)
+    target = (torch.tensor([[0.1, 0.0, 0.0], [0.05, 0.08, 0.0], [0.0, 0.03, 0.05]]) @ torch.randn(3, 900)
+              + torch.tensor([[0.6], [0.35], [0.3]])).reshape(1, 3, 30, 30).clamp(0, 1)
+    mean, cov = color_stats([target], [1.0])
+    px = target.reshape(3, -1).double()
+    assert torch.allclose(mean, px.mean(1)) and torch.allclose(cov, torch.cov(px, correction=0))
+    full = match_colors(img, mean, cov, 1.0).reshape(3, -1).double()
+    assert torch.allclose(full.mean(1), mean, atol=2e-3) and torch.allclose(torch.cov(full, correction=0), cov, atol=2e-4)
+    assert torch.equal(match_colors(img, mean, cov, 0.0), img)  # amount 0: untouched
+    half = match_colors(img, mean, cov, 0.5)
+    assert torch.allclose(half, (img + match_colors(img, mean, cov, 1.0)) / 2, atol=1e-6)
+    own = color_stats([img], [1.0])  # its own statistics: the least-displacement map is the identity
+    assert torch.allclose(match_colors(img, *own, 1.0), img, atol=1e-4)
+    # two paintings pooled with weights: the mixture's statistics (equal sizes, equal weights = all their pixels)
+    both_mean, both_cov = color_stats([target, img[..., :30, :30]], [0.5, 0.5])
+    pooled = torch.cat([target.reshape(3, -1), img[..., :30, :30].reshape(3, -1)], 1).double()
+    assert torch.allclose(both_mean, pooled.mean(1)) and torch.allclose(both_cov, torch.cov(pooled, correction=0))
+
+
+def test_colour_match_default_amount_and_effect():
+    photo, painting = _photo(96), _painting()
+    assert A.AnyStyle("adain", "cpu").color_match == A.COLOR_MATCH["adain"] == 0.5
+    assert A.AnyStyle("wct", "cpu", layers=["relu3_1"]).color_match == 0.0
+    art = np.asarray(painting, np.float64).reshape(-1, 3)
+
+    def gap(img: Image.Image) -> float:  # distance of the picture's colour mean and covariance from the painting's
+        px = np.asarray(img, np.float64).reshape(-1, 3)
+        return float(np.linalg.norm(px.mean(0) - art.mean(0)) + np.linalg.norm(np.cov(px.T) - np.cov(art.T)) ** 0.5)
+
+    gaps = [gap(A.AnyStyle("adain", "cpu", color_match=m)(photo, [painting]).image) for m in (0.0, 0.5, 1.0)]
+    assert gaps[0] > gaps[1] > gaps[2] and gaps[2] < 0.5 * gaps[0]
+    a = A.AnyStyle("adain", "cpu", color_match=1.0)  # strength 0 and preserve_colors leave the colours alone
+    b = A.AnyStyle("adain", "cpu", color_match=0.0)
+    assert np.array_equal(np.asarray(a(photo, [painting], strength=0.0).image),
+                          np.asarray(b(photo, [painting], strength=0.0).image))
+    assert np.array_equal(np.asarray(a(photo, [painting], preserve_colors=True).image),
+                          np.asarray(b(photo, [painting], preserve_colors=True).image))
+    with pytest.raises(PerceptError, match=r"^color_match must be between 0 and 1, got 2$"):
+        A.AnyStyle("adain", "cpu", color_match=2)
+
+
 def test_strength_blend_and_colour(tmp_path):
     photo, painting = _photo(96), _painting()
     a = A.AnyStyle("adain", "cpu")
@@ -162,7 +208,16 @@ def test_cli(tmp_path, painting_path):
     assert r.returncode == 0, r.stderr
     assert Image.open(tmp_path / "o.png").size == (120, 80) and "adain over relu4_1" in r.stdout
     r = run("--style", str(painting_path), "-o", str(tmp_path / "a.png"))
-    assert r.returncode == 0 and "adain over relu4_1" in r.stdout, r.stderr  # the default method
+    assert r.returncode == 0 and "adain over relu4_1, colour match 0.5" in r.stdout, r.stderr  # the default method
+    r = run("--style", str(painting_path), "--color-match", "0", "-o", str(tmp_path / "a0.png"))
+    assert r.returncode == 0 and "colour match" not in r.stdout, r.stderr
+    a, a0 = (np.asarray(Image.open(tmp_path / f), np.float32) for f in ("a.png", "a0.png"))
+    assert np.abs(a - a0).mean() > 1  # the default's colour match changed the picture
+    r = run("--style", str(painting_path), "--color-match", "1.5", "-o", str(tmp_path / "x.png"))
+    assert r.returncode == 2 and r.stderr.strip() == ("percept stylize: error: argument --color-match: must be between 0 "
+                                                      "and 1, got 1.5") and not (tmp_path / "x.png").exists()
+    r = run("--style", str(painting_path), "--method", "linear", "--color-match", "1", "-o", str(tmp_path / "lc.png"))
+    assert r.returncode == 0 and "linear over relu3_1, colour match 1" in r.stdout, r.stderr
     r = run("--style", str(painting_path), "--method", "wct", "--levels", "relu3_1,relu2_1,relu1_1", "-o",
             str(tmp_path / "l.png"))
     assert r.returncode == 0, r.stderr  # the finest level: the shipped linear relu1_1 decoder
@@ -183,7 +238,11 @@ def test_cli(tmp_path, painting_path):
         (["--style", str(painting_path), "--model", "wave"],
          "give --model (a trained network) or --style (any painting, no training), not both"),
         (["--model", "wave", "--method", "wct"],
-         "--method, --style-blend, --levels and --decoder are for --style PAINTING (arbitrary style transfer)"),
+         "--method, --style-blend, --levels, --decoder and --color-match are for --style PAINTING (arbitrary style "
+         "transfer)"),
+        (["--model", "wave", "--color-match", "0.5"],
+         "--method, --style-blend, --levels, --decoder and --color-match are for --style PAINTING (arbitrary style "
+         "transfer)"),
         (["--style", str(painting_path), "--levels", "relu3_1,relu3_1"],
          "--levels relu3_1,relu3_1: give distinct comma-separated layers, coarse to fine, e.g. relu4_1,relu3_1,relu2_1,relu1_1"),
         (["--style", str(painting_path), "--levels", "conv2_1"],

@@ -14,8 +14,11 @@
   feed-forward pass, the method that exports to ONNX and runs live (``percept webcam --style``).
 
 ``strength`` (0..1) blends the transformed features with the photo's at every level (Li et al.'s alpha);
-``preserve_color`` keeps the photo's colours (luminance transfer); several paintings with ``weights`` blend
-their transforms (WCT: the coloured features; AdaIN: the statistics).
+``color_match`` (0..1; :data:`COLOR_MATCH`) then moves the decoded picture's RGB mean and covariance that far
+towards the painting's (Pitie & Kokaram's linear colour transfer, :func:`percept.models.transforms.match_colors`);
+``preserve_color`` keeps the photo's colours instead (luminance transfer); several paintings with ``weights``
+blend their transforms (WCT: the coloured features; AdaIN: the statistics; the colour match: the paintings'
+pooled colours).
 
 >>> from percept.inference.anystyle import AnyStyle
 >>> AnyStyle("adain")("photo.jpg", ["painting.jpg"], size=512).save("out.png")
@@ -49,9 +52,9 @@ from percept.images import (  # noqa: F401 - the painting checks are re-exported
     to_tensor,
 )
 from percept.models.decoder import decoder_name
-from percept.models.transforms import adain
+from percept.models.transforms import adain, color_stats, match_colors
 
-__all__ = ["METHODS", "AnyStyle", "AnyStyleResult", "Teacher", "check_painting", "stylize_any"]
+__all__ = ["COLOR_MATCH", "METHODS", "AnyStyle", "AnyStyleResult", "Teacher", "check_painting", "stylize_any"]
 
 METHODS = ("wct", "adain", "linear")
 DEFAULT_METHOD = "adain"
@@ -68,6 +71,15 @@ replaces the scene's layout by the painting's (seen on the four shipped painting
 decoder, 41 dB on its own): as a fourth level it raised the style loss of all four shipped paintings and
 their content loss (held-out photos at 512 px; docs/BENCHMARKS.md), the picture barely changed (a little
 more contrast and saturation)."""
+COLOR_MATCH = {"adain": 0.5}
+"""How far (0..1) each method moves the decoded picture's RGB mean and covariance towards the painting's when
+``color_match`` is not given (absent: 0). AdaIN's decoder paints the painting's palette only in part (its
+statistics live at ``relu4_1``). Chosen on the four shipped paintings (held-out photos at 512 px;
+docs/BENCHMARKS.md, color_match): 0.5 had the lowest style loss of 0, 0.25, 0.5, 0.75 and 1 on composition_vii
+and wave, tied 0.25 on starry_night and lost to 0.25 on the_scream (0.61x the peer's against 0.58x); against no
+match it lowers the style loss of three of the four (0.56-0.67x the peer's -> 0.50-0.59x) for 7-21% more content
+loss and up to 0.03 less SSIM. The full match (1) overshoots. WCT colours every level's features already and
+linear has its own transform; neither was measured with it."""
 PRECISIONS = ("auto", "fp32", "bf16")
 """``AnyStyle(precision=)``. bf16 (autocast, the photo's pass only) took adain at 512 px from 1.02 s to 0.62 s on a
 Zen 4 with AVX512-BF16, its largest pixel difference from fp32 0.04 (docs/BENCHMARKS.md, anystyle_bf16)."""
@@ -152,16 +164,23 @@ class AnyStyle:
             (autocast) or ``auto`` (:data:`PRECISIONS`: bf16 on a CPU that computes it natively, AVX512-BF16 or
             AMX; fp32 elsewhere). The feature transforms (AdaIN's statistics, WCT's float64
             eigen-decompositions, the linear transform) and the painting's statistics stay fp32.
+        color_match: 0..1, how far the picture's RGB mean and covariance move towards the painting's after
+            decoding (times ``strength``); default the method's :data:`COLOR_MATCH`.
 
     On the CPU the networks run in the channels-last memory layout (oneDNN's fast path; the same numbers).
     """
 
     def __init__(self, method: str = DEFAULT_METHOD, device: str = "auto", decoders: dict[str, str] | None = None,
-                 layers: Sequence[str] | None = None, model: str | None = None, precision: str = "auto") -> None:
+                 layers: Sequence[str] | None = None, model: str | None = None, precision: str = "auto",
+                 color_match: float | None = None) -> None:
         if method not in METHODS:
             raise PerceptError(f"unknown method '{method}'; use {', '.join(METHODS[:-1])} or {METHODS[-1]}")
         if precision not in PRECISIONS:
             raise PerceptError(f"unknown precision '{precision}'; use {', '.join(PRECISIONS)}")
+        if color_match is not None and not 0.0 <= color_match <= 1.0:
+            raise PerceptError(f"color_match must be between 0 and 1, got {color_match}")
+        self.color_match = COLOR_MATCH.get(method, 0.0) if color_match is None else float(color_match)
+        """How far the picture's colours move towards the painting's (0..1)."""
         from percept.models.decoder import load_decoder, shipped_decoder
         from percept.models.vgg import LossNetwork
 
@@ -178,14 +197,14 @@ class AnyStyle:
                                        "installed; train one with `percept train-linear`") from None
                 raise
             self.linear.to(self.device)
-            self.layers = [self.linear.layer]
+            self.layers: list[str] = [self.linear.layer]
             self.decoders = {self.linear.layer: self.linear.decoder}
             self.net = self.linear.encoder
             self._setup_precision(precision)
             return
         decoders = dict(decoders or {})
         wanted = list(layers) if layers else list(WCT_LAYERS) if method == "wct" else [ADAIN_LAYER]
-        self.layers: list[str] = []
+        self.layers = []
         self.decoders = {}
         for layer in wanted:
             try:
@@ -218,12 +237,14 @@ class AnyStyle:
     def _features(self, x: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
         return self.net(x.to(self.device), list(layers))
 
-    def _style_stats(self, painting: Image.Image) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    def _style_stats(self, painting: Image.Image) -> dict:
+        """Layer -> the method's statistics of the painting's features there; ``"rgb"`` -> the painting itself
+        (its colours for the colour match)."""
         key = (painting.size, hash(painting.tobytes()))
         if key not in self._style_cache:
             x = to_tensor(painting)
             feats = self._features(x, self.layers)
-            stats = {}
+            stats: dict = {"rgb": x}
             for layer, f in feats.items():
                 if self.method == "linear":
                     stats[layer] = self.linear.transform.style_code(f)
@@ -240,9 +261,10 @@ class AnyStyle:
 
     @torch.inference_mode()
     def transfer(self, x: torch.Tensor, paintings: list[Image.Image], weights: list[float],
-                 strength: float = 1.0) -> torch.Tensor:
+                 strength: float = 1.0, color_match: float | None = None) -> torch.Tensor:
         """(1, 3, H, W) photo in [0, 1] -> the stylised (1, 3, H, W) (the sides padded to the coarsest
-        layer's stride inside and cropped back)."""
+        layer's stride inside and cropped back), its colours moved ``color_match`` (default
+        :attr:`color_match`) times ``strength`` towards the paintings'."""
         stats = [self._style_stats(p) for p in paintings]
         h, w = x.shape[-2:]
         s = max(d.stride for d in self.decoders.values())
@@ -266,10 +288,17 @@ class AnyStyle:
                 t = adain(f, styles, weights, strength)
             with self._autocast():
                 img = self.decoders[layer](t).float()
-        return img[..., :h, :w].clamp(0, 1).contiguous().cpu()
+        img = img[..., :h, :w].clamp(0, 1).contiguous().cpu()
+        amount = (self.color_match if color_match is None else color_match) * strength
+        if amount > 0:
+            mean, cov = color_stats([st["rgb"] for st in stats], weights)
+            img = match_colors(img, mean, cov, amount)
+        return img
 
     def __call__(self, photo: ImageLike, paintings: Sequence[ImageLike], weights: Sequence[float] | None = None,
                  size: int | None = None, strength: float = 1.0, preserve_colors: bool = False) -> AnyStyleResult:
+        """Stylise ``photo`` with ``paintings`` (blended by ``weights``); ``preserve_colors`` keeps the photo's
+        colours (the colour match is then skipped)."""
         from percept.images import check_strength
 
         check_strength(strength)
@@ -282,7 +311,8 @@ class AnyStyle:
         if min(src.size) < 16:
             raise PerceptError(f"the photo is {src.width}x{src.height} px; arbitrary style transfer needs at least 16x16")
         t0 = time.perf_counter()
-        out = to_image(self.transfer(to_tensor(src), arts, wts, strength))
+        # with preserve_colors the photo's colours replace the picture's: no colour match to the painting first
+        out = to_image(self.transfer(to_tensor(src), arts, wts, strength, 0.0 if preserve_colors else None))
         seconds = time.perf_counter() - t0
         if preserve_colors:
             out = preserve_color(out, src)
@@ -340,8 +370,10 @@ def _has_onnx(model: str) -> bool:
 
 def stylize_any(photo: ImageLike, paintings: Sequence[ImageLike] | ImageLike, method: str = DEFAULT_METHOD,
                 weights: Sequence[float] | None = None, size: int | None = None, strength: float = 1.0,
-                preserve_color: bool = False, device: str = "auto", precision: str = "auto") -> Image.Image:
+                preserve_color: bool = False, device: str = "auto", precision: str = "auto",
+                color_match: float | None = None) -> Image.Image:
     """Stylise ``photo`` with any painting(s), no training: the Python side of ``percept stylize --style``."""
     if isinstance(paintings, (str, os.PathLike, Image.Image, np.ndarray)):
         paintings = [paintings]
-    return AnyStyle(method, device, precision=precision)(photo, list(paintings), weights, size, strength, preserve_color).image
+    return AnyStyle(method, device, precision=precision, color_match=color_match)(
+        photo, list(paintings), weights, size, strength, preserve_color).image
