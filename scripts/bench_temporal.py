@@ -1,14 +1,15 @@
 #!/usr/bin/env python
 """What flow guidance costs in speed: the headless webcam loop at 640x480 with an rt model, per frame and with
 ``--temporal`` (its ``ultrafast`` flow), and video conversion (frames per second) without it, with it (the
-``medium`` flow that ``percept video`` uses) and with ``--flow ultrafast``. Runs alternate (per frame,
+``medium`` flow that ``percept video`` uses) and with ``--flow ultrafast``, for each engine backend (onnxruntime
+and OpenVINO by default: on CPUs OpenVINO runs the rt networks faster). Runs alternate (per frame,
 temporal, per frame, ...) so the machine's drift hits both alike; the median of ``--repeats`` is reported.
 
 The "camera" is a 640x480 clip made here (a pan over scikit-image's ``astronaut`` with a crossing disc,
 ``percept.clips.camera_clip``) played at 30 fps through ``webcam --source``, the way a camera delivers frames.
 Writes the table into docs/BENCHMARKS.md (bench_temporal markers).
 
-    .venv/bin/python scripts/bench_temporal.py            # ~2 min on 2 cores
+    .venv/bin/python scripts/bench_temporal.py            # ~8 min on 2 cores (onnxruntime and OpenVINO)
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ def main() -> int:
     ap.add_argument("--model", default="starry_night_rt")
     ap.add_argument("--frames", type=int, default=150)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--backends", nargs="+", default=["onnx", "openvino"],
+                    help="engine backends to measure, each in the same alternating rounds (default onnx openvino)")
     ap.add_argument("--no-docs", action="store_true")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -53,36 +56,40 @@ def main() -> int:
         for f in frames:
             w.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
         w.release()
-        cam = {False: [], True: []}
-        drop = {False: [], True: []}
-        conv: dict = {False: [], True: [], "live": []}   # per frame, --temporal (VIDEO_FLOW), --flow LIVE_FLOW
-        engine = Engine(args.model)
+        # per backend: webcam FPS and dropped share (per frame, --temporal); video conversion frames/s (per frame,
+        # --temporal with VIDEO_FLOW, --flow LIVE_FLOW)
+        cam = {b: {False: [], True: []} for b in args.backends}
+        drop = {b: {False: [], True: []} for b in args.backends}
+        conv: dict = {b: {False: [], True: [], "live": []} for b in args.backends}
+        engines = {b: Engine(args.model, backend=b) for b in args.backends}
         for _ in range(args.repeats):
-            for temporal in (False, True):
-                s = run_webcam([args.model], source=str(clip), size=640, headless=True,
-                               output=Path(tmp) / "out.mp4", frames=args.frames - 10, temporal=temporal)
-                cam[temporal].append(s.fps)
-                drop[temporal].append(s.dropped / max(1, s.captured))
-                for mode in ((True, "live") if temporal else (False,)):
-                    flt = TemporalFilter(flow=LIVE_FLOW if mode == "live" else VIDEO_FLOW) if temporal else None
-                    styler = FrameStyler(engine, 640, temporal=flt)
-                    t0 = time.perf_counter()
-                    r = stylize_video(clip, Path(tmp) / "conv.mp4", styler, progress=False)
-                    conv[mode].append(r["frames"] / (time.perf_counter() - t0))
-                print(f"temporal={temporal}: webcam {s.fps:.1f} FPS ({s.dropped} of {s.captured} dropped), "
-                      f"video {conv[temporal][-1]:.1f} frames/s", flush=True)
-    med = {k: {t: statistics.median(v[t]) for t in v} for k, v in (("cam", cam), ("drop", drop), ("conv", conv))}
+            for b, engine in engines.items():
+                for temporal in (False, True):
+                    s = run_webcam([args.model], source=str(clip), size=640, headless=True, backend=b,
+                                   output=Path(tmp) / "out.mp4", frames=args.frames - 10, temporal=temporal)
+                    cam[b][temporal].append(s.fps)
+                    drop[b][temporal].append(s.dropped / max(1, s.captured))
+                    for mode in ((True, "live") if temporal else (False,)):
+                        flt = TemporalFilter(flow=LIVE_FLOW if mode == "live" else VIDEO_FLOW) if temporal else None
+                        styler = FrameStyler(engine, 640, temporal=flt)
+                        t0 = time.perf_counter()
+                        r = stylize_video(clip, Path(tmp) / "conv.mp4", styler, progress=False)
+                        conv[b][mode].append(r["frames"] / (time.perf_counter() - t0))
+                    print(f"{b} temporal={temporal}: webcam {s.fps:.1f} FPS ({s.dropped} of {s.captured} dropped), "
+                          f"video {conv[b][temporal][-1]:.1f} frames/s", flush=True)
     md = [f"Machine: {cpu_description()}. Command: `.venv/bin/python scripts/bench_temporal.py` ({args.model}, "
-          f"640x480 at 30 fps, network at 640 px, onnxruntime; the webcam's flow DIS {LIVE_FLOW}; median of {args.repeats} alternating "
-          "runs).", "",
-          "| | per frame | --temporal | ratio |", "|---|---|---|---|",
-          f"| webcam loop, FPS shown (target >= 20 with --temporal) | {med['cam'][False]:.1f} | {med['cam'][True]:.1f} | "
-          f"{med['cam'][True] / med['cam'][False]:.2f} |",
-          f"| webcam, camera frames dropped | {med['drop'][False] * 100:.0f}% | {med['drop'][True] * 100:.0f}% | |",
-          f"| video conversion, frames/s (--temporal: DIS {VIDEO_FLOW}, the default) | {med['conv'][False]:.1f} | "
-          f"{med['conv'][True]:.1f} | {med['conv'][True] / med['conv'][False]:.2f} |",
-          f"| video conversion, frames/s with `--flow {LIVE_FLOW}` | {med['conv'][False]:.1f} | "
-          f"{med['conv']['live']:.1f} | {med['conv']['live'] / med['conv'][False]:.2f} |"]
+          f"640x480 at 30 fps, network at 640 px; the webcam's flow DIS {LIVE_FLOW}; median of {args.repeats} "
+          "alternating runs; each backend as `--backend` names it: onnx = onnxruntime, openvino = OpenVINO fp32).", "",
+          "| backend | | per frame | --temporal | ratio |", "|---|---|---|---|---|"]
+    for b in args.backends:
+        med = {k: {t: statistics.median(v[b][t]) for t in v[b]} for k, v in (("cam", cam), ("drop", drop), ("conv", conv))}
+        md += [f"| {b} | webcam loop, FPS shown (target >= 20 with --temporal) | {med['cam'][False]:.1f} | "
+               f"{med['cam'][True]:.1f} | {med['cam'][True] / med['cam'][False]:.2f} |",
+               f"| {b} | webcam, camera frames dropped | {med['drop'][False] * 100:.0f}% | {med['drop'][True] * 100:.0f}% | |",
+               f"| {b} | video conversion, frames/s (--temporal: DIS {VIDEO_FLOW}, the default) | {med['conv'][False]:.1f} | "
+               f"{med['conv'][True]:.1f} | {med['conv'][True] / med['conv'][False]:.2f} |",
+               f"| {b} | video conversion, frames/s with `--flow {LIVE_FLOW}` | {med['conv'][False]:.1f} | "
+               f"{med['conv']['live']:.1f} | {med['conv']['live'] / med['conv'][False]:.2f} |"]
     text = "\n".join(md)
     print(text)
     if not args.no_docs:
