@@ -113,14 +113,14 @@ def test_precision_bf16_is_close_to_fp32_and_auto_follows_the_cpu():
 
 
 def test_match_colors_moves_the_mean_and_covariance_to_the_target():
-    from percept.models.transforms import color_stats, match_colors
+    from percept.models.transforms import color_moments, color_stats, match_colors
 
     torch.manual_seed(0)
     mix = torch.tensor([[0.2, 0.05, 0.0], [0.1, 0.15, 0.02], [-0.05, 0.0, 0.1]])
     img = (mix @ torch.randn(3, 40 * 50) + torch.tensor([[0.4], [0.5], [0.45]])).reshape(1, 3, 40, 50).clamp(0, 1)
     target = (torch.tensor([[0.1, 0.0, 0.0], [0.05, 0.08, 0.0], [0.0, 0.03, 0.05]]) @ torch.randn(3, 900)
               + torch.tensor([[0.6], [0.35], [0.3]])).reshape(1, 3, 30, 30).clamp(0, 1)
-    mean, cov = color_stats([target], [1.0])
+    mean, cov = color_stats([color_moments(target)], [1.0])
     px = target.reshape(3, -1).double()
     assert torch.allclose(mean, px.mean(1)) and torch.allclose(cov, torch.cov(px, correction=0))
     full = match_colors(img, mean, cov, 1.0).reshape(3, -1).double()
@@ -128,10 +128,10 @@ def test_match_colors_moves_the_mean_and_covariance_to_the_target():
     assert torch.equal(match_colors(img, mean, cov, 0.0), img)  # amount 0: untouched
     half = match_colors(img, mean, cov, 0.5)
     assert torch.allclose(half, (img + match_colors(img, mean, cov, 1.0)) / 2, atol=1e-6)
-    own = color_stats([img], [1.0])  # its own statistics: the least-displacement map is the identity
+    own = color_stats([color_moments(img)], [1.0])  # its own statistics: the least-displacement map is the identity
     assert torch.allclose(match_colors(img, *own, 1.0), img, atol=1e-4)
     # two paintings pooled with weights: the mixture's statistics (equal sizes, equal weights = all their pixels)
-    both_mean, both_cov = color_stats([target, img[..., :30, :30]], [0.5, 0.5])
+    both_mean, both_cov = color_stats([color_moments(target), color_moments(img[..., :30, :30])], [0.5, 0.5])
     pooled = torch.cat([target.reshape(3, -1), img[..., :30, :30].reshape(3, -1)], 1).double()
     assert torch.allclose(both_mean, pooled.mean(1)) and torch.allclose(both_cov, torch.cov(pooled, correction=0))
 

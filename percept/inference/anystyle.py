@@ -52,7 +52,7 @@ from percept.images import (  # noqa: F401 - the painting checks are re-exported
     to_tensor,
 )
 from percept.models.decoder import decoder_name
-from percept.models.transforms import adain, color_stats, match_colors
+from percept.models.transforms import adain, color_moments, color_stats, match_colors
 
 __all__ = ["COLOR_MATCH", "METHODS", "AnyStyle", "AnyStyleResult", "Teacher", "check_painting", "stylize_any"]
 
@@ -238,13 +238,13 @@ class AnyStyle:
         return self.net(x.to(self.device), list(layers))
 
     def _style_stats(self, painting: Image.Image) -> dict:
-        """Layer -> the method's statistics of the painting's features there; ``"rgb"`` -> the painting itself
-        (its colours for the colour match)."""
+        """Layer -> the method's statistics of the painting's features there; ``"rgb"`` -> its colours'
+        :func:`~percept.models.transforms.color_moments` (for the colour match)."""
         key = (painting.size, hash(painting.tobytes()))
         if key not in self._style_cache:
             x = to_tensor(painting)
             feats = self._features(x, self.layers)
-            stats: dict = {"rgb": x}
+            stats: dict = {"rgb": color_moments(x)}
             for layer, f in feats.items():
                 if self.method == "linear":
                     stats[layer] = self.linear.transform.style_code(f)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["adain", "color_stats", "match_colors"]
+__all__ = ["adain", "color_moments", "color_stats", "match_colors"]
 
 
 def adain(content: torch.Tensor, styles: list[tuple[torch.Tensor, torch.Tensor]], weights: list[float],
@@ -19,15 +19,20 @@ def adain(content: torch.Tensor, styles: list[tuple[torch.Tensor, torch.Tensor]]
     return alpha * ((content - mu) / sd * ss + ms) + (1 - alpha) * content
 
 
-def color_stats(images: list[torch.Tensor], weights: list[float]) -> tuple[torch.Tensor, torch.Tensor]:
-    """(mean (3,), covariance (3, 3)) in float64 of the RGB values of images (1, 3, H, W) pooled with ``weights``
-    (the mixture of several paintings: the weighted means, and the weighted second moments less the mean's)."""
-    mean = torch.zeros(3, dtype=torch.float64)
-    second = torch.zeros(3, 3, dtype=torch.float64)
-    for wt, img in zip(weights, images):
-        px = img.detach().reshape(3, -1).double().cpu()
-        mean += wt * px.mean(1)
-        second += wt * (px @ px.T) / px.shape[1]
+def color_moments(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean (3,), second moment E[x x^T] (3, 3)) in float64 of an image's (1, 3, H, W) RGB values: what
+    :func:`color_stats` pools; computed once per painting and cached by the caller."""
+    px = image.detach().reshape(3, -1).double().cpu()
+    return px.mean(1), (px @ px.T) / px.shape[1]
+
+
+def color_stats(moments: list[tuple[torch.Tensor, torch.Tensor]], weights: list[float]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean (3,), covariance (3, 3)) in float64 of images' RGB values pooled with ``weights``, from their
+    :func:`color_moments` (the mixture of several paintings: the weighted means, and the weighted second moments
+    less the mean's)."""
+    mean = sum(wt * m for wt, (m, _) in zip(weights, moments))
+    second = sum(wt * q for wt, (_, q) in zip(weights, moments))
+    assert isinstance(mean, torch.Tensor) and isinstance(second, torch.Tensor)
     return mean, second - torch.outer(mean, mean)
 
 
