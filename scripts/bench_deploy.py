@@ -35,7 +35,7 @@ from benchdocs import update_block  # noqa: E402
 def session(data: bytes):
     import onnxruntime as ort
 
-    from percept.inference.engine import session_options
+    from percept.inference.runtime import session_options
 
     return ort.InferenceSession(data, session_options(), providers=["CPUExecutionProvider"])
 

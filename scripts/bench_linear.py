@@ -53,7 +53,8 @@ def main() -> int:
     from percept.device import cpu_description, cpu_has_bf16
     from percept.images import painting_tensor
     from percept.inference.anystyle import LINEAR_MODEL
-    from percept.inference.engine import Engine, session_options
+    from percept.inference.engine import Engine
+    from percept.inference.runtime import session_options
     from percept.registry import find_model
 
     painting = Image.fromarray(data.coffee())  # any painting: the cost does not depend on it

@@ -36,7 +36,7 @@ CHILD = r"""
 import json, sys, time
 import numpy as np
 import onnxruntime as ort
-from percept.inference.engine import session_options
+from percept.inference.runtime import session_options
 models, sizes, reps = json.loads(sys.argv[1]), json.loads(sys.argv[2]), int(sys.argv[3])
 out = {"file": ort.__file__, "version": ort.__version__, "providers": ort.get_available_providers(), "times": {}}
 for name, path in models.items():

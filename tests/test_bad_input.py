@@ -376,7 +376,7 @@ def test_sizes_out_of_range_are_refused_at_parse(capsys, argv):
 
 
 def test_a_frame_too_big_for_the_memory_is_refused_before_it_is_allocated():
-    from percept.inference.engine import available_memory, check_frame_size
+    from percept.inference.runtime import available_memory, check_frame_size
 
     free = available_memory()
     side = 16384 if free is None else int((free / 1000) ** 0.5) + 2048
@@ -578,7 +578,7 @@ def test_an_onnx_exported_from_other_weights_is_told_by_the_weights_hash(tmp_pat
 
 def test_a_real_144_megapixel_photo_is_refused_from_its_header(capsys, tmp_path):
     """Row 11 with a real file: a 12000x12000 JPEG without --size is refused before it is decoded."""
-    from percept.inference.engine import available_memory
+    from percept.inference.runtime import available_memory
 
     free = available_memory()
     if free is not None and free > 150e9:

@@ -22,8 +22,9 @@ from PIL import Image
 from percept.cli import main
 from percept.errors import PerceptError
 from percept.images import load_image, resize_long_side
-from percept.inference.engine import Engine, choose_providers
+from percept.inference.engine import Engine
 from percept.inference.export import export_onnx
+from percept.inference.runtime import choose_providers
 from percept.registry import checkpoints_dir
 
 STYLES = ["composition_vii", "starry_night", "the_scream", "wave"]
@@ -214,7 +215,7 @@ def test_provider_choice():
 def test_gpu_provider_options(tmp_path, monkeypatch):
     """TensorRT: fp16 engines cached beside the model (or in percept's cache where that cannot be written);
     the providers a CPU-only machine cannot start are still configured the same way, checked here."""
-    from percept.inference.engine import provider_options
+    from percept.inference.runtime import provider_options
 
     model = tmp_path / "m.onnx"
     opts = provider_options(GPU_PROVIDERS, model)
@@ -242,7 +243,7 @@ def test_gpu_providers_without_a_gpu_mean_the_cpu():
 def test_auto_on_this_machine_finds_the_real_gpu_or_none(tiny_onnx):
     import torch
 
-    from percept.inference.engine import cuda_gpu_present
+    from percept.inference.runtime import cuda_gpu_present
 
     assert cuda_gpu_present() == torch.cuda.is_available()
     expected = "CPUExecutionProvider" if not cuda_gpu_present() else Engine(tiny_onnx).provider

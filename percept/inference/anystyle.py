@@ -52,6 +52,7 @@ from percept.images import (  # noqa: F401 - the painting checks are re-exported
     to_tensor,
 )
 from percept.models.decoder import decoder_name
+from percept.models.specs import LINEAR_MODEL
 from percept.models.transforms import adain, color_moments, color_stats, match_colors
 
 __all__ = ["COLOR_MATCH", "METHODS", "AnyStyle", "AnyStyleResult", "Teacher", "check_painting", "stylize_any"]
@@ -62,8 +63,6 @@ DEFAULT_METHOD = "adain"
 on the four shipped paintings it had lower style and content losses than three-level WCT and a higher
 structure score, at about a third of the time (docs/BENCHMARKS.md; the five new paintings agreed). WCT was the
 default while only reconstruction decoders existed."""
-LINEAR_MODEL = "linear_relu3_1"
-"""The shipped linear style transfer model (:mod:`percept.models.linear`)."""
 WCT_LAYERS = ("relu4_1", "relu3_1", "relu2_1")
 """The default levels, coarse to fine. Li et al.'s other two are available (``layers=``, ``stylize
 --levels``) but not the default. ``relu5_1``: with percept's reconstruction-only decoders its transform

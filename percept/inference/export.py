@@ -50,6 +50,15 @@ import numpy as np
 import torch
 
 from percept.errors import PerceptError
+from percept.inference.runtime import (  # noqa: F401 - re-exported: the exporter's helpers as before
+    CALIBRATION_SAMPLES,
+    CALIBRATION_SIZE,
+    FP16_WEIGHTS_MIN_ELEMENTS,
+    calibration_images,
+    round_weights_fp16,
+    session_options,
+    store_weights_fp16,
+)
 from percept.registry import find_model
 from percept.version import __version__
 
@@ -61,11 +70,6 @@ TOLERANCE = {"fp32": 1e-3, "fp16": 2e-2}
 INPUT_NAME, OUTPUT_NAME = "image", "stylized"
 INPUT_SPEC = "float32 NCHW RGB in [0, 1], any batch, height and width >= {min_size}"
 EXPORTABLE_KINDS = ("style-transformer", "feature-decoder", "linear-style")
-CALIBRATION_SAMPLES = ("astronaut", "chelsea", "rocket", "coffee", "immunohistochemistry", "hubble_deep_field",
-                       "cat", "retina")
-"""scikit-image sample photos (shipped with it, no download) used when no ``--calibration`` folder is given."""
-CALIBRATION_SIZE = 256
-"""Long side the calibration photos are resized to."""
 INT8_MIN_PSNR = 20.0
 """Smallest accepted PSNR (dB) of an int8 export against PyTorch on the held-out calibration photos."""
 DECODER_CHECK_SIZES: tuple[tuple[int, int, int], ...] = ((1, 8, 8), (2, 13, 7), (1, 5, 9))
@@ -192,43 +196,6 @@ def _to_fp16(model):
     return model
 
 
-FP16_WEIGHTS_MIN_ELEMENTS = 64
-"""Float initializers at least this big are stored as float16 by :func:`store_weights_fp16`."""
-
-
-def round_weights_fp16(net: torch.nn.Module, min_elements: int = FP16_WEIGHTS_MIN_ELEMENTS) -> torch.nn.Module:
-    """Round the floating-point parameters and buffers of ``net`` (those of at least ``min_elements``)
-    to the nearest float16 value, in place (they stay float32 tensors): the network that fp16-stored
-    files reproduce."""
-    with torch.no_grad():
-        for t in list(net.parameters()) + list(net.buffers()):
-            if t.is_floating_point() and t.numel() >= min_elements:
-                t.copy_(t.half().float())
-    return net
-
-
-def store_weights_fp16(model, min_elements: int = FP16_WEIGHTS_MIN_ELEMENTS):
-    """Store the float32 initializers of an ONNX model (those of at least ``min_elements``) as float16,
-    each followed by a ``Cast`` back to float32 under its old name: half the bytes, the same float32
-    graph (onnxruntime folds the casts into constants when a session starts)."""
-    from onnx import TensorProto, helper, numpy_helper
-
-    graph = model.graph
-    casts = []
-    for init in graph.initializer:
-        if init.data_type != TensorProto.FLOAT or int(np.prod(init.dims)) < min_elements:
-            continue
-        value = numpy_helper.to_array(init)
-        name = init.name
-        half = numpy_helper.from_array(value.astype(np.float16), f"{name}__fp16")
-        init.CopyFrom(half)
-        casts.append(helper.make_node("Cast", [half.name], [name], to=TensorProto.FLOAT, name=f"{name}__to_fp32"))
-    nodes = casts + list(graph.node)
-    del graph.node[:]
-    graph.node.extend(nodes)
-    return model
-
-
 def _topological_sort(graph) -> None:
     """Reorder ``graph.node`` in place so every node comes after the nodes that produce its inputs."""
     produced_by = {out: i for i, node in enumerate(graph.node) for out in node.output}
@@ -255,26 +222,6 @@ def _topological_sort(graph) -> None:
     nodes = [graph.node[i] for i in order]
     del graph.node[:]
     graph.node.extend(nodes)
-
-
-def calibration_images(folder: str | os.PathLike | None = None, size: int = CALIBRATION_SIZE,
-                       limit: int = 16) -> list[np.ndarray]:
-    """Photos for int8 calibration as float32 (1, 3, H, W) arrays in [0, 1], long side ``size``: up to
-    ``limit`` images of ``folder``, or scikit-image's sample photos."""
-    from PIL import Image
-
-    from percept.images import load_image, resize_long_side
-
-    if folder is not None:
-        from percept.images import list_images
-
-        images = [resize_long_side(load_image(f), size) for f in list_images(folder)[:limit]]
-    else:
-        from skimage import data
-
-        images = [resize_long_side(Image.fromarray(getattr(data, n)()).convert("RGB"), size)
-                  for n in CALIBRATION_SAMPLES]
-    return [np.asarray(im, np.float32).transpose(2, 0, 1)[None] / np.float32(255.0) for im in images]
 
 
 def _to_int8(model_bytes: bytes, images: list[np.ndarray], input_name: str) -> bytes:
@@ -311,7 +258,6 @@ def _pairs_with_torch(onnx_bytes: bytes, net: torch.nn.Module, inputs):
     session options the engine uses; a shape mismatch is an error."""
     import onnxruntime as ort
 
-    from percept.inference.engine import session_options
 
     sess = ort.InferenceSession(onnx_bytes, session_options(), providers=["CPUExecutionProvider"])
     in_name, out_name, _, _ = _io(net)

@@ -29,6 +29,7 @@ import torch
 
 from percept.errors import PerceptError
 from percept.images import painting_label, painting_tensor
+from percept.inference.runtime import round_weights_fp16, session_options, store_weights_fp16
 from percept.models.linear import BakedLinear, LinearStyleNet  # noqa: F401 - BakedLinear: the torch backend's
 from percept.models.transformer import pad_to_multiple
 
@@ -80,7 +81,6 @@ def compare_linear(data: bytes, net: LinearStyleNet, pairs=LINEAR_CHECK_PAIRS, s
     """Max abs difference of onnxruntime against PyTorch over random photo/painting pairs."""
     import onnxruntime as ort
 
-    from percept.inference.engine import session_options
 
     sess = ort.InferenceSession(data, session_options(), providers=["CPUExecutionProvider"])
     gen = torch.Generator().manual_seed(seed)
@@ -103,7 +103,6 @@ def export_linear(net: LinearStyleNet, card: dict, opset: int, tolerance: float,
     against that)."""
     import onnx
 
-    from percept.inference.export import round_weights_fp16, store_weights_fp16
 
     rounding = 0.0
     if fp16_weights:  # what rounding the weights costs, on the first check pair
@@ -135,7 +134,6 @@ def export_linear(net: LinearStyleNet, card: dict, opset: int, tolerance: float,
 def _code_values(path: Path, style: np.ndarray) -> dict[str, np.ndarray]:
     import onnxruntime as ort
 
-    from percept.inference.engine import session_options
 
     sess = ort.InferenceSession(str(path), session_options(), providers=["CPUExecutionProvider"])
     dummy = np.zeros((1, 3, 16, 16), np.float32)

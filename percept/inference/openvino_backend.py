@@ -31,6 +31,11 @@ from pathlib import Path
 import numpy as np
 
 from percept.errors import PerceptError
+from percept.inference.runtime import (  # noqa: F401 - read_onnx_metadata: re-exported
+    calibration_images,
+    percept_metadata,
+    read_onnx_metadata,
+)
 
 __all__ = ["BF16_MIN_PSNR", "PRECISIONS", "Bf16Check", "OpenVinoBackend", "bf16_supported", "check_bf16",
            "openvino_core", "openvino_installed"]
@@ -128,8 +133,6 @@ def check_bf16(model_bytes_or_path, images: list[np.ndarray] | None = None, core
     core = core or openvino_core()
     _require_bf16(core)
     if images is None:
-        from percept.inference.export import calibration_images
-
         images = calibration_images(None, CHECK_SIZE)
     src = model_bytes_or_path
     model = core.read_model(str(src)) if isinstance(src, (str, os.PathLike)) else _read_bytes(core, src)
@@ -188,17 +191,6 @@ def _cached_check(path: Path, core) -> Bf16Check:
     return check
 
 
-def read_onnx_metadata(path: Path) -> dict:
-    """The ``metadata_props`` of an ONNX file (the weights are not read)."""
-    import onnx
-
-    try:
-        proto = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # noqa: BLE001 - protobuf raises several types for bad files
-        raise PerceptError(f"{path}: not a readable ONNX model ({str(exc).strip()[:200] or type(exc).__name__})") from None
-    return {p.key: p.value for p in proto.metadata_props}
-
-
 class OpenVinoBackend:
     """A percept ``.onnx`` style model run by OpenVINO on the CPU (see the module doc)."""
 
@@ -209,8 +201,6 @@ class OpenVinoBackend:
             raise PerceptError(f"the openvino backend runs on the CPU; --device {device} is for the onnx backend "
                                "(use --device cpu or auto)")
         core = openvino_core()
-        from percept.inference.engine import percept_metadata
-
         meta = read_onnx_metadata(path)
         self.card, self.name, self.min_size, self.kind = percept_metadata(path, meta)
         try:

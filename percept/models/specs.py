@@ -6,11 +6,15 @@ importing torch.
 
 from __future__ import annotations
 
-__all__ = ["ARCH_DEFAULTS", "arch_default"]
+__all__ = ["ARCH_DEFAULTS", "LINEAR_MODEL", "arch_default"]
 
 ARCH_DEFAULTS: dict[str, dict] = {"johnson": {"channels": [32, 64, 128], "n_residual": 5},
                                   "rt": {"channels": [16, 32, 64], "n_residual": 4}}
 """Each architecture's default widths and residual blocks (training, distillation and the CLI read them here)."""
+
+LINEAR_MODEL = "linear_relu3_1"
+"""The shipped linear style transfer model (Li et al. 2019, :mod:`percept.models.linear`): what ``--style`` runs with
+``--method linear``, in the video and on the webcam."""
 
 
 def arch_default(arch: str, key: str):
