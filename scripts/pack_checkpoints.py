@@ -32,6 +32,7 @@ sys.path.insert(0, str(REPO))
 
 from percept.checkpoint import read_torch_file, save_atomic  # noqa: E402
 from percept.inference.export import FP16_WEIGHTS_MIN_ELEMENTS, export_onnx  # noqa: E402
+from percept.inference.shipped import PT_ONLY  # noqa: E402
 
 
 def halve_checkpoint(path: Path) -> int:
@@ -63,6 +64,9 @@ def main() -> int:
         t0 = time.perf_counter()
         before = pt.stat().st_size + (pt.with_suffix(".onnx").stat().st_size if pt.with_suffix(".onnx").exists() else 0)
         changed = halve_checkpoint(pt)
+        if pt.stem in PT_ONLY:  # no .onnx for this one (percept.inference.shipped)
+            print(f"{pt.stem}: {changed} tensors to float16 (.pt only)", flush=True)
+            continue
         report = export_onnx(pt, pt.with_suffix(".onnx"), fp16_weights=True)
         after = pt.stat().st_size + report.bytes
         print(f"{pt.stem}: {changed} tensors to float16; .pt + .onnx {before / 1e6:.1f} -> {after / 1e6:.1f} MB; "

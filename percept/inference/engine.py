@@ -44,6 +44,7 @@ from percept.inference.runtime import (  # noqa: F401 - re-exported: the engine'
     session_options,
     stale_onnx,
 )
+from percept.inference.shipped import onnx_on_first_use
 from percept.models.specs import LINEAR_MODEL
 from percept.registry import ModelKind, find_model
 
@@ -121,6 +122,7 @@ class Engine:
                 raise PerceptError(f"--style PAINTING needs the linear style model '{LINEAR_MODEL}' and it is not "
                                    "installed; train one with `percept train-linear`") from None
             raise
+        files = onnx_on_first_use(files, backend)  # a shipped .pt without its .onnx: exported once into the cache
         onnx_path, pt_path = files.onnx, files.pt
         self.files = files
         self.style: str | None = None
