@@ -188,3 +188,103 @@ def test_distillation_stops_at_its_time_limit(tiny_model, small_data, tmp_path):
                         iterations=100000, time_limit=1e-4, holdout_every=3, device="cpu")
     card = json.loads(distill_style(cfg, progress=False).with_suffix(".json").read_text())
     assert card["iterations"] == distill.MIN_STEPS and card["stopped_by_time_limit"] is True
+
+
+# ------------------------------------------------------------------ pinned losses of tiny seeded runs
+# Recorded from the code before the training loop was unified (one ``fit`` for every task): the same seed and
+# settings must keep giving the same losses, step by step (TensorBoard's ``loss/*``) and in the model card's
+# running averages. fp32 everywhere (bf16 rounding depends on the CPU); the tolerance allows for other CPUs'
+# fp32 kernels, far below what another batch, crop or random draw would change.
+
+def _scalars(folder, tags) -> dict:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(folder))
+    acc.Reload()
+    return {t: [[e.step, e.value] for e in acc.Scalars(t)] for t in tags}
+
+
+def _pinned_run(kind: str, tmp_path, small_data, data_dir, painting_path, teacher) -> dict:
+    base = dict(data=str(small_data), out=str(tmp_path), name="p", holdout_every=3, device="cpu", seed=5)
+    loop = dict(checkpoint_every=100, preview_every=100, log_every=1)
+    if kind.startswith("style"):
+        cfg = StyleTrainConfig(style=str(painting_path), image_size=32, batch_size=2, iterations=4, arch="rt",
+                               channels=[4, 8, 8], n_residual=1, style_size=64, amp=False,
+                               temporal_weight=2.0 if kind == "style+temporal" else 0.0, **base, **loop)
+        path = train_style(cfg, progress=False)
+        tags = ["loss/total", "loss/content", "loss/style"] + (["loss/temporal"] if "temporal" in kind else [])
+    elif kind.startswith("decoder"):
+        from percept.training.configs import DecoderTrainConfig
+        from percept.training.decoder import train_decoder
+
+        adain = kind == "decoder-adain"
+        cfg = DecoderTrainConfig(layer="relu2_1", image_size=32, batch_size=2, iterations=4, lr=2e-3, lr_final=1e-4,
+                                 width=8, n_blocks=1, loss="adain" if adain else "pixel+feature",
+                                 styles=[str(data_dir / "styles")] if adain else None,
+                                 gram_weight=0.5 if adain else 0.0, **base, **loop)
+        path = train_decoder(cfg, progress=False)
+        tags = ["loss/total", "loss/content", "loss/style", "loss/gram"] if adain else \
+            ["loss/total", "loss/pixel", "loss/feature"]
+    elif kind == "linear":
+        from percept.checkpoint import save_model
+        from percept.models.decoder import FeatureDecoder
+        from percept.training.configs import LinearTrainConfig
+        from percept.training.linear import train_linear
+
+        torch.manual_seed(0)
+        dec = FeatureDecoder("relu3_1", 16, 0, min_width=8)
+        save_model(dec, {"name": "dec", "kind": "feature-decoder", "layer": "relu3_1"}, tmp_path, "dec",
+                   kind="feature-decoder")
+        cfg = LinearTrainConfig(styles=[str(data_dir / "styles")], decoder=str(tmp_path / "dec.pt"), rank=4,
+                                image_size=64, batch_size=2, iterations=3, amp=False, **{**base, "name": "lin"}, **loop)
+        path = train_linear(cfg, progress=False)
+        tags = ["loss/total", "loss/content", "loss/style"]
+    else:
+        from percept.training.distill import DistillConfig, distill_style
+
+        temporal = kind == "distill+temporal"
+        cfg = DistillConfig(teacher=str(teacher), arch="rt", channels=[4, 4, 8], n_residual=1, image_size=32, pairs=8,
+                            batch_size=4, iterations=20, temporal_weight=1.0 if temporal else 0.0, **base)
+        path = distill_style(cfg, progress=False)
+        tags = ["loss/temporal"] if temporal else ["loss/l1_to_teacher"]
+    running = json.loads(path.with_suffix(".json").read_text())["final_losses_running_avg"]
+    return {"scalars": _scalars(tmp_path / "tb" / path.stem, tags), "running": running}
+
+
+PINNED = {  # kind: the steps logged, the losses at those steps, the card's running averages
+    "style": ([1, 2, 3, 4], {"loss/total": [9.2886724, 9.0599594, 8.9463797, 8.6130514],
+                             "loss/content": [0.7589446, 0.6783785, 0.8631086, 0.6679543],
+                             "loss/style": [0.8491355, 0.8334274, 0.8031913, 0.7902271]},
+              {"content": 0.75571, "style": 0.8433, "tv": 0.00396, "total": 9.22831}),
+    "style+temporal": ([1, 2, 3, 4], {"loss/total": [9.4571333, 9.2581921, 9.1828909, 8.8160772],
+                                      "loss/content": [0.7589446, 0.678351, 0.8689671, 0.6664995],
+                                      "loss/style": [0.8491355, 0.833913, 0.8025668, 0.7913791],
+                                      "loss/temporal": [0.0842304, 0.0967778, 0.1183453, 0.0964336]},
+                       {"content": 0.75591, "style": 0.84335, "tv": 0.00396, "total": 9.40308, "temporal": 0.08703}),
+    "decoder": ([1, 2, 3, 4], {"loss/total": [0.1533091, 0.0675063, 0.1662532, 0.0542482],
+                               "loss/pixel": [0.1442042, 0.0585393, 0.1574105, 0.045687],
+                               "loss/feature": [0.9104931, 0.896698, 0.8842657, 0.8561183]},
+                {"pixel": 0.13604, "feature": 0.90591, "total": 0.1451, "psnr": 8.81842}),
+    "decoder-adain": ([1, 2, 3, 4], {"loss/total": [2.1761656, 1.9805486, 1.78751, 1.9464188],
+                                     "loss/content": [0.8953981, 0.8407792, 0.6608254, 0.7972643],
+                                     "loss/style": [0.8037615, 0.7123322, 0.5628596, 0.6461414],
+                                     "loss/gram": [0.9540119, 0.8548746, 1.12765, 1.0060264]},
+                      {"content": 0.87688, "style": 0.78031, "gram": 0.96039, "total": 2.13739}),
+    "linear": ([1, 2, 3], {"loss/total": [366.6152954, 217.1319885, 229.3346252],
+                           "loss/content": [6.2347264, 6.468502, 8.4967289],
+                           "loss/style": [36.0380554, 21.066349, 22.0837898]},
+               {"content": 6.35893, "style": 34.62919, "total": 352.6508}),
+    "distill": ([10, 20], {"loss/l1_to_teacher": [0.0941497, 0.0877559]}, {"l1_to_teacher": 0.10506}),
+    "distill+temporal": ([10, 20], {"loss/temporal": [0.0381977, 0.026096]}, {}),
+}
+
+
+@pytest.mark.parametrize("kind", list(PINNED))
+def test_a_tiny_seeded_run_gives_the_pinned_losses(kind, tmp_path, small_data, data_dir, painting_path, tiny_model):
+    got = _pinned_run(kind, tmp_path, small_data, data_dir, painting_path, tiny_model)
+    steps, scalars, running = PINNED[kind]
+    for tag, values in scalars.items():
+        assert [s for s, _ in got["scalars"][tag]] == steps, tag
+        assert [v for _, v in got["scalars"][tag]] == pytest.approx(values, rel=1e-4, abs=1e-6), tag
+    for key, value in running.items():
+        assert got["running"][key] == pytest.approx(value, rel=1e-4, abs=2e-5), key
