@@ -87,19 +87,56 @@ def field_default(cls: type, name: str) -> Any:
     raise KeyError(f"{cls.__name__} has no field {name}")
 
 
-def config_option(parser: argparse.ArgumentParser, cls: type, name: str, *flags: str, help: str = "",
+def option(default: Any = None, help: str = "", **cli: Any) -> Any:
+    """A config dataclass field that is also a command-line option: its default, its help text and its argparse
+    settings (``type``, ``choices``, ``action``, ``metavar``, ``flags``) declared once, beside the field
+    (:func:`add_options` builds the options). A list default is copied per instance."""
+    meta = {"help": help, "cli": cli}
+    if isinstance(default, list):
+        return dataclasses.field(default_factory=lambda: list(default), metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def _field(cls: type, name: str) -> dataclasses.Field:
+    for f in dataclasses.fields(cls):
+        if f.name == name:
+            return f
+    raise KeyError(f"{cls.__name__} has no field {name}")
+
+
+def add_options(parser: argparse.ArgumentParser, cls: type, *names: str, **helps: str) -> None:
+    """The options of the fields ``names`` of ``cls`` (default: every field with an :func:`option` declaration),
+    each built by :func:`config_option` from its declaration; ``helps`` replaces a field's help for this parser
+    (a command that uses the option differently, e.g. the webcam's ``model``)."""
+    chosen = names or tuple(f.name for f in dataclasses.fields(cls) if "cli" in f.metadata)
+    for name in chosen:
+        config_option(parser, cls, name, help=helps.get(name))
+
+
+def config_option(parser: argparse.ArgumentParser, cls: type, name: str, *flags: str, help: str | None = None,
                   **kwargs: Any) -> None:
     """Add the option for field ``name`` of the config dataclass ``cls``, its default taken from the
-    dataclass (declared once: the CLI, the API and the model card agree). ``flags`` default to
-    ``--field-name``; a bool field with a False default becomes a ``store_true`` switch; the default is
+    dataclass (declared once: the CLI, the API and the model card agree). ``flags`` default to the field's
+    declared ``flags`` (:func:`option`), else ``--field-name``; ``help`` and argparse settings not given come from
+    the declaration; a bool field with a False default becomes a ``store_true`` switch; the default is
     appended to the help."""
+    meta = _field(cls, name).metadata
+    declared = dict(meta.get("cli", {}))
+    if help is None:
+        help = meta.get("help", "")
+    flags = flags or tuple(declared.pop("flags", ())) or ("--" + name.replace("_", "-"),)
+    declared.pop("flags", None)
+    kwargs = {**declared, **kwargs}
     default = field_default(cls, name)
-    flags = flags or ("--" + name.replace("_", "-"),)
     if isinstance(default, bool) and default is False and "action" not in kwargs and "type" not in kwargs:
         kwargs["action"] = "store_true"
     shown = ",".join(map(str, default)) if isinstance(default, (list, tuple)) else default
     suffix = "" if default is None or isinstance(default, bool) else f" (default {shown})"
-    parser.add_argument(*flags, dest=name, default=default, help=(help + suffix).strip() or None, **kwargs)
+    text = (help + suffix).strip() or None
+    if flags[0].startswith("-"):
+        parser.add_argument(*flags, dest=name, default=default, help=text, **kwargs)
+    else:  # a positional argument: its name is the field's
+        parser.add_argument(name, help=text, **kwargs)
 
 
 def config_from_args(cls: type, args: argparse.Namespace, **values: Any) -> Any:

@@ -87,9 +87,9 @@ def build_compare(photo: ImageLike, painting: str | os.PathLike, out: str | os.P
     check_painting(art, str(painting))
     src = resize_long_side(load_image(photo), size)
     nets = list(models) if models else networks_for(painting)
-    from percept.inference.engine import Engine
+    from percept.inference.stylizer import open_stylizer
 
-    engines = [Engine(m, device=device) for m in nets]  # a bad --model fails before the slow work
+    engines = [open_stylizer(m, device=device) for m in nets]  # a bad --model fails before the slow work
     metric = StyleMetric(art, size)
     entries: list[Entry] = []
 
@@ -108,11 +108,10 @@ def build_compare(photo: ImageLike, painting: str | os.PathLike, out: str | os.P
             img = what(src)
             entries.append(scored(Entry(f"{what.name} (per-style network)", "fast", img, time.perf_counter() - t)))
         elif kind == "any":
-            from percept.inference.anystyle import AnyStyle
-
-            r = AnyStyle(str(what), device)(src, [art])
-            entries.append(scored(Entry(f"{str(what).upper()} (any painting, no training)", "arbitrary", r.image,
-                                        r.seconds)))
+            any_style = open_stylizer(style=art, method=str(what), backend="torch", device=device)
+            img = any_style(src)
+            entries.append(scored(Entry(f"{str(what).upper()} (any painting, no training)", "arbitrary", img,
+                                        any_style.last.seconds)))
         else:
             from percept.visualize.gatys import optimize_style
 

@@ -46,7 +46,7 @@ def contact_sheet(rows: list[list[tuple[str, Image.Image]]], tile: int = 256, pa
 def run_demo(out: str | Path = "out/demo", size: int = 512, photos=SAMPLE_PHOTOS, tile: int = 256,
              device: str = "auto", progress: bool = True) -> Path:
     """Stylise the sample photos with every shipped style model; returns the contact sheet's path."""
-    from percept.inference.engine import Engine
+    from percept.inference.stylizer import open_stylizer
     from percept.registry import ModelKind, list_models, shipped_dir
 
     models = list_models(kind=ModelKind.STYLE, source="shipped")
@@ -54,7 +54,7 @@ def run_demo(out: str | Path = "out/demo", size: int = 512, photos=SAMPLE_PHOTOS
         raise PerceptError(f"no shipped style models in {shipped_dir()} (reinstall percept from a wheel that "
                            "carries its models, or set PERCEPT_CHECKPOINTS)")
     out = Path(out)
-    stylizers = [Engine(m.path, device=device) for m in models]
+    stylizers = [open_stylizer(m.path, device=device) for m in models]
     rows = []
     jobs = [(p, s) for p in photos for s in stylizers]
     bar = tqdm(total=len(jobs), desc="demo", disable=not progress)

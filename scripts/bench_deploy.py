@@ -42,7 +42,7 @@ def session(data: bytes):
 
 def main() -> int:
     from percept.inference.export import _to_onnx_bytes
-    from percept.inference.stylize import load_style_model
+    from percept.models.transformer import load_style_network as load_style_model
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--style", default="starry_night")

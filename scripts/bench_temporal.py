@@ -37,8 +37,9 @@ def main() -> int:
 
     from percept.argtypes import LIVE_FLOW, VIDEO_FLOW
     from percept.inference.engine import Engine
-    from percept.inference.temporal import TemporalFilter
-    from percept.inference.video import FrameStyler, stylize_video
+    from percept.inference.options import VideoOptions
+    from percept.inference.stylizer import Stylizer
+    from percept.inference.video import stylize_video
     from percept.inference.webcam import run_webcam
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -70,10 +71,10 @@ def main() -> int:
                     cam[b][temporal].append(s.fps)
                     drop[b][temporal].append(s.dropped / max(1, s.captured))
                     for mode in ((True, "live") if temporal else (False,)):
-                        flt = TemporalFilter(flow=LIVE_FLOW if mode == "live" else VIDEO_FLOW) if temporal else None
-                        styler = FrameStyler(engine, 640, temporal=flt)
+                        opts = VideoOptions(size=640, temporal=temporal,
+                                            flow=LIVE_FLOW if mode == "live" else VIDEO_FLOW)
                         t0 = time.perf_counter()
-                        r = stylize_video(clip, Path(tmp) / "conv.mp4", styler, progress=False)
+                        r = stylize_video(clip, Path(tmp) / "conv.mp4", Stylizer(engine), opts, progress=False)
                         conv[b][mode].append(r["frames"] / (time.perf_counter() - t0))
                     print(f"{b} temporal={temporal}: webcam {s.fps:.1f} FPS ({s.dropped} of {s.captured} dropped), "
                           f"video {conv[b][temporal][-1]:.1f} frames/s", flush=True)

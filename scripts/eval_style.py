@@ -40,7 +40,7 @@ from benchdocs import update_block  # noqa: E402
 from percept.demo import contact_sheet  # noqa: E402
 from percept.evaluation import StyleMetric  # noqa: E402
 from percept.images import load_image, resize_long_side, save_image, to_tensor  # noqa: E402
-from percept.inference.stylize import Stylizer  # noqa: E402
+from percept.inference.stylizer import open_stylizer  # noqa: E402
 from percept.models.losses import PerceptualLoss  # noqa: E402
 from percept.registry import list_models  # noqa: E402
 from percept.training.data import list_images, split_holdout  # noqa: E402
@@ -94,7 +94,7 @@ def main() -> int:
         painting_file = models[style].card.get("style", {}).get("file", f"{style}.jpg")  # rt models: the teacher's
         painting = load_image(data / "styles" / painting_file)
         metric = StyleMetric(painting, args.size, loss)
-        net = Stylizer(models[style].path, device="cpu")
+        net = open_stylizer(models[style].path, device="cpu")
         rows = {"ours": [], "peer": [], "gatys": []}
         for i, h in enumerate(held):
             photo = resize_long_side(load_image(h), args.size)

@@ -23,7 +23,7 @@ sys.path.insert(0, str(REPO))
 
 from percept.evaluation import StyleMetric  # noqa: E402
 from percept.images import load_image  # noqa: E402
-from percept.inference.stylize import Stylizer  # noqa: E402
+from percept.inference.stylizer import open_stylizer  # noqa: E402
 from percept.training.data import list_images, split_holdout  # noqa: E402
 
 
@@ -47,7 +47,7 @@ def main() -> int:
             peer[style] = {k: statistics.fmean(x[k] for x in r["per_photo"]["peer"]) for k in ("style", "content")}
     results, metrics = {}, {}
     for path in args.models:
-        net = Stylizer(path, device=args.device)
+        net = open_stylizer(path, device=args.device)
         style_file = net.card["style"]["file"]
         if style_file not in metrics:
             metrics[style_file] = StyleMetric(load_image(data / "styles" / style_file), args.size,

@@ -252,12 +252,14 @@ def test_cli(tmp_path, painting_path):
         (["--style", str(painting_path), "--method", "linear", "--levels", "relu3_1"],
          "--levels is for --method wct or adain (the linear model carries its own decoder, at relu3_1)"),
         ([], "give --model NAME (see `percept models`) or --style PAINTING"),
-        (["--style", str(painting_path), "--style-blend", "a,b"], "--style-blend a,b: give 1 comma-separated numbers, e.g. 0.5,0.5"),
         (["--style", str(painting_path), "--backend", "onnx"],
          "--style runs on PyTorch (the VGG19 encoder and the decoders); drop --backend onnx"),
     ):
         r = run(*args, "-o", str(tmp_path / "x.png"))
         assert r.returncode == 2 and r.stderr.strip() == f"percept: error: {msg}", (args, r.stderr)
+    r = run("--style", str(painting_path), "--style-blend", "a,b", "-o", str(tmp_path / "x.png"))  # argparse's line
+    assert r.returncode == 2 and r.stderr.strip() == ("percept stylize: error: argument --style-blend: give "
+                                                      "comma-separated numbers, e.g. 0.6,0.4, got 'a,b'"), r.stderr
     assert not (tmp_path / "x.png").exists()
 
 

@@ -176,10 +176,10 @@ def test_each_model_states_its_smallest_frame(backend):
 
 
 def test_stylizer_tensor_api_states_the_smallest_image():
-    from percept.inference.stylize import Stylizer
+    from percept.inference.stylizer import open_stylizer
 
     with pytest.raises(PerceptError, match=r"at least 9x9 px for starry_night_rt, got 12x8"):
-        Stylizer("starry_night_rt", device="cpu").tensor(torch.rand(1, 3, 8, 12))
+        open_stylizer("starry_night_rt", device="cpu").tensor(torch.rand(1, 3, 8, 12))
 
 
 def test_auto_backend_prefers_onnx_and_falls_back_to_torch(tiny_onnx, tiny_model):
@@ -309,14 +309,16 @@ def test_video_bad_inputs_are_one_line_and_leave_nothing(tiny_onnx, tmp_path, ca
 
 
 def test_interrupted_video_leaves_no_partial_file(tiny_onnx, clip, tmp_path):
-    from percept.inference.video import FrameStyler, stylize_video
+    from percept.inference.options import VideoOptions
+    from percept.inference.stylizer import open_stylizer
+    from percept.inference.video import stylize_video
 
     def interrupt(n):
         raise KeyboardInterrupt
 
-    styler = FrameStyler(Engine(tiny_onnx), size=64)
     with pytest.raises(KeyboardInterrupt):
-        stylize_video(clip, tmp_path / "o.mp4", styler, batch=2, progress=False, on_frame=interrupt)
+        stylize_video(clip, tmp_path / "o.mp4", open_stylizer(tiny_onnx), VideoOptions(size=64, batch=2),
+                      progress=False, on_frame=interrupt)
     assert list(tmp_path.iterdir()) == []
 
 

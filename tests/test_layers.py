@@ -91,7 +91,7 @@ def test_each_subpackage_says_what_is_public(sub):
 def test_importing_inference_loads_neither_training_nor_visualize():
     import subprocess
 
-    code = ("import sys, percept.inference.engine, percept.inference.stylize, percept.inference.video; "
+    code = ("import sys, percept.inference.engine, percept.inference.stylizer, percept.inference.video; "
             "print(sorted(m for m in sys.modules if m.startswith(('percept.training', 'percept.visualize'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -142,12 +142,13 @@ def test_api_and_cli_give_identical_pixels(cat_jpg, tmp_path, backend):
 
 def test_the_api_runs_on_the_engine_and_both_backends_agree(cat_jpg):
     from percept.inference.engine import Engine
-    from percept.inference.stylize import Stylizer, _cached
+    from percept.inference.stylizer import _cached, open_stylizer
 
     onnx_img = np.asarray(percept.stylize(cat_jpg, "wave_rt", size=96), dtype=int)
-    assert isinstance(_cached("wave_rt", "auto", "auto", "auto"), Engine)
-    assert _cached("wave_rt", "auto", "auto", "auto").backend == "onnx"
-    torch_img = np.asarray(Stylizer("wave_rt", backend="torch")(cat_jpg, size=96), dtype=int)
+    assert _cached.cache_info().currsize >= 1  # opened once, then reused
+    opened = open_stylizer("wave_rt")
+    assert isinstance(opened.engine, Engine) and opened.backend == "onnx"
+    torch_img = np.asarray(open_stylizer("wave_rt", backend="torch")(cat_jpg, size=96), dtype=int)
     assert np.abs(onnx_img - torch_img).max() <= 1
 
 

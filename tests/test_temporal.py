@@ -115,13 +115,13 @@ def test_a_scene_cut_and_a_size_change_reset_the_history(engine):
     tf = TemporalFilter()
     out = [tf(f, y) for f, y in zip(cut, per)]
     assert tf.stats.resets == 1 and np.array_equal(out[5], per[5]) and not np.array_equal(out[4], per[4])
-    from percept.inference.video import FrameStyler
+    from percept.inference.stylizer import Stylizer
 
-    styler = FrameStyler(engine, temporal=True)
+    styler, flt = Stylizer(engine), TemporalFilter()
     small = [f[::2, ::2].copy() for f in cut[:3]]
-    mixed = styler(cut[:3]) + styler(small + cut[3:5])      # the size changes inside a batch
+    mixed = list(styler.stream(cut[:3] + small + cut[3:5], batch=5, temporal=flt))  # the size changes inside a batch
     assert [m.shape for m in mixed] == [f.shape for f in cut[:3] + small + cut[3:5]]
-    assert styler.temporal.stats.resets == 2
+    assert flt.stats.resets == 2
 
 
 def test_alpha_zero_is_the_per_frame_output_and_bad_settings_are_refused(engine, pan):

@@ -6,7 +6,7 @@ Submodules load lazily (``from percept.inference.engine import Engine``); the na
 public ones.
 """
 
-__all__ = ["Engine", "Stylizer", "Inverter", "invert_decoder", "export_onnx"]  # and percept.stylize()
+__all__ = ["Engine", "Stylizer", "open_stylizer", "stylize", "Inverter", "invert_decoder", "export_onnx"]
 
 
 def __getattr__(name: str):
@@ -14,10 +14,10 @@ def __getattr__(name: str):
         from percept.inference.engine import Engine
 
         return Engine
-    if name == "Stylizer":
-        from percept.inference.stylize import Stylizer
+    if name in ("Stylizer", "open_stylizer", "stylize"):
+        import importlib
 
-        return Stylizer
+        return getattr(importlib.import_module("percept.inference.stylizer"), name)
     if name in ("Inverter", "invert_decoder"):
         import importlib
 

@@ -51,6 +51,7 @@ from percept.images import (  # noqa: F401 - the painting checks are re-exported
     to_image,
     to_tensor,
 )
+from percept.inference.options import blend_weights
 from percept.models.decoder import decoder_name
 from percept.models.specs import LINEAR_MODEL
 from percept.models.transforms import adain, color_moments, color_stats, match_colors
@@ -98,17 +99,6 @@ blow noise up. 1e-2 against Li et al.'s 1e-5: content loss -10%, style loss +8% 
 (two training photos at 384 px); the five new paintings were not looked at for it."""
 COV_SAMPLES = 1 << 16
 """Positions a covariance is estimated on, at most (a regular subsample of larger feature maps)."""
-def _weights(n: int, weights: Sequence[float] | None) -> list[float]:
-    if weights is None:
-        return [1.0 / n] * n
-    w = [float(v) for v in weights]
-    if len(w) != n:
-        raise PerceptError(f"--style-blend has {len(w)} weight(s) for {n} style image(s); give one per --style")
-    if any(v < 0 or not np.isfinite(v) for v in w) or sum(w) <= 0:
-        raise PerceptError(f"--style-blend weights must be 0 or more and not all 0, got {','.join(map(str, w))}")
-    return [v / sum(w) for v in w]
-
-
 def _stats(f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(mean (C, 1), covariance (C, C)) of features (C, N) in float64, the covariance from at most COV_SAMPLES
     positions."""
@@ -305,7 +295,7 @@ class AnyStyle:
             raise PerceptError("give at least one style image")
         arts = [check_painting(load_image(p), str(p) if isinstance(p, (str, os.PathLike)) else f"style {i + 1}")
                 for i, p in enumerate(paintings)]
-        wts = _weights(len(arts), weights)
+        wts = blend_weights(weights, len(arts))
         src = resize_long_side(load_image(photo), size)
         if min(src.size) < 16:
             raise PerceptError(f"the photo is {src.width}x{src.height} px; arbitrary style transfer needs at least 16x16")

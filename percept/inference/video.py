@@ -8,6 +8,7 @@ not carried over (OpenCV reads pictures only).
 
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
 from typing import Callable, Iterator
@@ -15,7 +16,9 @@ from typing import Callable, Iterator
 import numpy as np
 
 from percept.errors import PerceptError, warn
-from percept.images import check_strength, check_writable, commit_temp, temp_beside
+from percept.images import MIN_FRAME_SIDE, check_writable, commit_temp, fit_long_side, temp_beside
+from percept.inference.options import VideoOptions
+from percept.inference.temporal import TemporalFilter
 
 VIDEO_CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
 
@@ -27,7 +30,7 @@ def _quiet_opencv() -> None:
     os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
 
 
-def _cv2():
+def cv2_module():
     try:
         _quiet_opencv()
         import cv2
@@ -46,7 +49,7 @@ MAX_CAMERA_INDEX = 64
 
 def open_capture(source: str | int):
     """An opened ``cv2.VideoCapture`` for a file path or camera index, or a clear error."""
-    cv2 = _cv2()
+    cv2 = cv2_module()
     if isinstance(source, int):
         if not 0 <= source < MAX_CAMERA_INDEX:  # OpenCV crashes (SIGSEGV) on some negative indices
             raise PerceptError(f"camera must be an index from 0 to {MAX_CAMERA_INDEX - 1}, got {source}")
@@ -87,7 +90,7 @@ class AtomicVideoWriter:
     """
 
     def __init__(self, path: str | os.PathLike, fps: float, size: tuple[int, int]) -> None:
-        cv2 = _cv2()
+        cv2 = cv2_module()
         self.path = check_video_output(path)
         self.tmp = temp_beside(self.path, self.path.suffix)  # OpenCV picks the container by the extension
         self.size = size
@@ -103,7 +106,7 @@ class AtomicVideoWriter:
             raise PerceptError(f"{self.path}: OpenCV cannot write this kind of video here")
 
     def write_rgb(self, frame: np.ndarray) -> None:
-        cv2 = _cv2()
+        cv2 = cv2_module()
         if (frame.shape[1], frame.shape[0]) != self.size:
             frame = cv2.resize(frame, self.size, interpolation=cv2.INTER_LINEAR)
         self.writer.write(np.ascontiguousarray(frame[..., ::-1]))
@@ -128,7 +131,7 @@ class AtomicVideoWriter:
             self.tmp.unlink(missing_ok=True)
 
     def _check_written(self) -> str | None:
-        cv2 = _cv2()
+        cv2 = cv2_module()
         if self.tmp.stat().st_size == 0:
             return "the file is empty: is the disk full?"
         cap = cv2.VideoCapture(str(self.tmp))
@@ -156,50 +159,9 @@ class AtomicVideoWriter:
             self.abort()
 
 
-def working_size(width: int, height: int, size: int | None) -> tuple[int, int]:
-    """The (w, h) the network runs at: the frame scaled so its long side is ``size`` (never up)."""
-    if not size or max(width, height) <= size:
-        return width, height
-    s = size / max(width, height)
-    return max(8, round(width * s)), max(8, round(height * s))
-
-
-class FrameStyler:
-    """Strength, colour preservation and working-size handling around an engine, on RGB uint8 frames.
-
-    ``temporal`` (a :class:`~percept.inference.temporal.TemporalFilter`, or ``True`` for the default
-    one) makes it flow-guided: frames must then come in order, and each output is blended with the
-    previous output warped along the frames' optical flow."""
-
-    def __init__(self, engine, size: int | None = None, strength: float = 1.0, preserve_color: bool = False,
-                 temporal=None):
-        self.engine, self.size, self.strength, self.preserve_color = engine, size, check_strength(strength), preserve_color
-        if temporal is True:
-            from percept.inference.temporal import TemporalFilter
-
-            temporal = TemporalFilter()
-        self.temporal = temporal or None
-
-    def __call__(self, frames: list[np.ndarray]) -> list[np.ndarray]:
-        cv2 = _cv2()
-        if not frames:
-            return []
-        h, w = frames[0].shape[:2]
-        if any(f.shape != frames[0].shape for f in frames):    # the clip changed size mid-batch
-            return [y for f in frames for y in self([f])]
-        ws = working_size(w, h, self.size)
-        small = [f if ws == (w, h) else cv2.resize(f, ws, interpolation=cv2.INTER_AREA) for f in frames]
-        out = self.engine.frames(small, self.strength, self.preserve_color)
-        if ws != (w, h):
-            out = [cv2.resize(y, (w, h), interpolation=cv2.INTER_LINEAR) for y in out]
-        if self.temporal is not None:
-            out = [self.temporal(f, y) for f, y in zip(frames, out)]
-        return out
-
-
 def read_frames(cap, path: str) -> Iterator[np.ndarray]:
     """RGB frames of an opened capture until its end."""
-    cv2 = _cv2()
+    cv2 = cv2_module()
     while True:
         ok, frame = cap.read()
         if not ok:
@@ -207,14 +169,19 @@ def read_frames(cap, path: str) -> Iterator[np.ndarray]:
         yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
 
 
-def stylize_video(src: str | os.PathLike, dst: str | os.PathLike, styler: FrameStyler, batch: int = 4,
+def stylize_video(src: str | os.PathLike, dst: str | os.PathLike, stylizer, options: VideoOptions | None = None,
                   progress: bool = True, on_frame: Callable[[int], None] | None = None) -> dict:
-    """Stylise every frame of ``src`` into ``dst`` (same fps and frame size); returns a summary dict."""
+    """Stylise every frame of ``src`` into ``dst`` (same fps and frame size) with ``stylizer`` (a
+    :class:`~percept.inference.stylizer.Stylizer`: its :meth:`stream`) and ``options``; returns a summary dict
+    (path, frames, fps, size, seconds; with ``options.temporal`` the flow filter's ``temporal_stats``).
+    ``on_frame(frames written)`` is called after each batch."""
+    options = options or VideoOptions()
+    temporal = TemporalFilter(alpha=options.temporal_alpha, flow=options.flow) if options.temporal else None
     import time
 
     from tqdm import tqdm
 
-    cv2 = _cv2()
+    cv2 = cv2_module()
     dst = check_video_output(dst)
     cap = open_capture(str(src))
     try:
@@ -230,20 +197,13 @@ def stylize_video(src: str | os.PathLike, dst: str | os.PathLike, styler: FrameS
         t0 = time.perf_counter()
         with AtomicVideoWriter(dst, fps, (w, h)) as writer, \
                 tqdm(total=total or None, desc="video", unit="frame", disable=not progress) as bar:
-            pending = [first]
-            for frame in frames:
-                pending.append(frame)
-                if len(pending) == batch:
-                    for y in styler(pending):
-                        writer.write_rgb(y)
-                    bar.update(len(pending))
-                    pending = []
-                    if on_frame:
-                        on_frame(writer.frames)
-            if pending:
-                for y in styler(pending):
-                    writer.write_rgb(y)
-                bar.update(len(pending))
+            stream = stylizer.stream(itertools.chain([first], frames), options.size, options.strength,
+                                     options.preserve_color, batch=options.batch, temporal=temporal)
+            for y in stream:
+                writer.write_rgb(y)
+                bar.update(1)
+                if on_frame and writer.frames % options.batch == 0:
+                    on_frame(writer.frames)
             count = writer.frames
         seconds = time.perf_counter() - t0
         if total > 0 and count < total:
@@ -251,19 +211,22 @@ def stylize_video(src: str | os.PathLike, dst: str | os.PathLike, styler: FrameS
                  f"wrote those {count}")
     finally:
         cap.release()
-    return {"path": dst, "frames": count, "fps": fps, "size": (w, h), "seconds": seconds}
+    result = {"path": dst, "frames": count, "fps": fps, "size": (w, h), "seconds": seconds}
+    if temporal is not None:
+        result["temporal_stats"] = temporal.stats
+    return result
 
 
 def read_clip(path, max_frames: int | None = None, size: int | None = None) -> "list":
     """A video file's frames as RGB uint8 arrays (OpenCV), at most ``max_frames``, the long side scaled
     down to ``size`` when given."""
-    cv2 = _cv2()
+    cv2 = cv2_module()
     cap = open_capture(str(path))
     frames = []
     try:
         for f in read_frames(cap, str(path)):
             if size:
-                ws = working_size(f.shape[1], f.shape[0], size)
+                ws = fit_long_side(f.shape[1], f.shape[0], size, upscale=False, min_side=MIN_FRAME_SIDE)
                 if ws != (f.shape[1], f.shape[0]):
                     f = cv2.resize(f, ws, interpolation=cv2.INTER_AREA)
             frames.append(f)

@@ -36,8 +36,10 @@ from typing import Callable, Sequence
 import numpy as np
 
 from percept.errors import PerceptError
+from percept.inference.stylizer import Stylizer, open_stylizer
 from percept.inference.temporal import DEFAULT_ALPHA, LIVE_FLOW, TemporalFilter
-from percept.inference.video import AtomicVideoWriter, FrameStyler, _cv2, check_video_output, open_capture
+from percept.inference.video import AtomicVideoWriter, check_video_output, cv2_module, open_capture
+from percept.models.specs import LINEAR_MODEL
 
 WINDOW = "percept webcam"
 HELP = "n/p model  b side-by-side  +/- strength  c colour  t flow-guided  s snapshot  q quit"
@@ -66,7 +68,7 @@ class FrameGrabber(threading.Thread):
         self._halt = threading.Event()
 
     def run(self) -> None:
-        cv2 = _cv2()
+        cv2 = cv2_module()
         t_next = time.perf_counter()
         failures = 0
         try:
@@ -132,7 +134,7 @@ class WebcamStats:
 
 
 def _overlay(frame: np.ndarray, lines: Sequence[str]) -> np.ndarray:
-    cv2 = _cv2()
+    cv2 = cv2_module()
     out = np.ascontiguousarray(frame)
     y = 22
     for text in lines:
@@ -146,7 +148,7 @@ def _overlay(frame: np.ndarray, lines: Sequence[str]) -> np.ndarray:
 
 
 def _help_bar(width: int) -> np.ndarray:
-    cv2 = _cv2()
+    cv2 = cv2_module()
     bar = np.full((22, width, 3), 32, np.uint8)
     cv2.putText(bar, HELP, (6, 15), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (230, 230, 230), 1, cv2.LINE_AA)
     return bar
@@ -206,7 +208,7 @@ class _Stylist(threading.Thread):
                 with self.lock:
                     st = dataclasses.replace(self.settings)
                 eng = self.engine(st.current)
-                styled = FrameStyler(eng, self.size, st.strength, st.preserve_color)([frame])[0]
+                styled = next(eng.stream([frame], self.size, st.strength, st.preserve_color))
                 with self._cond:
                     if self._taken < self._id:
                         self.unshown += 1
@@ -239,6 +241,22 @@ class _Stylist(threading.Thread):
         self._halt.set()
 
 
+def live_models(models: Sequence[str] | None, styles: Sequence[str] | None) -> list[str]:
+    """The models the webcam cycles through with ``n``/``p``: with ``styles`` (paintings, each checked now), the linear
+    style model (or the one ``models`` names) once per painting; else the ``models`` given, then every other style
+    network found (shipped and the user's), or all of them when none is given."""
+    from percept.images import check_painting, load_image
+    from percept.registry import list_models
+
+    given = list(models or [])
+    if styles:
+        for p in styles:
+            check_painting(load_image(p), p)
+        return [given[0] if given else LINEAR_MODEL] * len(styles)
+    others = [m.name for m in list_models("style-transformer") if m.name not in given]
+    return given + others if given else others
+
+
 def run_webcam(models: Sequence[str], camera: int = 0, source: str | None = None, size: int | None = 512,
                strength: float = 1.0, preserve_color: bool = False, backend: str = "auto",
                device: str = "auto", precision: str = "auto", headless: bool = False, output: str | os.PathLike | None = None,
@@ -265,9 +283,7 @@ def run_webcam(models: Sequence[str], camera: int = 0, source: str | None = None
         styles: paintings for a linear style model (any painting, live; ``n``/``p`` cycle through them):
             ``models`` then holds that model once per painting.
     """
-    from percept.inference.engine import Engine
-
-    cv2 = _cv2()
+    cv2 = cv2_module()
     if headless:
         if output is None:
             raise PerceptError("--headless needs -o OUT.mp4 (the stylised frames go there)")
@@ -278,12 +294,13 @@ def run_webcam(models: Sequence[str], camera: int = 0, source: str | None = None
         raise PerceptError("no model to run (give --model)")
     if not 0.0 <= strength <= 1.0:
         raise PerceptError(f"strength must be between 0 and 1, got {strength}")
-    engines: dict[int, Engine] = {}
+    engines: dict[int, Stylizer] = {}
 
-    def engine(i: int) -> Engine:
+    def engine(i: int) -> Stylizer:
         if i not in engines:
-            engines[i] = Engine(models[i], backend=backend, device=device, precision=precision,
-                                style=styles[i] if styles else None)
+            engines[i] = open_stylizer(models[i], style=[styles[i]] if styles else None,
+                                       method="linear" if styles else None, backend=backend, device=device,
+                                       precision=precision)
         return engines[i]
 
     engine(0)  # fail on a bad model before the camera is opened
