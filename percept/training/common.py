@@ -1,20 +1,32 @@
-"""What every training run here shares (style networks, decoders, distillation): the run options
-(:class:`RunOptions`, :class:`LoopOptions`), the loop itself (:func:`run_loop`), resuming and saving
-the training state, optimizer state that moves between devices, preview grids for TensorBoard,
-non-finite checks."""
+"""What every training run here shares (style networks, Johnson et al. 2016; decoders, Dosovitskiy & Brox
+2016; distillation): the run options (:class:`RunOptions`, :class:`LoopOptions`), the loop itself
+(:func:`run_loop`), preview grids for TensorBoard, non-finite checks. Resuming and saving the training state
+live one level down, in :mod:`percept.training.state` (re-exported here), which the distributed helpers use
+too: nothing here is imported back by ``data``, ``distributed`` or ``state``."""
 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import torch
+from torchvision.utils import make_grid
 from tqdm import tqdm
 
 from percept.errors import PerceptError
+from percept.images import check_writable
 from percept.training.configs import LoopOptions, RunOptions, fill_arch_defaults  # noqa: F401 - re-exported
+from percept.training.data import list_images, readable_images, split_holdout
+from percept.training.distributed import Dist
+from percept.training.state import (  # noqa: F401 - re-exported
+    check_finite_weights,
+    optimizer_to,
+    optimizer_to_cpu,
+    resume_state,
+    save_training_state,
+)
 
 HEADER_CHECK_LIMIT = 2000
 """Folders up to this many training photos have every header read at the start (bad files are named
@@ -25,8 +37,6 @@ def prepare_run(cfg) -> tuple[list[Path], list[Path], Path]:
     """The start of every run: ``cfg.data``'s photos split into training and held-out ones (every
     ``holdout_every``-th held out), the output folder ``cfg.out`` made, and the seed set. Returns
     (training files, held-out files, output folder)."""
-    from percept.training.data import list_images, readable_images, split_holdout
-
     train_files, held = split_holdout(list_images(cfg.data), cfg.holdout_every)
     if len(train_files) <= HEADER_CHECK_LIMIT:
         train_files = readable_images(train_files, "training")
@@ -39,8 +49,6 @@ def prepare_run(cfg) -> tuple[list[Path], list[Path], Path]:
     out = Path(cfg.out)
     if out.exists() and not out.is_dir():
         raise PerceptError(f"{out}: is a file; --out must be a folder")
-    from percept.images import check_writable
-
     check_writable(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -65,26 +73,8 @@ def held_out_entry(held: list[Path]) -> dict:
     return {"held_out": [f.name for f in held[:CARD_HELD_OUT]], "held_out_count": len(held)}
 
 
-def optimizer_to_cpu(state: dict) -> dict:
-    """An optimizer ``state_dict`` with every tensor on the CPU (for a device-independent checkpoint)."""
-    out = {"state": {}, "param_groups": state["param_groups"]}
-    for k, v in state["state"].items():
-        out["state"][k] = {n: (t.detach().cpu() if isinstance(t, torch.Tensor) else t) for n, t in v.items()}
-    return out
-
-
-def optimizer_to(optimizer: torch.optim.Optimizer, device: torch.device) -> None:
-    """Move a (resumed) optimizer's state tensors to ``device`` (the step counters stay on the CPU)."""
-    for group in optimizer.state.values():
-        for k, v in group.items():
-            if isinstance(v, torch.Tensor) and k != "step":
-                group[k] = v.to(device)
-
-
 def preview_grid(tiles: list[torch.Tensor], nrow: int = 2) -> torch.Tensor:
     """(3, H, W) images of different sizes -> one grid image (padded with white), for TensorBoard."""
-    from torchvision.utils import make_grid
-
     hmax = max(t.shape[1] for t in tiles)
     wmax = max(t.shape[2] for t in tiles)
     padded = [torch.nn.functional.pad(t, (0, wmax - t.shape[2], 0, hmax - t.shape[1]), value=1.0) for t in tiles]
@@ -107,61 +97,11 @@ def finish_step(terms: dict[str, torch.Tensor], total: torch.Tensor, optimizer: 
     return out
 
 
-def check_finite_weights(model: torch.nn.Module, step: int, state_path) -> None:
-    """Refuse to checkpoint weights that went NaN/inf (the last good checkpoint stays)."""
-    for p in model.parameters():
-        if not torch.isfinite(p).all():
-            raise PerceptError(f"weights became non-finite by step {step}; kept the last good checkpoint {state_path}")
-
-
 def nonfinite_loss_message(value: float, step: int, state_path) -> str:
     if state_path.exists():
         return (f"the loss became {value} at step {step}; training stopped. "
                 f"The last good checkpoint is {state_path}")
     return f"the loss became {value} at step {step}; training stopped before any checkpoint was written"
-
-
-def resume_state(state_path: Path, cfg, keys: tuple[str, ...], model: torch.nn.Module,
-                 optimizer: torch.optim.Optimizer, world_size: int = 1) -> tuple[int, float]:
-    """Load ``state_path`` into ``model`` and ``optimizer`` for ``--resume``; a saved setting in ``keys``
-    that differs from ``cfg``'s, or another world size (distributed training), is refused. Returns (step,
-    seconds trained before)."""
-    from percept.checkpoint import load_checkpoint
-
-    if not state_path.is_file():
-        raise PerceptError(f"--resume: no training state at {state_path}")
-    state = load_checkpoint(state_path)
-    if "optimizer" not in state or "step" not in state:
-        raise PerceptError(f"--resume: {state_path} is a finished '{state['kind']}' model, not a training state "
-                           "(no optimizer or step inside); start without --resume, or use --init MODEL")
-    saved = state.get("config", {})
-    for key in keys:
-        if key in saved and saved[key] != getattr(cfg, key):
-            raise PerceptError(f"--resume: {key} was {saved[key]} in {state_path}, now {getattr(cfg, key)}")
-    saved_world = int(state.get("world_size", 1))
-    if saved_world != world_size:
-        raise PerceptError(f"--resume: {state_path} was trained by {saved_world} process(es), this job has "
-                           f"{world_size}; resume with the same world size (torchrun --nproc-per-node x --nnodes)")
-    step = int(state["step"])
-    iterations = getattr(cfg, "iterations", None)
-    if iterations is not None and step >= iterations:
-        raise PerceptError(f"--resume: {state_path} already finished its {step} iterations; give more --iterations "
-                           "to train further")
-    model.load_state_dict(state["state_dict"])
-    optimizer.load_state_dict(state["optimizer"])
-    return step, float(state.get("elapsed", 0.0))
-
-
-def save_training_state(state_path: Path, kind: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                        step: int, elapsed: float, cfg, world_size: int = 1) -> None:
-    """Atomically write the training state (weights, optimizer, step, config, world size) that ``--resume``
-    reads."""
-    from percept.checkpoint import save_atomic
-
-    check_finite_weights(model, step, state_path)
-    save_atomic({"kind": kind, "step": step, "elapsed": elapsed, "config": asdict(cfg), "world_size": world_size,
-                 "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-                 "optimizer": optimizer_to_cpu(optimizer.state_dict())}, state_path)
 
 
 def log_previews(writer, tag: str, model: torch.nn.Module, preview: list[torch.Tensor],
@@ -205,8 +145,6 @@ def run_loop(cfg, loader, train_step: Callable[[torch.Tensor, int, float], dict[
     progress, logs, previews and saves (``train_step`` returns losses averaged over the ranks already),
     and the time limit is rank 0's decision, so that every rank stops after the same step.
     """
-    from percept.training.distributed import Dist
-
     dist = dist or Dist()
     if not dist.main:
         writer, progress = _NullWriter(), False

@@ -1,4 +1,6 @@
-"""Folder-of-images training data with random resized crops and flips.
+"""Folder-of-images training data with random resized crops and flips, as Johnson et al. 2016 trained
+their style networks on random crops of COCO photos (and the decoders, the linear transform and distillation
+here take theirs the same way).
 
 Sample ``n`` of a run is a pure function of ``(seed, n)``: the image, the crop and the flip are
 drawn from a generator seeded by both. Batches therefore do not depend on worker scheduling, and
@@ -18,7 +20,7 @@ from percept.errors import PerceptError, warn
 from percept.images import IMAGE_EXTENSIONS, list_images, load_image
 
 __all__ = ["IMAGE_EXTENSIONS", "PairDataset", "RandomCropDataset", "check_permute_colors", "list_images", "make_loader",
-           "first_readable", "readable_images", "split_holdout", "style_files"]
+           "first_readable", "readable_images", "sample_indices", "split_holdout", "style_files"]
 
 def readable_images(files: Sequence[Path], what: str = "training", decode: bool = False) -> list[Path]:
     """``files`` without the ones that cannot be images, each skipped with a warning and the count.
@@ -149,13 +151,21 @@ class RandomCropDataset(torch.utils.data.Dataset):
         return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
 
 
+def sample_indices(start_step: int, steps: int, batch_size: int, rank: int = 0, world: int = 1) -> range | list[int]:
+    """The sample numbers rank ``rank`` of ``world`` draws for steps ``start_step`` .. ``steps - 1`` of a
+    global batch ``batch_size``: its slice of each step's samples, in order (all of them when ``world`` is 1;
+    see :mod:`percept.training.distributed`)."""
+    if world == 1:
+        return range(start_step * batch_size, steps * batch_size)
+    per = batch_size // world
+    return [s * batch_size + rank * per + j for s in range(start_step, steps) for j in range(per)]
+
+
 def make_loader(dataset: RandomCropDataset, batch_size: int, start_step: int, workers: int, rank: int = 0,
                 world: int = 1):
     """A loader over the samples of steps ``start_step`` onwards, in order: batches of ``batch_size``
     (the global batch); in a distributed job, rank ``rank`` of ``world`` gets its slice of each
-    (:func:`percept.training.distributed.sample_indices`), ``batch_size / world`` samples."""
-    from percept.training.distributed import sample_indices
-
+    (:func:`sample_indices`), ``batch_size / world`` samples."""
     steps = len(dataset) // batch_size
     indices = sample_indices(start_step, steps, batch_size, rank, world)
     return torch.utils.data.DataLoader(

@@ -1,4 +1,6 @@
-"""Data-parallel training across processes and machines with PyTorch's own engine (``torch.distributed``).
+"""Data-parallel training across processes and machines with PyTorch's own engine (``torch.distributed``,
+DistributedDataParallel: Li et al. 2020, "PyTorch Distributed: Experiences on Accelerating Data Parallel
+Training"); :func:`percept.training.loop.fit` uses it for every task.
 
 ``torchrun --nproc-per-node N -m percept train-style ...`` (also ``train-decoder`` and ``distill``; with
 ``--nnodes M --node-rank R --rdzv-backend c10d --rdzv-endpoint HOST:PORT`` across machines) starts N
@@ -7,7 +9,7 @@ on CPUs, NCCL on GPUs (one GPU per process, ``LOCAL_RANK``).
 
 * **Sharding**: a global batch of B samples is split into W equal slices, one per rank (B must be a
   multiple of the world size W). Sample ``n`` is still a pure function of ``(seed, n)``
-  (:mod:`percept.training.data`), so rank ``r`` draws samples ``step*B + r*B/W ...`` of each step: the
+  (:mod:`percept.training.data`, :func:`~percept.training.data.sample_indices`), so rank ``r`` draws samples ``step*B + r*B/W ...`` of each step: the
   W processes together see exactly the batches one process would, and the gradients, averaged over
   the ranks by :class:`~torch.nn.parallel.DistributedDataParallel`, are the one-process gradients of
   that global batch (every loss here is a mean over the batch). Same seed and global batch, same weights
@@ -30,13 +32,17 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel as DDP
 
 from percept.errors import PerceptError
+from percept.training.state import optimizer_to_cpu
 
-__all__ = ["Dist", "init", "sample_indices"]
+__all__ = ["LOCAL_OPTIONS", "Dist", "close", "files_digest", "init"]
 
 TIMEOUT_S = float(os.environ.get("PERCEPT_DIST_TIMEOUT", "300"))
 """Seconds a collective waits for the other ranks before the job is declared broken."""
@@ -79,8 +85,6 @@ class Dist:
         """Stop the job when any rank's ``what`` (options, data) differs from rank 0's, naming the key."""
         if not self.enabled:
             return
-        import torch.distributed as dist
-
         mine = json.dumps(what, sort_keys=True, default=str)
         everyone: list[Any] = [None] * self.world
         _collective(lambda: dist.all_gather_object(everyone, mine), "the start-up check")
@@ -94,16 +98,12 @@ class Dist:
 
     def barrier(self, what: str = "a barrier") -> None:
         if self.enabled:
-            import torch.distributed as dist
-
             _collective(dist.barrier, what)
 
     def mean(self, values: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Loss terms averaged over the ranks (what one process would have logged for the global batch)."""
         if not self.enabled:
             return values
-        import torch.distributed as dist
-
         keys = sorted(values)
         flat = torch.stack([values[k].detach().float().reshape(()) for k in keys])
         flat = flat.to(_comm_device(self.backend, flat.device))
@@ -115,8 +115,6 @@ class Dist:
         """Rank 0's ``flag``, on every rank (a decision that all must take together, like a time limit)."""
         if not self.enabled:
             return flag
-        import torch.distributed as dist
-
         t = torch.tensor([1 if flag else 0], dtype=torch.int32, device=_comm_device(self.backend, self._dev()))
         _collective(lambda: dist.broadcast(t, 0), "the time-limit decision")
         return bool(t.item())
@@ -125,8 +123,6 @@ class Dist:
         """Rank 0's clock (for schedules that follow the wall time)."""
         if not self.enabled:
             return value
-        import torch.distributed as dist
-
         t = torch.tensor([value], dtype=torch.float64, device=_comm_device(self.backend, self._dev()))
         _collective(lambda: dist.broadcast(t, 0), "the clock")
         return float(t.item())
@@ -145,8 +141,6 @@ class Dist:
         itself when there is one process."""
         if not self.enabled:
             return model
-        from torch.nn.parallel import DistributedDataParallel as DDP
-
         ids = [device.index] if device.type == "cuda" else None
         return DDP(model, device_ids=ids, broadcast_buffers=False)
 
@@ -156,8 +150,6 @@ class Dist:
         just ``load()``."""
         if not self.enabled:
             return load()
-        import torch.distributed as dist
-
         payload: list[Any] = [None]
         if self.main:
             try:
@@ -175,10 +167,6 @@ class Dist:
         """Rank 0's optimiser state on every rank (after a resume)."""
         if not self.enabled:
             return
-        import torch.distributed as dist
-
-        from percept.training.common import optimizer_to_cpu
-
         payload: list[Any] = [optimizer_to_cpu(optimizer.state_dict()) if self.main else None]
         _collective(lambda: dist.broadcast_object_list(payload, 0), "the resume")
         if not self.main:
@@ -193,8 +181,6 @@ def close() -> None:
     global _CURRENT
     if _CURRENT is None:
         return
-    import torch.distributed as dist
-
     try:
         if dist.is_initialized():
             dist.destroy_process_group()
@@ -209,8 +195,6 @@ def _comm_device(backend: str, device: torch.device) -> torch.device:
 
 def _is_peer_failure(exc: BaseException) -> bool:
     """Whether an exception is the communication failing (a peer gone), not this rank's own error."""
-    import torch.distributed as dist
-
     backend_error = getattr(dist, "DistBackendError", None)
     if backend_error is not None and isinstance(exc, backend_error):
         return True
@@ -244,8 +228,6 @@ def init(device: torch.device) -> Dist:
         return Dist()
     if _CURRENT is not None:
         return _CURRENT
-    import torch.distributed as dist
-
     backend = "nccl" if device.type == "cuda" else "gloo"
     rank, local = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
     if device.type == "cuda":
@@ -266,8 +248,6 @@ is compared by its file list (:func:`files_digest`), the painting by its content
 
 def files_digest(files, root) -> str:
     """A short digest of a list of files (their names below ``root``, in order), for the ranks' agreement check."""
-    from pathlib import Path
-
     h = hashlib.sha1()
     for f in files:
         try:
@@ -276,12 +256,3 @@ def files_digest(files, root) -> str:
             name = str(f)
         h.update(name.encode() + b"\0")
     return h.hexdigest()[:16]
-
-
-def sample_indices(start_step: int, steps: int, batch_size: int, rank: int = 0, world: int = 1) -> range | list[int]:
-    """The sample numbers rank ``rank`` of ``world`` draws for steps ``start_step`` .. ``steps - 1`` of a
-    global batch ``batch_size``: its slice of each step's samples, in order."""
-    if world == 1:
-        return range(start_step * batch_size, steps * batch_size)
-    per = batch_size // world
-    return [s * batch_size + rank * per + j for s in range(start_step, steps) for j in range(per)]
