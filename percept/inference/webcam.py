@@ -34,8 +34,10 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
+from PIL import Image
 
 from percept.errors import PerceptError
+from percept.images import save_image
 from percept.inference.stylizer import Stylizer, open_stylizer
 from percept.inference.temporal import DEFAULT_ALPHA, LIVE_FLOW, TemporalFilter
 from percept.inference.video import AtomicVideoWriter, check_video_output, cv2_module, open_capture
@@ -241,6 +243,99 @@ class _Stylist(threading.Thread):
         self._halt.set()
 
 
+class _Screen:
+    """Where the views go: a window (``output`` None), or the video file ``output`` (headless, written atomically)."""
+
+    def __init__(self, output, fps: float) -> None:
+        self.output, self.fps = output, fps
+        self.writer: AtomicVideoWriter | None = None
+        self.window_open = False
+
+    def show(self, view: np.ndarray, key: int | None) -> int | None:
+        """Show or record one view; returns the key pressed (``key`` replaces the keyboard when given; -1 for none),
+        or None when the window was closed."""
+        if self.output is not None:
+            if self.writer is None:
+                self.writer = AtomicVideoWriter(self.output, self.fps, (view.shape[1], view.shape[0]))
+            self.writer.write_rgb(view)
+            return -1 if key is None else key
+        cv2 = cv2_module()
+        if not self.window_open:  # no Qt toolbar: the picture is the interface
+            cv2.namedWindow(WINDOW, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)
+            self.window_open = True
+        cv2.imshow(WINDOW, view[..., ::-1])
+        pressed = cv2.waitKey(1) & 0xFF
+        return (pressed if key is None else key) if self.alive() else None
+
+    def alive(self) -> bool:
+        """False once the window a person sees was closed (a recorder is always alive)."""
+        if not self.window_open:
+            return True
+        cv2 = cv2_module()
+        cv2.waitKey(1)
+        return cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) >= 1
+
+    def commit(self) -> Path | None:
+        """The recording, renamed into place (None without one)."""
+        if self.writer is None:
+            return None
+        path, self.writer = self.writer.commit(), None
+        return path
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.abort()
+            self.writer = None
+        if self.window_open:
+            cv2 = cv2_module()
+            cv2.destroyAllWindows()
+            cv2.waitKey(1)
+            self.window_open = False
+
+
+def _check_live(models: Sequence[str], headless: bool, output, strength: float) -> None:
+    """One clear error, before a camera opens, for a webcam run that cannot start."""
+    if headless:
+        if output is None:
+            raise PerceptError("--headless needs -o OUT.mp4 (the stylised frames go there)")
+        check_video_output(output)
+    elif not has_display():
+        raise PerceptError("no display to open a window on (DISPLAY is not set); use --headless -o OUT.mp4")
+    if not models:
+        raise PerceptError("no model to run (give --model)")
+    if not 0.0 <= strength <= 1.0:
+        raise PerceptError(f"strength must be between 0 and 1, got {strength}")
+
+
+def _view(result: _Result, styled: np.ndarray, side_by_side: bool, fps: float, dropped: int,
+          help_bar: bool) -> np.ndarray:
+    """The picture shown: the stylised frame (beside the camera's with ``side_by_side``), the status lines over it
+    and, in a window, the keys under it."""
+    st = result.settings
+    view = np.hstack([result.frame, styled]) if side_by_side else styled
+    view = _overlay(view, [f"{result.name}  {fps:4.1f} FPS", f"strength {st.strength:.1f}"
+                           + ("  colour kept" if st.preserve_color else "")
+                           + ("  flow-guided" if st.temporal else "")
+                           + f"  dropped {dropped}"])
+    return np.vstack([view, _help_bar(view.shape[1])]) if help_bar else view
+
+
+def _apply_key(key: int, settings: _Settings, n_models: int) -> None:
+    """The keys that change what the stylising thread does: n/p model, +/- strength, c colour, t flow guidance."""
+    if key == ord("n"):
+        settings.current = (settings.current + 1) % n_models
+    elif key == ord("p"):
+        settings.current = (settings.current - 1) % n_models
+    elif key in (ord("+"), ord("=")):
+        settings.strength = min(1.0, round(settings.strength + 0.1, 1))
+    elif key == ord("-"):
+        settings.strength = max(0.0, round(settings.strength - 0.1, 1))
+    elif key == ord("c"):
+        settings.preserve_color = not settings.preserve_color
+    elif key == ord("t"):
+        settings.temporal = not settings.temporal
+
+
 def live_models(models: Sequence[str] | None, styles: Sequence[str] | None) -> list[str]:
     """The models the webcam cycles through with ``n``/``p``: with ``styles`` (paintings, each checked now), the linear
     style model (or the one ``models`` names) once per painting; else the ``models`` given, then every other style
@@ -284,16 +379,7 @@ def run_webcam(models: Sequence[str], camera: int = 0, source: str | None = None
             ``models`` then holds that model once per painting.
     """
     cv2 = cv2_module()
-    if headless:
-        if output is None:
-            raise PerceptError("--headless needs -o OUT.mp4 (the stylised frames go there)")
-        check_video_output(output)
-    elif not has_display():
-        raise PerceptError("no display to open a window on (DISPLAY is not set); use --headless -o OUT.mp4")
-    if not models:
-        raise PerceptError("no model to run (give --model)")
-    if not 0.0 <= strength <= 1.0:
-        raise PerceptError(f"strength must be between 0 and 1, got {strength}")
+    _check_live(models, headless, output, strength)
     engines: dict[int, Stylizer] = {}
 
     def engine(i: int) -> Stylizer:
@@ -317,8 +403,7 @@ def run_webcam(models: Sequence[str], camera: int = 0, source: str | None = None
     flow_filter = TemporalFilter(alpha=temporal_alpha, flow=temporal_flow)
     last_look = None
     stats = WebcamStats(models=[str(m) for m in models])
-    writer: AtomicVideoWriter | None = None
-    window_open = False
+    screen = _Screen(output if headless else None, fps_src)
     fps = 0.0
     try:
         grabber.start()
@@ -333,10 +418,8 @@ def run_webcam(models: Sequence[str], camera: int = 0, source: str | None = None
                     if grabber.error:
                         raise PerceptError(grabber.error)
                     break
-                if not headless and window_open:  # keep the window alive while a slow model works
-                    cv2.waitKey(1)
-                    if cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) < 1:
-                        break
+                if not screen.alive():  # keep the window alive while a slow model works
+                    break
                 continue
             st = result.settings
             styled = result.styled
@@ -346,71 +429,35 @@ def run_webcam(models: Sequence[str], camera: int = 0, source: str | None = None
                 last_look = look
             if st.temporal:
                 styled = flow_filter(result.frame, styled)
-            view = np.hstack([result.frame, styled]) if side_by_side else styled
             now = time.perf_counter()
             dt = now - t_last
             t_last = now
             if stats.shown and dt > 0:
                 fps = 1.0 / dt if fps == 0 else 0.9 * fps + 0.1 / dt
-            view = _overlay(view, [f"{result.name}  {fps:4.1f} FPS", f"strength {st.strength:.1f}"
-                                   + ("  colour kept" if st.preserve_color else "")
-                                   + ("  flow-guided" if st.temporal else "")
-                                   + f"  dropped {grabber.dropped + stylist.unshown}"])
-            if not headless:
-                view = np.vstack([view, _help_bar(view.shape[1])])
+            view = _view(result, styled, side_by_side, fps, grabber.dropped + stylist.unshown, help_bar=not headless)
             stats.shown += 1
-            if headless:
-                if writer is None:
-                    writer = AtomicVideoWriter(output, fps_src, (view.shape[1], view.shape[0]))
-                writer.write_rgb(view)
-                key = keys(stats.shown) if keys else -1
-            else:
-                if not window_open:  # no Qt toolbar: the picture is the interface
-                    cv2.namedWindow(WINDOW, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)
-                    window_open = True
-                cv2.imshow(WINDOW, view[..., ::-1])
-                key = cv2.waitKey(1) & 0xFF
-                if keys:
-                    key = keys(stats.shown)
-                if cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) < 1:
-                    break
+            key = screen.show(view, keys(stats.shown) if keys else None)
+            if key is None:  # the window was closed
+                break
             if progress:
                 stats.captured, stats.dropped = grabber.captured, grabber.dropped + stylist.unshown
                 progress(stats)
             if key in (ord("q"), 27):
                 break
             with lock:
-                if key == ord("n"):
-                    settings.current = (settings.current + 1) % len(models)
-                elif key == ord("p"):
-                    settings.current = (settings.current - 1) % len(models)
-                elif key in (ord("+"), ord("=")):
-                    settings.strength = min(1.0, round(settings.strength + 0.1, 1))
-                elif key == ord("-"):
-                    settings.strength = max(0.0, round(settings.strength - 0.1, 1))
-                elif key == ord("c"):
-                    settings.preserve_color = not settings.preserve_color
-                elif key == ord("t"):
-                    settings.temporal = not settings.temporal
+                _apply_key(key, settings, len(models))
             if key == ord("b"):
                 side_by_side = not side_by_side
             elif key == ord("s"):
-                from PIL import Image
-
-                from percept.images import save_image
-
                 snap = Path(snapshot_dir) / f"snapshot_{time.strftime('%Y%m%d_%H%M%S')}_{stats.shown:05d}.png"
                 save_image(Image.fromarray(np.ascontiguousarray(view)), snap)
                 stats.snapshots.append(snap)
         stats.seconds = time.perf_counter() - t_start
-        if writer is not None:
-            stats.output = writer.commit()
-            writer = None
+        stats.output = screen.commit()
     except KeyboardInterrupt:  # Ctrl-C, SIGTERM, SIGHUP: a recorder keeps what it recorded
-        if writer is not None and writer.frames:
-            kept, n = writer.commit(), writer.frames
-            writer = None
-            print(f"percept: stopped; kept the {n} frames recorded so far in {kept}", file=sys.stderr)
+        n = screen.writer.frames if screen.writer is not None else 0
+        if n:
+            print(f"percept: stopped; kept the {n} frames recorded so far in {screen.commit()}", file=sys.stderr)
         raise
     finally:
         stylist.stop()
@@ -418,11 +465,7 @@ def run_webcam(models: Sequence[str], camera: int = 0, source: str | None = None
         stylist.join(timeout=10.0)
         grabber.join(timeout=2.0)
         cap.release()
-        if writer is not None:
-            writer.abort()
-        if window_open:
-            cv2.destroyAllWindows()
-            cv2.waitKey(1)
+        screen.close()
     stats.captured, stats.dropped = grabber.captured, grabber.dropped + stylist.unshown
     stats.fps = (stats.shown - 1) / stats.seconds if stats.shown > 1 and stats.seconds > 0 else 0.0
     return stats
