@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from percept.images import resize_long_side, to_tensor
+from percept.images import resize_long_side, to_float, to_tensor
 from percept.models.losses import PerceptualLoss, gram_matrix
 from percept.models.vgg import LossNetwork, check_layers
 
@@ -148,8 +148,8 @@ def warping_error(source: "list", stylised: "list", preset: str = "medium") -> W
             sx, sy = w / a.shape[1], h / a.shape[0]
             fw = cv2.resize(fw, (w, h), interpolation=cv2.INTER_LINEAR) * np.array([sx, sy], np.float32)
             mask = cv2.resize(mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
-        warped, _ = warp(o_t.astype(np.float32) / 255.0, fw)
-        d = ((warped - o_prev.astype(np.float32) / 255.0) ** 2).sum(-1)
+        warped, _ = warp(to_float(o_t), fw)
+        d = ((warped - to_float(o_prev)) ** 2).sum(-1)
         n = int(mask.sum())
         errors.append(float((d * mask).sum() / n) if n else 0.0)
         valid.append(n / mask.size)

@@ -14,6 +14,7 @@ import numpy as np
 
 from percept.argtypes import FLOW_PRESETS
 from percept.errors import PerceptError
+from percept.images import to_uint8
 
 PRESETS = {name: code for code, name in enumerate(FLOW_PRESETS)}
 """DIS preset name -> OpenCV's code (0 ultrafast, 1 fast, 2 medium)."""
@@ -29,7 +30,7 @@ def gray(frame: np.ndarray) -> np.ndarray:
     """RGB uint8 (H, W, 3) or float in [0, 1] -> uint8 grey (what DIS takes)."""
     cv2 = _cv2()
     if frame.dtype != np.uint8:
-        frame = (np.clip(frame, 0, 1) * 255 + 0.5).astype(np.uint8)
+        frame = to_uint8(frame)
     return frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
 
 

@@ -7,6 +7,11 @@ output file of percept goes through :func:`atomic_path`; strength and colour pre
 :func:`finish_frame`, the one implementation behind the API, the CLI, video and the webcam.
 Tensors are float NCHW RGB in [0, 1] everywhere outside the loss network.
 
+The image primitives live here once: the long-side fit (:func:`fit_long_side`, behind
+:func:`resize_long_side` and :func:`working_size`) and the uint8 <-> float pair (:func:`to_float`,
+:func:`to_uint8`, behind :func:`to_tensor` and :func:`to_image`). (The ImageNet mean and standard
+deviation are a network's preprocessing: :mod:`percept.models.vgg` declares them.)
+
 (Named ``images``, not ``imageio``, so that it is not mistaken for the ``imageio`` package.)
 """
 
@@ -17,16 +22,20 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Iterator, Union
+from typing import TYPE_CHECKING, Iterator, Union
 
 import numpy as np
-import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from percept.errors import PerceptError
 
+if TYPE_CHECKING:  # torch is imported where a tensor is made: the numpy users (flow, the temporal filter) skip it
+    import torch
+
 MIN_SIDE = 16
 """Smallest image side we accept: the networks downsample by 4 and the loss network by 16."""
+MIN_FRAME_SIDE = 8
+"""Smallest side a video frame is shrunk to (the video's working size, the flow's frames)."""
 
 SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP",
                 ".tif": "TIFF", ".tiff": "TIFF"}
@@ -73,7 +82,7 @@ def load_image(image: ImageLike, min_side: int = MIN_SIDE) -> Image.Image:
     elif isinstance(image, np.ndarray):
         arr = image
         if arr.dtype != np.uint8:
-            arr = (np.clip(arr.astype(np.float64), 0, 1) * 255 + 0.5).astype(np.uint8)
+            arr = to_uint8(arr.astype(np.float64))
         img = Image.fromarray(arr)
     else:
         path = Path(image)
@@ -124,29 +133,75 @@ def image_size(path: Union[str, os.PathLike]) -> tuple[int, int]:
         raise PerceptError(f"{path}: cannot decode image ({exc})") from None
 
 
-def working_size(size: tuple[int, int], long_side: int | None) -> tuple[int, int]:
-    """(width, height) after :func:`resize_long_side` to ``long_side`` (``None``: unchanged)."""
-    w, h = size
-    if long_side is None:
-        return w, h
-    scale = long_side / max(w, h)
-    return max(1, round(w * scale)), max(1, round(h * scale))
+# ------------------------------------------------------------------------- the long-side fit
+
+FIT_RULE = ("each side is scaled by size / long side and rounded to the nearest pixel (Python's round, "
+            "half to even), never below a minimum side; the aspect ratio is kept")
+"""How :func:`fit_long_side` computes a size, in words (for docstrings and help texts)."""
+UPSCALE_RULE = "the long side becomes SIZE px: a smaller photo is enlarged, a larger one reduced"
+"""``percept stylize --size`` (and :func:`resize_long_side` by default): fit up and down."""
+DOWNSCALE_RULE = "a frame whose long side is over SIZE px is reduced to SIZE px; a smaller one is never enlarged"
+"""``percept video --size`` and the webcam (and ``upscale=False``): fit down only."""
 
 
-def resize_long_side(img: Image.Image, size: int | None) -> Image.Image:
-    """Scale so the longer side is ``size`` pixels (no-op for ``None``), keeping the aspect ratio."""
+def fit_long_side(width: int, height: int, size: int | None, upscale: bool = True,
+                  min_side: int = 1) -> tuple[int, int]:
+    """The (width, height) of a ``width`` x ``height`` picture scaled so its long side is ``size`` px:
+    the one long-side rule of percept (:data:`FIT_RULE`).
+
+    Args:
+        size: the long side wanted; ``None`` keeps the size.
+        upscale: ``True`` fits up and down (:data:`UPSCALE_RULE`); ``False`` only shrinks a picture whose
+            long side is over ``size`` (:data:`DOWNSCALE_RULE`).
+        min_side: neither side comes out smaller than this (a very thin picture's short side).
+
+    Each side is ``round(side * size / long_side)`` (Python's ``round``, half to even), at least
+    ``min_side``; the long side comes out exactly ``size``. A picture whose long side already is ``size``
+    (or, without ``upscale``, is smaller) keeps its size.
+    """
     if size is None:
-        return img
-    w, h = img.size
-    scale = size / max(w, h)
-    if scale == 1:
-        return img
-    return img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.LANCZOS)
+        return width, height
+    long = max(width, height)
+    if long == size or (not upscale and long <= size):
+        return width, height
+    scale = size / long
+    return max(min_side, round(width * scale)), max(min_side, round(height * scale))
+
+
+def working_size(size: tuple[int, int], long_side: int | None, upscale: bool = True) -> tuple[int, int]:
+    """(width, height) after :func:`resize_long_side` to ``long_side`` (``None``: unchanged); see
+    :func:`fit_long_side`."""
+    return fit_long_side(size[0], size[1], long_side, upscale)
+
+
+def resize_long_side(img: Image.Image, size: int | None, upscale: bool = True) -> Image.Image:
+    """Scale (Lanczos) so the longer side is ``size`` pixels (no-op for ``None``), keeping the aspect ratio:
+    :func:`fit_long_side`. By default a smaller picture is enlarged (:data:`UPSCALE_RULE`); with
+    ``upscale=False`` it is left as it is (:data:`DOWNSCALE_RULE`). The same image comes back when its
+    size does not change."""
+    fitted = fit_long_side(img.width, img.height, size, upscale)
+    return img if fitted == img.size else img.resize(fitted, Image.Resampling.LANCZOS)
+
+
+# ------------------------------------------------------------------------- pixels: uint8 <-> float
+
+def to_float(pixels: Union[np.ndarray, Image.Image]) -> np.ndarray:
+    """uint8 pixels (an array, or a PIL image) -> float32 in [0, 1]: ``x / 255`` in float32, same shape
+    (HxWx3 stays HxWx3). The inverse of :func:`to_uint8`."""
+    return np.asarray(pixels, dtype=np.float32) / np.float32(255.0)
+
+
+def to_uint8(values: np.ndarray) -> np.ndarray:
+    """Float values in [0, 1] -> uint8: clipped to [0, 1], then ``x * 255 + 0.5`` truncated (round half up),
+    computed in the array's own float precision (float32 stays float32). ``to_uint8(to_float(u)) == u``."""
+    return (np.clip(values, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
 def to_tensor(img: Image.Image) -> torch.Tensor:
     """PIL RGB image -> float tensor (1, 3, H, W) in [0, 1]."""
-    arr = np.asarray(_to_rgb(img), dtype=np.float32) / 255.0
+    import torch
+
+    arr = to_float(_to_rgb(img))
     return torch.from_numpy(arr.transpose(2, 0, 1).copy()).unsqueeze(0)
 
 
@@ -157,8 +212,7 @@ def to_image(tensor: torch.Tensor) -> Image.Image:
         if t.shape[0] != 1:
             raise ValueError(f"to_image takes one image, got a batch of {t.shape[0]}")
         t = t[0]
-    arr = (t.clamp(0, 1).numpy().transpose(1, 2, 0) * 255.0 + 0.5).astype(np.uint8)
-    return Image.fromarray(arr, "RGB")
+    return Image.fromarray(to_uint8(t.numpy().transpose(1, 2, 0)), "RGB")
 
 
 def check_output_path(path: Union[str, os.PathLike]) -> Path:
@@ -347,7 +401,7 @@ def check_painting(img: Image.Image, name: str) -> Image.Image:
     if min(img.size) < MIN_STYLE_SIDE:
         raise PerceptError(f"{name}: the style image is {img.width}x{img.height} px; give one of at least "
                            f"{MIN_STYLE_SIDE}x{MIN_STYLE_SIDE} px")
-    img = resize_long_side(img, STYLE_SIDE) if max(img.size) > STYLE_SIDE else img
+    img = resize_long_side(img, STYLE_SIDE, upscale=False)
     if float(np.asarray(img.convert("RGB"), np.float32).reshape(-1, 3).std(0).max()) / 255 < MIN_STYLE_STD:
         raise PerceptError(f"{name}: the style image is one flat colour; there is no texture or colour variation "
                            "to transfer")

@@ -35,6 +35,7 @@ import numpy as np
 from percept.argtypes import LIVE_FLOW, VIDEO_FLOW
 from percept.errors import PerceptError
 from percept.flow import FlowEstimator, consistent, gray, warp
+from percept.images import MIN_FRAME_SIDE, fit_long_side
 
 DEFAULT_ALPHA = 0.8
 
@@ -116,10 +117,8 @@ class TemporalFilter:
         import cv2
 
         h, w = frame.shape[:2]
-        if max(h, w) <= self.flow_side:
-            return frame
-        s = self.flow_side / max(h, w)
-        return cv2.resize(frame, (max(8, round(w * s)), max(8, round(h * s))), interpolation=cv2.INTER_AREA)
+        small = fit_long_side(w, h, self.flow_side, upscale=False, min_side=MIN_FRAME_SIDE)
+        return frame if small == (w, h) else cv2.resize(frame, small, interpolation=cv2.INTER_AREA)
 
     def confidence(self, small: np.ndarray, prev: np.ndarray, bw: np.ndarray, fw: np.ndarray) -> np.ndarray:
         """C in [0, 1] at frame t, at the flow's resolution (see the module notes)."""

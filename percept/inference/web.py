@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from percept.errors import PerceptError
+from percept.images import to_float
 
 __all__ = ["ORT_WEB_VERSION", "WebReport", "export_web", "find_ort_web", "serve"]
 
@@ -219,7 +220,7 @@ def export_web(models: list[str | os.PathLike], out: str | os.PathLike, ort_web:
     out.parent.mkdir(parents=True, exist_ok=True)
     report = WebReport(out, ort_web=_package_version(dist))
     photo = selftest_photo()
-    x = photo.astype(np.float32).transpose(2, 0, 1)[None] / np.float32(255.0)
+    x = to_float(photo).transpose(2, 0, 1)[None]
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         (tmp / "models").mkdir()

@@ -31,7 +31,9 @@ _WIDTHS = (64, 128, 256, 512, 512)
 
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
+"""ImageNet's RGB mean in [0, 1] (torchvision's weights: ``(x - mean) / std``); percept's one declaration."""
 IMAGENET_STD = (0.229, 0.224, 0.225)
+"""ImageNet's RGB standard deviation in [0, 1], beside :data:`IMAGENET_MEAN`."""
 
 
 def layer_names(arch: str = "vgg19") -> tuple[str, ...]:

@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from percept.errors import PerceptError, warn
-from percept.images import IMAGE_EXTENSIONS, list_images, load_image
+from percept.images import IMAGE_EXTENSIONS, list_images, load_image, resize_long_side, to_float
 
 __all__ = ["IMAGE_EXTENSIONS", "PairDataset", "RandomCropDataset", "check_permute_colors", "list_images", "make_loader",
            "first_readable", "readable_images", "sample_indices", "split_holdout", "style_files"]
@@ -129,9 +129,7 @@ class RandomCropDataset(torch.utils.data.Dataset):
         img = load_image(self.files[i])
         # keep decoded images small: nothing larger than the largest scale we sample is needed
         longest = int(self.size * self.scale_max * max(img.size) / min(img.size)) + 1
-        if max(img.size) > longest:
-            s = longest / max(img.size)
-            img = img.resize((max(1, round(img.width * s)), max(1, round(img.height * s))), Image.Resampling.LANCZOS)
+        img = resize_long_side(img, longest, upscale=False)
         if self.cache:
             self._cache[i] = img
         return img
@@ -145,7 +143,7 @@ class RandomCropDataset(torch.utils.data.Dataset):
         img = img.resize((w, h), Image.BILINEAR)
         x0 = int(rng.integers(0, w - self.size + 1))
         y0 = int(rng.integers(0, h - self.size + 1))
-        arr = np.asarray(img, dtype=np.float32)[y0:y0 + self.size, x0:x0 + self.size] / 255.0
+        arr = to_float(np.asarray(img)[y0:y0 + self.size, x0:x0 + self.size])
         if rng.random() < 0.5:
             arr = arr[:, ::-1]
         return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))

@@ -448,5 +448,5 @@ def gram_style_loss(fy: dict[str, torch.Tensor], fs: dict[str, torch.Tensor], la
 
 
 def _fit(img, long_side: int):
-    return resize_long_side(img, long_side) if max(img.size) > long_side else img
+    return resize_long_side(img, long_side, upscale=False)
 

@@ -49,6 +49,7 @@ from PIL import Image
 from torch import nn
 
 from percept.errors import PerceptError
+from percept.images import to_uint8
 from percept.models.vgg import LossNetwork
 from percept.visualize.common import (
     TORCHVISION_CLASSIFIERS,
@@ -613,7 +614,7 @@ def segment_salient(image: torch.Tensor | Image.Image, saliency_map: torch.Tenso
     if not 0 < bg_quantile < fg_quantile < 1:
         raise PerceptError(f"need 0 < bg_quantile < fg_quantile < 1, got {bg_quantile} and {fg_quantile}")
     x = _as_batch(image)[0]
-    rgb = (x.clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255 + 0.5).astype(np.uint8)
+    rgb = to_uint8(x.permute(1, 2, 0).cpu().numpy())
     bgr = np.ascontiguousarray(rgb[:, :, ::-1])
     s = saliency_map.detach().float().cpu().numpy()
     if s.shape != bgr.shape[:2]:
@@ -659,7 +660,7 @@ def heat_image(h: torch.Tensor, colormap: str | None = None, percentile: float =
     h = h.detach().float().cpu()
     if percentile < 100 and h.numel():
         h = h.clamp(max=float(torch.quantile(h.flatten(), percentile / 100)))
-    a = (normalize01(h).numpy() * 255 + 0.5).astype(np.uint8)
+    a = to_uint8(normalize01(h).numpy())
     if colormap is None:
         return Image.fromarray(a, "L").convert("RGB")
     import cv2

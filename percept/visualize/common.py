@@ -20,7 +20,7 @@ from PIL import Image, ImageDraw
 from torch import nn
 
 from percept.errors import PerceptError
-from percept.models.vgg import LAYERS, check_layers, layer_channels
+from percept.models.vgg import IMAGENET_MEAN, IMAGENET_STD, LAYERS, check_layers, layer_channels
 
 
 @dataclass(frozen=True)
@@ -126,12 +126,9 @@ def load_classifier(arch: str, weights: str | Path | None = None) -> nn.Module:
     return model.eval().requires_grad_(False)
 
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
 class Normalized(nn.Module):
-    """Wrap a classifier that expects ImageNet-normalised input so it takes RGB in [0, 1]."""
+    """Wrap a classifier that expects ImageNet-normalised input so it takes RGB in [0, 1] (the mean and
+    standard deviation of :mod:`percept.models.vgg`, declared there once)."""
 
     def __init__(self, model: nn.Module, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> None:
         super().__init__()

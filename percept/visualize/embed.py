@@ -39,7 +39,7 @@ from PIL import Image, ImageDraw, ImageOps
 
 from percept.errors import PerceptError
 from percept.evaluation import feature_space_error, image_space_error
-from percept.images import load_image, resize_long_side, save_image, to_tensor
+from percept.images import load_image, resize_long_side, save_image, to_float, to_tensor
 from percept.models.decoder import check_decoder_layer, crop_to_stride, load_decoder, shipped_decoder
 from percept.models.vgg import LAYERS, LossNetwork, check_layers
 from percept.visualize.common import montage, parse_target
@@ -127,7 +127,7 @@ def load_square_images(sources: str | os.PathLike | Sequence[ImageSource], size:
 
 def pixel_codes(images: Sequence[Image.Image], size: int = 32) -> np.ndarray:
     """Raw pixels as vectors: each image shrunk (box filter) to ``size`` x ``size``, RGB in [0, 1]."""
-    return np.stack([np.asarray(im.resize((size, size), Image.BOX), np.float32).ravel() / 255.0
+    return np.stack([to_float(im.resize((size, size), Image.BOX)).ravel()
                      for im in images])
 
 

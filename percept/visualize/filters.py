@@ -32,6 +32,7 @@ import torch
 from PIL import Image
 
 from percept.errors import PerceptError
+from percept.images import to_float, to_uint8
 from percept.models.vgg import LAYERS, LossNetwork, check_layers
 from percept.visualize.common import montage, normalize01
 
@@ -151,8 +152,7 @@ def _viridis(t: torch.Tensor) -> torch.Tensor:
     """(H, W) in [0, 1] -> (3, H, W) viridis colours."""
     import cv2
 
-    u8 = (t.clamp(0, 1).cpu().numpy() * 255 + 0.5).astype(np.uint8)
-    rgb = cv2.applyColorMap(u8, cv2.COLORMAP_VIRIDIS)[..., ::-1].astype(np.float32) / 255.0
+    rgb = to_float(cv2.applyColorMap(to_uint8(t.cpu().numpy()), cv2.COLORMAP_VIRIDIS)[..., ::-1])
     return torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))
 
 

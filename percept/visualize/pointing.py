@@ -20,6 +20,7 @@ import torch
 from PIL import Image
 
 from percept.errors import PerceptError
+from percept.images import fit_long_side
 
 
 @dataclass(frozen=True)
@@ -47,8 +48,7 @@ def paste_object(obj: Image.Image, background: Image.Image, scale: float = 0.45,
         raise PerceptError(f"scale must be in (0, 1], got {scale}")
     bg = ImageOps.fit(background.convert("RGB"), (size, size), Image.Resampling.LANCZOS)
     long_side = max(1, round(scale * size))
-    ratio = long_side / max(obj.size)
-    w, h = max(1, round(obj.width * ratio)), max(1, round(obj.height * ratio))
+    w, h = fit_long_side(obj.width, obj.height, long_side, upscale=True)
     piece = obj.convert("RGB").resize((w, h), Image.Resampling.LANCZOS)
     left = round(position[0] * (size - w))
     top = round(position[1] * (size - h))
