@@ -50,6 +50,7 @@ import numpy as np
 import torch
 
 from percept.errors import PerceptError
+from percept.inference.deploy_options import ExportOptions
 from percept.inference.runtime import (  # noqa: F401 - re-exported: the exporter's helpers as before
     CALIBRATION_SAMPLES,
     CALIBRATION_SIZE,
@@ -62,7 +63,7 @@ from percept.inference.runtime import (  # noqa: F401 - re-exported: the exporte
 from percept.registry import find_model
 from percept.version import __version__
 
-DEFAULT_OPSET = 18
+DEFAULT_OPSET = ExportOptions.opset
 CHECK_SIZES: tuple[tuple[int, int, int], ...] = ((1, 64, 64), (2, 97, 131), (1, 255, 190), (1, 33, 47))
 """(batch, height, width) of the random inputs ONNX and PyTorch are compared on."""
 TOLERANCE = {"fp32": 1e-3, "fp16": 2e-2}
@@ -302,6 +303,49 @@ def _rounding_cost(net: torch.nn.Module, sizes) -> float:
         return max(float((net(x) - b).abs().max()) for x, b in zip(inputs, before))
 
 
+def _check_export(out: str | os.PathLike, opset: int, fp16: bool, int8: bool, fp16_weights: bool,
+                  calibration) -> Path:
+    """One clear error for export options that cannot work, before any work; the output path."""
+    out = Path(out)
+    if out.suffix.lower() != ".onnx":
+        raise PerceptError(f"{out}: the output file must end in .onnx")
+    if out.parent.exists() and not out.parent.is_dir():
+        raise PerceptError(f"{out.parent}: is not a folder")
+    from percept.images import check_writable
+
+    check_writable(out.parent)
+    if not 7 <= opset <= 23:
+        raise PerceptError(f"--opset {opset} is not supported; use 17 to 23 (default {DEFAULT_OPSET})")
+    if sum((fp16, int8, fp16_weights)) > 1:
+        raise PerceptError("choose one of --fp16, --fp16-weights and --int8")
+    if calibration is not None and not int8:
+        raise PerceptError("--calibration is for --int8 exports")
+    return out
+
+
+def _metadata(net, card: dict, kind: str, model, in_spec: str, out_spec: str, precision: str, fp16_weights: bool,
+              linear_meta: dict) -> dict[str, str]:
+    """The ``percept.*`` metadata an exported file carries (what the engine, OpenVINO and the web page read)."""
+    meta = {
+        "percept.kind": kind,
+        "percept.name": str(card.get("name") or Path(str(model)).stem),
+        "percept.version": __version__,
+        "percept.input": in_spec,
+        "percept.output": out_spec,
+        "percept.precision": precision,
+        "percept.weights": "fp16" if fp16_weights else precision,
+        "percept.style": str(card.get("style", {}).get("file", "")),
+        "percept.architecture": json.dumps(card.get("architecture", {})),
+        "percept.card": json.dumps(_card_summary(card)),
+    }
+    meta["percept.min_size"] = str(min_size(net))
+    meta.update(linear_meta)
+    if kind == "feature-decoder":
+        meta["percept.layer"] = net.layer
+        meta["percept.stride"] = str(net.stride)
+    return meta
+
+
 def export_onnx(model: str | os.PathLike, out: str | os.PathLike, opset: int = DEFAULT_OPSET,
                 fp16: bool = False, sizes=None, tolerance: float | None = None, int8: bool = False,
                 calibration: str | os.PathLike | None = None, min_psnr: float = INT8_MIN_PSNR,
@@ -331,20 +375,7 @@ def export_onnx(model: str | os.PathLike, out: str | os.PathLike, opset: int = D
     """
     import onnx
 
-    out = Path(out)
-    if out.suffix.lower() != ".onnx":
-        raise PerceptError(f"{out}: the output file must end in .onnx")
-    if out.parent.exists() and not out.parent.is_dir():
-        raise PerceptError(f"{out.parent}: is not a folder")
-    from percept.images import check_writable
-
-    check_writable(out.parent)
-    if not 7 <= opset <= 23:
-        raise PerceptError(f"--opset {opset} is not supported; use 17 to 23 (default {DEFAULT_OPSET})")
-    if sum((fp16, int8, fp16_weights)) > 1:
-        raise PerceptError("choose one of --fp16, --fp16-weights and --int8")
-    if calibration is not None and not int8:
-        raise PerceptError("--calibration is for --int8 exports")
+    out = _check_export(out, opset, fp16, int8, fp16_weights, calibration)
     net, card, kind = _load_torch_model(model)
     from percept.checkpoint import checkpoint_digest
 
@@ -383,26 +414,10 @@ def export_onnx(model: str | os.PathLike, out: str | os.PathLike, opset: int = D
         held = images[3::4] if len(images) >= 4 else images  # few photos: check on the calibration itself
         calib = [im for i, im in enumerate(images) if i % 4 != 3] if len(images) >= 4 else images
         proto = onnx.load_from_string(_to_int8(proto.SerializeToString(), calib, _io(net)[0]))
-    meta = {
-        "percept.kind": kind,
-        "percept.name": str(card.get("name") or Path(str(model)).stem),
-        "percept.version": __version__,
-        "percept.input": in_spec,
-        "percept.output": out_spec,
-        "percept.precision": precision,
-        "percept.weights": "fp16" if fp16_weights else precision,
-        "percept.style": str(card.get("style", {}).get("file", "")),
-        "percept.architecture": json.dumps(card.get("architecture", {})),
-        "percept.card": json.dumps(_card_summary(card)),
-    }
-    meta["percept.min_size"] = str(min_size(net))
-    meta.update(linear_meta)
+    meta = _metadata(net, card, kind, model, in_spec, out_spec, precision, fp16_weights, linear_meta)
     if int8:
         meta["percept.calibration"] = (f"{len(calib)} photos of {calibration}" if calibration is not None
                                        else f"{len(calib)} scikit-image sample photos")
-    if kind == "feature-decoder":
-        meta["percept.layer"] = net.layer
-        meta["percept.stride"] = str(net.stride)
     del proto.metadata_props[:]
     for k, v in meta.items():
         entry = proto.metadata_props.add()
