@@ -209,6 +209,15 @@ def _as_target(target: Any, features: torch.Tensor | None) -> tuple[torch.Tensor
                        "together with features=")
 
 
+def _initial_canvas(s: dict, h: int, w: int, gen: torch.Generator) -> torch.Tensor:
+    """The canvas the optimisation starts from (the reference code's: uniform noise, its 95% quantile scaled to
+    B / sqrt(3); or zeros)."""
+    if s["init"] != "noise":
+        return torch.zeros((1, 3, h, w))
+    z = torch.rand((1, 3, h, w), generator=gen) * 2 - 1
+    return z / torch.quantile(z.flatten(), 0.95) * s["B"] / math.sqrt(3)
+
+
 def invert_optimize(target: Image.Image | torch.Tensor | tuple[int, int], layer: str, *,
                     features: torch.Tensor | None = None, iterations: int | None = None,
                     net: LossNetwork | None = None, device: str = "cpu", seed: int = 0,
@@ -272,15 +281,8 @@ def invert_optimize(target: Image.Image | torch.Tensor | tuple[int, int], layer:
             total = total + s["tv_weight"] * tv_beta(z, s["beta"], s["V"])
         return total, data
 
-    # initial canvas (reference code: uniform noise, 95% quantile scaled to B / sqrt(3))
     J = s["jitter"]
-    shape = (1, 3, h + J - 1, w + J - 1)
-    if s["init"] == "noise":
-        z = torch.rand(shape, generator=gen) * 2 - 1
-        z = z / torch.quantile(z.flatten(), 0.95) * s["B"] / math.sqrt(3)
-    else:
-        z = torch.zeros(shape)
-    z = z.to(dev)
+    z = _initial_canvas(s, h + J - 1, w + J - 1, gen).to(dev)
     _project(z, s["bound"])
 
     stages = [(s["iterations"], s["lr"], J)]
