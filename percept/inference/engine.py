@@ -31,7 +31,7 @@ import numpy as np
 from PIL import Image
 
 from percept.errors import PerceptError, warn
-from percept.images import ImageLike, check_strength, finish_frame, load_image, resize_long_side
+from percept.images import ImageLike, check_strength, finish_frame, load_image, resize_long_side, to_float, to_uint8
 from percept.inference.runtime import (  # noqa: F401 - re-exported: the engine's public helpers
     OnnxBackend,
     available_memory,
@@ -237,9 +237,9 @@ class Engine:
         check_strength(strength)
         if not len(frames):
             return []
-        batch = np.stack(frames).astype(np.float32).transpose(0, 3, 1, 2) / np.float32(255.0)
+        batch = to_float(np.stack(frames)).transpose(0, 3, 1, 2)
         out = self.run(batch)
-        styled = list((np.clip(out, 0.0, 1.0).transpose(0, 2, 3, 1) * 255.0 + 0.5).astype(np.uint8))
+        styled = list(to_uint8(out.transpose(0, 2, 3, 1)))
         if strength >= 1.0 and not preserve_color:
             return styled
         return [finish_frame(y, src, strength, preserve_color) for y, src in zip(styled, frames)]

@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from PIL import Image
 
 from percept.errors import PerceptError
-from percept.registry import ModelKind
+from percept.images import list_images, load_image, resize_long_side, to_float
+from percept.registry import ModelKind, cache_dir
 
 __all__ = ["FP16_WEIGHTS_MIN_ELEMENTS", "OnnxBackend", "available_memory", "available_providers", "calibration_images",
            "check_frame_size", "choose_providers", "onnx_metadata", "percept_metadata", "read_onnx_metadata",
@@ -83,8 +85,6 @@ def trt_cache_dir(model_path: Path) -> Path:
     except OSError:
         pass
     import hashlib
-
-    from percept.registry import cache_dir
 
     tag = hashlib.sha256(str(model_path.resolve()).encode()).hexdigest()[:12]
     fallback = cache_dir() / "tensorrt" / f"{model_path.stem}-{tag}"
@@ -286,20 +286,14 @@ def calibration_images(folder: str | os.PathLike | None = None, size: int = CALI
                        limit: int = 16) -> list[np.ndarray]:
     """Photos for int8 calibration as float32 (1, 3, H, W) arrays in [0, 1], long side ``size``: up to
     ``limit`` images of ``folder``, or scikit-image's sample photos."""
-    from PIL import Image
-
-    from percept.images import load_image, resize_long_side
-
     if folder is not None:
-        from percept.images import list_images
-
         images = [resize_long_side(load_image(f), size) for f in list_images(folder)[:limit]]
     else:
         from skimage import data
 
         images = [resize_long_side(Image.fromarray(getattr(data, n)()).convert("RGB"), size)
                   for n in CALIBRATION_SAMPLES]
-    return [np.asarray(im, np.float32).transpose(2, 0, 1)[None] / np.float32(255.0) for im in images]
+    return [to_float(im).transpose(2, 0, 1)[None] for im in images]
 
 
 FP16_WEIGHTS_MIN_ELEMENTS = 64

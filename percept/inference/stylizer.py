@@ -29,6 +29,7 @@ from PIL import Image
 
 from percept.errors import PerceptError
 from percept.images import (
+    MIN_FRAME_SIDE,
     ImageLike,
     check_painting,
     check_strength,
@@ -153,7 +154,7 @@ class Stylizer:
             return [y for f in frames for y in self._at_working_size([f], size, strength, preserve_color, temporal)]
         cv2 = cv2_module()
         h, w = frames[0].shape[:2]
-        ws = fit_long_side(w, h, size, upscale=False, min_side=8)
+        ws = fit_long_side(w, h, size or None, upscale=False, min_side=MIN_FRAME_SIDE)
         small = [f if ws == (w, h) else cv2.resize(f, ws, interpolation=cv2.INTER_AREA) for f in frames]
         out = self.frames(small, strength, preserve_color)
         if ws != (w, h):
