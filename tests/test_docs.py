@@ -275,3 +275,45 @@ def test_doc_links_exist() -> None:
 def test_anchor_check_catches_a_wrong_heading() -> None:
     text = "# Training\n```sh\n# a comment, not a heading\n```\n## Across machines: `torchrun`\n"
     assert anchors(text) == {"training", "across-machines-torchrun"}
+
+
+# ------------------------------------------------------------------------------ the Python the pages show
+
+def python_blocks(text: str) -> list[str]:
+    """The ```python blocks of a page."""
+    return re.findall(r"```python\n(.*?)```", text, flags=re.S)
+
+
+def api_names(code: str) -> set[str]:
+    """The ``percept.NAME`` attributes a snippet uses, and the names it imports ``from percept.X``."""
+    import ast
+
+    names = set()
+    for node in ast.walk(ast.parse(code)):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "percept":
+            names.add(f"percept:{node.attr}")
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("percept"):
+            names |= {f"{node.module}:{a.name}" for a in node.names}
+    return names
+
+
+PY_PAGES = [p for p in DOC_FILES if python_blocks(p.read_text())]
+
+
+@pytest.mark.parametrize("page", PY_PAGES, ids=[p.name for p in PY_PAGES])
+def test_documented_python_names_exist(page: Path) -> None:
+    """Every Python snippet compiles, and every ``percept.X`` it calls (or ``from percept.Y import X``) exists."""
+    import importlib
+
+    for code in python_blocks(page.read_text()):
+        compile(code, str(page), "exec")
+        for name in api_names(code):
+            module, attr = name.split(":")
+            assert hasattr(importlib.import_module(module), attr), f"{page.name}: {module}.{attr} does not exist"
+
+
+def test_the_python_check_sees_a_missing_name() -> None:
+    assert api_names("import percept\npercept.no_such_function('x')\n") == {"percept:no_such_function"}
+    import percept
+
+    assert not hasattr(percept, "no_such_function")
