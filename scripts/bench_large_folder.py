@@ -63,9 +63,9 @@ def main() -> int:
 
     from percept.device import cpu_description
     from percept.images import list_images
-    from percept.training.common import prepare_run
     from percept.training.configs import StyleTrainConfig
     from percept.training.data import RandomCropDataset, make_loader
+    from percept.training.loop import prepare_run
 
     tmp = Path(tempfile.mkdtemp(prefix="percept-large-"))
     try:

@@ -60,9 +60,9 @@ def test_training_writes_model_card_and_tensorboard(tmp_path, small_data, painti
 def test_loss_falls(tmp_path, small_data, painting_path):
     """The trained network's loss on a fixed batch of photos is well below the untrained one's."""
     from percept.images import load_image, resize_long_side, to_tensor
-    from percept.inference.stylize import load_style_model
     from percept.models.losses import PerceptualLoss
     from percept.models.transformer import TransformerNet
+    from percept.models.transformer import load_style_network as load_style_model
 
     cfg = _cfg(tmp_path, small_data, painting_path, iterations=60, lr=5e-3, channels=[8, 16, 16],
                checkpoint_every=60, preview_every=60)
@@ -153,8 +153,8 @@ def test_distilled_student_learns_its_teacher(tiny_model, small_data, tmp_path):
     import torch.nn.functional as F
 
     from percept.images import load_image, resize_long_side, to_tensor
-    from percept.inference.stylize import load_style_model
     from percept.models.transformer import build_transformer
+    from percept.models.transformer import load_style_network as load_style_model
     from percept.training.distill import DistillConfig, distill_style
 
     cfg = DistillConfig(teacher=str(tiny_model), data=str(small_data), out=str(tmp_path), name="student",

@@ -1,14 +1,20 @@
-"""Fitting network weights: the image-folder data pipeline, the training loop and its tasks (style
-networks, feature decoders, distillation), checkpoints and TensorBoard logging.
+"""Fitting network weights: the image-folder data pipeline (``data``), the one training loop (``loop.fit``:
+distributed set-up, resume, time limit, NaN guard, progress, TensorBoard, checkpoints, model cards) and its
+tasks: per-style networks (``style``, Johnson et al. 2016), feature decoders (``decoder``, Dosovitskiy & Brox
+2016; AdaIN's, Huang & Belongie 2017), the linear style transform (``linear``, Li et al. 2019) and
+distillation (``distill``; ``fast`` chains it with style training).
 
-Submodules load lazily; the names below are the public ones.
+Modules import each other one way: ``configs``, ``common``, ``data``, ``state`` and ``temporal`` import no
+other training module; ``distributed`` imports ``state``; ``loop`` imports those; the tasks import ``loop``;
+``fast`` imports the tasks. Submodules load lazily; the names below are the public ones.
 """
 
 __all__ = ["StyleTrainConfig", "train_style", "DecoderTrainConfig", "train_decoder", "DistillConfig",
-           "distill_style"]
+           "distill_style", "LinearTrainConfig", "train_linear", "FitOptions", "Task", "fit"]
 
 _WHERE = {"StyleTrainConfig": "style", "train_style": "style", "DecoderTrainConfig": "decoder",
-          "train_decoder": "decoder", "DistillConfig": "distill", "distill_style": "distill"}
+          "train_decoder": "decoder", "DistillConfig": "distill", "distill_style": "distill",
+          "LinearTrainConfig": "linear", "train_linear": "linear", "FitOptions": "loop", "Task": "loop", "fit": "loop"}
 
 
 def __getattr__(name: str):

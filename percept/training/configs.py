@@ -1,6 +1,8 @@
 """The settings of every training run, as dataclasses that import no torch: the command line builds
 its options from them (each default declared once) without paying for torch at start-up, and the
-model cards record them. The runs themselves live in ``style``, ``decoder`` and ``distill``."""
+model cards record them. The runs themselves are the tasks of :func:`percept.training.loop.fit`: per-style
+networks (``style``, Johnson et al. 2016), feature decoders (``decoder``, Dosovitskiy & Brox 2016), the
+linear style transform (``linear``, Li et al. 2019) and distillation (``distill``, Hinton et al. 2015)."""
 
 from __future__ import annotations
 
@@ -38,7 +40,7 @@ class RunOptions:
 
 @dataclass(kw_only=True)
 class LoopOptions(RunOptions):
-    """:class:`RunOptions` plus what a :func:`run_loop` run needs: checkpoints, logging cadence,
+    """:class:`RunOptions` plus what a :func:`percept.training.loop.fit` run needs: checkpoints, logging cadence,
     data-loading workers, mixed precision and a wall-clock budget."""
 
     checkpoint_every: int = 100

