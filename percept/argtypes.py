@@ -119,24 +119,32 @@ def config_option(parser: argparse.ArgumentParser, cls: type, name: str, *flags:
     dataclass (declared once: the CLI, the API and the model card agree). ``flags`` default to the field's
     declared ``flags`` (:func:`option`), else ``--field-name``; ``help`` and argparse settings not given come from
     the declaration; a bool field with a False default becomes a ``store_true`` switch; the default is
-    appended to the help."""
-    meta = _field(cls, name).metadata
+    appended to the help. A field without a default (a required setting of the config) gets none here: give
+    ``required=True`` where the command needs it."""
+    f = _field(cls, name)
+    meta = f.metadata
     declared = dict(meta.get("cli", {}))
     if help is None:
         help = meta.get("help", "")
     flags = flags or tuple(declared.pop("flags", ())) or ("--" + name.replace("_", "-"),)
     declared.pop("flags", None)
     kwargs = {**declared, **kwargs}
-    default = field_default(cls, name)
+    has_default = f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+    default = field_default(cls, name) if has_default else None
     if isinstance(default, bool) and default is False and "action" not in kwargs and "type" not in kwargs:
         kwargs["action"] = "store_true"
     shown = ",".join(map(str, default)) if isinstance(default, (list, tuple)) else default
-    suffix = "" if default is None or isinstance(default, bool) else f" (default {shown})"
+    suffix = "" if default is None or isinstance(default, bool) or shown == "" else f" (default {shown})"
     text = (help + suffix).strip() or None
     if flags[0].startswith("-"):
         parser.add_argument(*flags, dest=name, default=default, help=text, **kwargs)
     else:  # a positional argument: its name is the field's
         parser.add_argument(name, help=text, **kwargs)
+
+
+def add_quiet(parser: argparse.ArgumentParser) -> None:
+    """``--quiet``: no progress bar (a switch of the command line, not a setting of the operation)."""
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def config_from_args(cls: type, args: argparse.Namespace, **values: Any) -> Any:

@@ -28,10 +28,10 @@ from PIL import Image
 
 from percept.errors import PerceptError
 from percept.images import ImageLike, atomic_write_bytes, load_image, resize_long_side
+from percept.inference.deploy_options import GATYS_STEPS, CompareOptions
+from percept.inference.options import METHODS
 
 __all__ = ["Entry", "build_compare", "networks_for"]
-
-GATYS_STEPS = (10, 30, 100)
 
 
 @dataclass
@@ -70,8 +70,9 @@ def networks_for(painting_path: Path) -> list[str]:
 
 
 def build_compare(photo: ImageLike, painting: str | os.PathLike, out: str | os.PathLike,
-                  models: Sequence[str] | None = None, size: int = 256, gatys_steps: Sequence[int] = GATYS_STEPS,
-                  methods: Sequence[str] = ("wct", "adain", "linear"), device: str = "auto", progress: bool = True) -> Path:
+                  models: Sequence[str] | None = None, size: int = CompareOptions.size,
+                  gatys_steps: Sequence[int] = GATYS_STEPS, methods: Sequence[str] = METHODS, device: str = "auto",
+                  progress: bool = True) -> Path:
     """Write the comparison page into the folder ``out``; returns the page's path."""
     from percept.evaluation import StyleMetric
     from percept.images import check_writable

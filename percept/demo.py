@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 from percept.errors import PerceptError
 from percept.images import load_image, resize_long_side, save_image
+from percept.inference.deploy_options import DemoOptions
 
 SAMPLE_PHOTOS = ("astronaut", "coffee", "chelsea")
 
@@ -43,7 +44,7 @@ def contact_sheet(rows: list[list[tuple[str, Image.Image]]], tile: int = 256, pa
     return sheet
 
 
-def run_demo(out: str | Path = "out/demo", size: int = 512, photos=SAMPLE_PHOTOS, tile: int = 256,
+def run_demo(out: str | Path = DemoOptions.output, size: int = DemoOptions.size, photos=SAMPLE_PHOTOS, tile: int = 256,
              device: str = "auto", progress: bool = True) -> Path:
     """Stylise the sample photos with every shipped style model; returns the contact sheet's path."""
     from percept.inference.stylizer import open_stylizer

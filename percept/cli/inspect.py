@@ -1,13 +1,14 @@
-"""``percept invert`` and ``percept viz ...``: looking inside networks (feature inversion, the visualisation tools).
+"""``percept invert`` and ``percept viz ...``: looking inside networks (feature inversion, the visualisation tools);
+their options are built from the dataclasses of :mod:`percept.visualize.options`.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from percept.argtypes import positive_int as _positive_int
-from percept.argtypes import side_int as _side_int
+from percept.argtypes import add_options, add_quiet, config_from_args
 from percept.errors import PerceptError
+from percept.visualize.options import InvertOptions
 
 
 def cmd_invert(args: argparse.Namespace) -> int:
@@ -16,32 +17,33 @@ def cmd_invert(args: argparse.Namespace) -> int:
     from percept.models.decoder import check_decoder_layer
     from percept.models.vgg import LossNetwork, layer_stride
 
-    out = check_output_path(args.output)
-    if args.method == "optimize":
+    o = config_from_args(InvertOptions, args)
+    out = check_output_path(o.output)
+    if o.method == "optimize":
         from percept.models.vgg import check_layers
 
-        check_layers([args.layer])
-        if args.model:
+        check_layers([o.layer])
+        if o.model:
             raise PerceptError("--model is a decoder; --method optimize does not use one")
     else:
-        check_decoder_layer(args.layer)
-    photo = resize_long_side(load_image(args.image), args.size)
-    x = crop_to_stride(to_tensor(photo), layer_stride(args.layer))
+        check_decoder_layer(o.layer)
+    photo = resize_long_side(load_image(o.image), o.size)
+    x = crop_to_stride(to_tensor(photo), layer_stride(o.layer))
     from percept.visualize.inversion import feature_space_error, image_space_error, invert_optimize
 
-    if args.method == "decoder":
-        inv = Inverter(args.layer, args.model, device=args.device)
+    if o.method == "decoder":
+        inv = Inverter(o.layer, o.model, device=o.device)
         res = inv(photo)
         image, y, seconds, net = res.image, res.tensor, res.seconds, inv.net
     else:
-        net = LossNetwork(args.layer)
-        opt = invert_optimize(x, args.layer, iterations=args.iterations, net=net, device=args.device,
-                              seed=args.seed, progress=not args.quiet)
+        net = LossNetwork(o.layer)
+        opt = invert_optimize(x, o.layer, iterations=o.iterations, net=net, device=o.device,
+                              seed=o.seed, progress=not args.quiet)
         image, y, seconds = opt.image, opt.tensor, opt.seconds
     save_image(image, out)
     img_err = image_space_error(y, x)
-    feat_err = feature_space_error(net, y, x, args.layer)
-    print(f"wrote {out} ({args.layer}, {args.method}, {x.shape[3]}x{x.shape[2]}): image-space error {img_err:.4f}, "
+    feat_err = feature_space_error(net, y, x, o.layer)
+    print(f"wrote {out} ({o.layer}, {o.method}, {x.shape[3]}x{x.shape[2]}): image-space error {img_err:.4f}, "
           f"feature-space error {feat_err:.4f}, {seconds:.3f} s")
     return 0
 
@@ -49,17 +51,8 @@ def cmd_invert(args: argparse.Namespace) -> int:
 def _register_invert(sub) -> None:
     iv = sub.add_parser("invert", help="reconstruct a photo from one VGG19 layer's features "
                                        "(decoder: Dosovitskiy & Brox; optimize: Mahendran & Vedaldi)")
-    iv.add_argument("image", help="the photo")
-    iv.add_argument("--layer", required=True, help="VGG19 layer, e.g. relu3_1")
-    iv.add_argument("--method", choices=["decoder", "optimize"], default="decoder",
-                    help="decoder: one pass of a trained decoder (default); optimize: Mahendran-Vedaldi optimisation")
-    iv.add_argument("-o", "--output", required=True, help="the reconstruction (.png, .jpg, ...)")
-    iv.add_argument("--model", help="decoder .pt (default: the shipped decoder_LAYER)")
-    iv.add_argument("--size", type=_side_int, default=256, help="photo's long side in pixels (default 256)")
-    iv.add_argument("--iterations", type=_positive_int, help="optimize: steps of the first stage (default 300)")
-    iv.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    iv.add_argument("--seed", type=int, default=0, help="optimize: seeds the initial noise and the jitter")
-    iv.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_options(iv, InvertOptions)
+    add_quiet(iv)
     iv.set_defaults(func=cmd_invert)
 
 

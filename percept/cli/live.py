@@ -8,8 +8,8 @@ import argparse
 
 from percept.argtypes import add_options, config_from_args
 from percept.argtypes import nonneg_int as _nonneg_int
-from percept.argtypes import positive_int as _positive_int
 from percept.errors import PerceptError
+from percept.inference.deploy_options import EvalVideoOptions
 from percept.inference.options import LiveOptions, StylizerOptions, VideoOptions
 
 LIVE_STYLE_HELP = "any painting instead of --model: the linear style model (Li et al. 2019), no training"
@@ -43,16 +43,17 @@ def cmd_eval_video(args: argparse.Namespace) -> int:
     from percept.evaluation import warping_error
     from percept.inference.video import read_clip
 
-    source = read_clip(args.source, max_frames=args.frames)
-    stylised = read_clip(args.stylised, max_frames=args.frames)
+    o = config_from_args(EvalVideoOptions, args)
+    source = read_clip(o.source, max_frames=o.frames)
+    stylised = read_clip(o.stylised, max_frames=o.frames)
     if len(source) != len(stylised):
-        raise PerceptError(f"{args.source} has {len(source)} frames and {args.stylised} {len(stylised)}; "
+        raise PerceptError(f"{o.source} has {len(source)} frames and {o.stylised} {len(stylised)}; "
                            "compare a clip with its own stylisation")
     floor = warping_error(source, source)
     e = warping_error(source, stylised)
-    print(f"{args.stylised}: E_warp {e.value:.5f} over {len(source) - 1} frame pairs "
+    print(f"{o.stylised}: E_warp {e.value:.5f} over {len(source) - 1} frame pairs "
           f"({e.valid * 100:.0f}% of the pixels compared)")
-    print(f"{args.source}: E_warp {floor.value:.5f} (the source's own: the floor); ratio {e.value / max(floor.value, 1e-12):.1f}x")
+    print(f"{o.source}: E_warp {floor.value:.5f} (the source's own: the floor); ratio {e.value / max(floor.value, 1e-12):.1f}x")
     return 0
 
 
@@ -86,9 +87,7 @@ def _register_video(sub) -> None:
 def _register_eval_video(sub) -> None:
     ev = sub.add_parser("eval-video", help="temporal consistency: the warping error (Lai et al. 2018) of a "
                                            "stylised clip along its source's optical flow")
-    ev.add_argument("source", help="the original clip")
-    ev.add_argument("stylised", help="its stylisation (same frames, any size)")
-    ev.add_argument("--frames", type=_positive_int, help="compare only the first N frames")
+    add_options(ev, EvalVideoOptions)
     ev.set_defaults(func=cmd_eval_video)
 
 

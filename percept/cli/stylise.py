@@ -1,7 +1,9 @@
 """``percept stylize``, ``compare``, ``optimize-style`` and ``demo``: pictures from photos. ``stylize`` hands its
 options to the library's one stylizer (:func:`percept.inference.stylizer.open_stylizer`), which chooses the runner
 and checks them; its options are built from :class:`~percept.inference.options.StylizerOptions` and
-:class:`~percept.inference.options.StylizeOptions`."""
+:class:`~percept.inference.options.StylizeOptions`, those of the others from
+:class:`~percept.inference.deploy_options.CompareOptions`, :class:`~percept.visualize.options.GatysOptions` and
+:class:`~percept.inference.deploy_options.DemoOptions`."""
 
 from __future__ import annotations
 
@@ -10,14 +12,12 @@ import math
 from dataclasses import asdict
 from pathlib import Path
 
-from percept.argtypes import add_options, config_from_args
-from percept.argtypes import nonneg_float as _nonneg_float
-from percept.argtypes import nonneg_int as _nonneg_int
-from percept.argtypes import positive_int as _positive_int
-from percept.argtypes import side_int as _side_int
+from percept.argtypes import add_options, add_quiet, config_from_args
 from percept.cli.common import int_list
 from percept.errors import PerceptError
+from percept.inference.deploy_options import CompareOptions, DemoOptions
 from percept.inference.options import StylizeOptions, StylizerOptions
+from percept.visualize.options import GatysOptions
 
 
 def _targets(images: list[str], output: str) -> list[tuple[Path, Path]]:
@@ -75,10 +75,10 @@ def _what_ran(stylizer, preserve_color: bool) -> str:
 def cmd_compare(args: argparse.Namespace) -> int:
     from percept.compare import build_compare
 
-    steps = int_list(args.gatys_steps, "--gatys-steps") if args.gatys_steps else []
-    page = build_compare(args.photo, args.style, args.output, models=args.model, size=args.size, gatys_steps=steps,
-                         methods=[m for m in args.methods.split(",") if m], device=args.device,
-                         progress=not args.quiet)
+    o = config_from_args(CompareOptions, args)
+    steps = int_list(o.gatys_steps, "--gatys-steps") if o.gatys_steps else []
+    page = build_compare(o.photo, o.style, o.output, models=o.model, size=o.size, gatys_steps=steps,
+                         methods=[m for m in o.methods.split(",") if m], device=o.device, progress=not args.quiet)
     print(f"wrote {page} (open it in a browser)")
     return 0
 
@@ -87,27 +87,26 @@ def cmd_optimize_style(args: argparse.Namespace) -> int:
     from percept.images import check_output_path, load_image, save_image
     from percept.visualize.gatys import optimize_style
 
-    out = check_output_path(args.output)
+    o = config_from_args(GatysOptions, args)
+    out = check_output_path(o.output)
     blend = None
-    if args.style_blend:
+    if o.style_blend:
         try:
-            blend = [float(w) for w in args.style_blend.split(",")]
+            blend = [float(w) for w in o.style_blend.split(",")]
         except ValueError:
-            raise PerceptError(f"--style-blend: expected numbers like 0.7,0.3, got '{args.style_blend}'") from None
-        if len(blend) != len(args.style) or not all(math.isfinite(w) and w >= 0 for w in blend) or sum(blend) <= 0:
-            raise PerceptError(f"--style-blend needs {len(args.style)} non-negative weights (one per --style)")
-    content = load_image(args.content)
-    styles = [load_image(s) for s in args.style]
+            raise PerceptError(f"--style-blend: expected numbers like 0.7,0.3, got '{o.style_blend}'") from None
+        if len(blend) != len(o.style) or not all(math.isfinite(w) and w >= 0 for w in blend) or sum(blend) <= 0:
+            raise PerceptError(f"--style-blend needs {len(o.style)} non-negative weights (one per --style)")
+    content = load_image(o.content)
+    styles = [load_image(s) for s in o.style]
     snapshot_dir = None
-    if args.snapshot_every:
+    if o.snapshot_every:
         snapshot_dir = out.parent / f"{out.stem}_snapshots"
-    result = optimize_style(content, styles, blend=blend, iterations=args.iterations,
-                            optimizer=args.optimizer, init=args.init, size=args.size,
-                            content_weight=args.content_weight, style_weight=args.style_weight,
-                            tv_weight=args.tv_weight, device=args.device, seed=args.seed,
-                            snapshot_every=args.snapshot_every, snapshot_dir=snapshot_dir,
-                            progress=not args.quiet)
-    if args.preserve_color:
+    result = optimize_style(content, styles, blend=blend, iterations=o.iterations, optimizer=o.optimizer,
+                            init=o.init, size=o.size, content_weight=o.content_weight, style_weight=o.style_weight,
+                            tv_weight=o.tv_weight, device=o.device, seed=o.seed, snapshot_every=o.snapshot_every,
+                            snapshot_dir=snapshot_dir, progress=not args.quiet)
+    if o.preserve_color:
         from percept.images import preserve_color
         result.image = preserve_color(result.image, content)
     save_image(result.image, out)
@@ -119,7 +118,8 @@ def cmd_optimize_style(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from percept.demo import run_demo
 
-    sheet = run_demo(args.output, size=args.size, device=args.device, progress=not args.quiet)
+    o = config_from_args(DemoOptions, args)
+    sheet = run_demo(o.output, size=o.size, device=o.device, progress=not args.quiet)
     print(f"wrote the stylised sample photos and {sheet}")
     return 0
 
@@ -138,47 +138,22 @@ def _register_stylize(sub) -> None:
 def _register_compare(sub) -> None:
     cp = sub.add_parser("compare", help="one photo and one painting: the per-style network, each arbitrary method "
                                         "and Gatys at a few step counts on one HTML page, with losses and seconds")
-    cp.add_argument("photo")
-    cp.add_argument("--style", required=True, help="the painting")
-    cp.add_argument("-o", "--output", required=True, help="folder for index.html")
-    cp.add_argument("--model", action="append", help="per-style network(s) to show (default: the models trained on "
-                                                      "this painting)")
-    cp.add_argument("--size", type=_side_int, default=256, help="long side in px (default 256)")
-    cp.add_argument("--gatys-steps", default="10,30,100", help="L-BFGS step counts (default 10,30,100; '' for none)")
-    cp.add_argument("--methods", default="wct,adain,linear", help="arbitrary methods (default wct,adain,linear; '' for none)")
-    cp.add_argument("--device", default="auto")
-    cp.add_argument("--quiet", action="store_true")
+    add_options(cp, CompareOptions)
+    add_quiet(cp)
     cp.set_defaults(func=cmd_compare)
 
 
 def _register_optimize_style(sub) -> None:
     g = sub.add_parser("optimize-style", help="slow style transfer by image optimisation (Gatys et al. 2015)")
-    g.add_argument("--content", required=True)
-    g.add_argument("--style", required=True, action="append", help="style image (repeat to blend several)")
-    g.add_argument("--style-blend", help="weights for several --style, e.g. 0.7,0.3")
-    g.add_argument("-o", "--output", required=True)
-    g.add_argument("--iterations", type=_positive_int, default=200)
-    g.add_argument("--optimizer", choices=["lbfgs", "adam"], default="lbfgs")
-    g.add_argument("--init", choices=["content", "noise"], default="content")
-    g.add_argument("--size", type=_side_int, default=512, help="long side in px (default 512)")
-    g.add_argument("--content-weight", type=_nonneg_float, default=1.0)
-    g.add_argument("--style-weight", type=_nonneg_float, default=10.0)
-    g.add_argument("--tv-weight", type=_nonneg_float, default=10.0)
-    g.add_argument("--preserve-color", action="store_true")
-    g.add_argument("--snapshot-every", type=_nonneg_int, default=0,
-                   help="save OUT_snapshots/step_N.png every N steps (default 0: none)")
-    g.add_argument("--device", default="auto")
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--quiet", action="store_true")
+    add_options(g, GatysOptions)
+    add_quiet(g)
     g.set_defaults(func=cmd_optimize_style)
 
 
 def _register_demo(sub) -> None:
-    d = sub.add_parser("demo", help="stylise scikit-image's sample photos with every shipped model")
-    d.add_argument("-o", "--output", default="out/demo", help="output folder (default out/demo)")
-    d.add_argument("--size", type=_side_int, default=512, help="long side in px (default 512)")
-    d.add_argument("--device", default="auto")
-    d.add_argument("--quiet", action="store_true")
+    d = sub.add_parser("demo", help="stylise scikit-image's sample photos with every shipped style model")
+    add_options(d, DemoOptions)
+    add_quiet(d)
     d.set_defaults(func=cmd_demo)
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from percept.argtypes import config_from_args, config_option
+from percept.argtypes import add_quiet, config_from_args, config_option
 from percept.argtypes import nonneg_float as _nonneg_float
 from percept.argtypes import nonneg_int as _nonneg_int
 from percept.argtypes import positive_float as _positive_float
@@ -77,11 +77,11 @@ def _training_run_options(p: argparse.ArgumentParser, cfg: type, time_limit_help
     config_option(p, cfg, "logdir", help="TensorBoard folder (default OUT/tb/NAME)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/NAME.train.pt")
     config_option(p, cfg, "device", help="auto, cpu or cuda")
-    p.add_argument("--precision", dest="amp", type=_train_precision, default=None, metavar="{auto,fp32,bf16}",
-                   help="the step's arithmetic: bf16 autocast or fp32 (default auto: bf16 on CPUs with "
-                        "AVX512-BF16 or AMX and on GPUs from batch 8, where it is faster; fp32 elsewhere)")
+    config_option(p, cfg, "amp", "--precision", type=_train_precision, metavar="{auto,fp32,bf16}",
+                  help="the step's arithmetic: bf16 autocast or fp32 (default auto: bf16 on CPUs with "
+                       "AVX512-BF16 or AMX and on GPUs from batch 8, where it is faster; fp32 elsewhere)")
     config_option(p, cfg, "seed", type=int)
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_quiet(p)
 
 
 def _train_precision(text: str) -> bool | None:
@@ -104,9 +104,9 @@ def _architecture_options(p: argparse.ArgumentParser, cfg: type) -> None:
 def _register_train_style(sub) -> None:
     cfg: type = StyleTrainConfig
     t = sub.add_parser("train-style", help="train a feed-forward style network (Johnson et al. 2016)")
-    t.add_argument("--style", required=True, help="the style image (a painting)")
-    t.add_argument("--data", required=True, help="folder of training photos")
-    t.add_argument("--out", help=OUT_HELP + ", NAME.train.pt, tb/")
+    config_option(t, cfg, "style", required=True, help="the style image (a painting)")
+    config_option(t, cfg, "data", required=True, help="folder of training photos")
+    config_option(t, cfg, "out", help=OUT_HELP + ", NAME.train.pt, tb/")
     config_option(t, cfg, "name", help="model name (default: the style file's stem)")
     config_option(t, cfg, "image_size", type=_side_int, help="training crop size (paper 256)")
     config_option(t, cfg, "batch_size", type=_positive_int, help="(paper 4)")
@@ -142,17 +142,17 @@ def _register_train_decoder(sub) -> None:
     cfg = DecoderTrainConfig
     td = sub.add_parser("train-decoder", help="train a feature-inversion decoder for a VGG19 layer "
                                               "(Dosovitskiy & Brox 2016)")
-    td.add_argument("--layer", required=True, help="the VGG19 layer to invert, e.g. relu3_1 (relu*/pool* layers)")
-    td.add_argument("--data", required=True, help="folder of training photos")
-    td.add_argument("--out", help=OUT_HELP + ", NAME.train.pt, tb/")
+    config_option(td, cfg, "layer", required=True, help="the VGG19 layer to invert, e.g. relu3_1 (relu*/pool* layers)")
+    config_option(td, cfg, "data", required=True, help="folder of training photos")
+    config_option(td, cfg, "out", help=OUT_HELP + ", NAME.train.pt, tb/")
     config_option(td, cfg, "name", help="model name (default decoder_LAYER)")
     config_option(td, cfg, "loss", choices=["pixel", "pixel+feature", "adain"],
                   help="pixel: MSE (CVPR 2016); pixel+feature: plus the relative feature error at the layer "
                        "(NeurIPS 2016), sharper at deep layers; adain: AdaIN's decoder (Huang & Belongie 2017: "
                        "content + style loss on AdaIN'd features; needs --styles, best with --init)")
     config_option(td, cfg, "feature_weight", type=_nonneg_float, help="weight of the feature term")
-    td.add_argument("--styles", action="append", metavar="FOLDER",
-                    help="--loss adain: a folder of style images (repeat for several; each folder equally likely)")
+    config_option(td, cfg, "styles", action="append", metavar="FOLDER",
+                  help="--loss adain: a folder of style images (repeat for several; each folder equally likely)")
     config_option(td, cfg, "style_weight", type=_nonneg_float, help="--loss adain: weight of the style term")
     config_option(td, cfg, "style_layers", nargs="+", metavar="LAYER",
                   help="--loss adain: the layers of the style term (default relu1_1 up to --layer)")
@@ -169,9 +169,9 @@ def _register_train_decoder(sub) -> None:
     config_option(td, cfg, "lr_final", type=_nonneg_float)
     config_option(td, cfg, "width", type=_nonneg_int,
                   help="channels at the feature resolution (default min(C, 256)); 0: --linear")
-    td.add_argument("--linear", dest="width", action="store_const", const=0,
-                    help="a linear decoder (one 3x3 convolution, relu1_1/relu1_2 only), solved in closed form by "
-                         "least squares over --iterations crops instead of trained (seconds; --blocks 0)")
+    config_option(td, cfg, "width", "--linear", action="store_const", const=0,
+                  help="a linear decoder (one 3x3 convolution, relu1_1/relu1_2 only), solved in closed form by "
+                       "least squares over --iterations crops instead of trained (seconds; --blocks 0)")
     config_option(td, cfg, "n_blocks", "--blocks", type=_nonneg_int, help="residual blocks before upsampling (default 2, or the --init decoder's)")
     _training_run_options(td, cfg, "stop after this many minutes and save the decoder (the LR schedule fits in it)")
     td.set_defaults(func=cmd_train_decoder)
@@ -181,11 +181,11 @@ def _register_train_linear(sub) -> None:
     cfg = LinearTrainConfig
     tl = sub.add_parser("train-linear", help="train the linear style transform for any painting (Li et al. 2019; "
                                              "encoder and decoder frozen)")
-    tl.add_argument("--data", required=True, help="folder of training photos")
-    tl.add_argument("--styles", required=True, action="append", metavar="FOLDER",
-                    help="folder of style images (paintings; photos work too); repeat for several, each folder "
-                         "drawn equally often")
-    tl.add_argument("--out", help=OUT_HELP + ", NAME.train.pt, tb/")
+    config_option(tl, cfg, "data", required=True, help="folder of training photos")
+    config_option(tl, cfg, "styles", required=True, action="append", metavar="FOLDER",
+                  help="folder of style images (paintings; photos work too); repeat for several, each folder "
+                       "drawn equally often")
+    config_option(tl, cfg, "out", help=OUT_HELP + ", NAME.train.pt, tb/")
     config_option(tl, cfg, "name", help="model name")
     config_option(tl, cfg, "decoder", metavar="MODEL", help="the frozen decoder (name or .pt); its layer is the transform's")
     config_option(tl, cfg, "rank", type=_positive_int, help="channels of the compressed features")
@@ -204,9 +204,9 @@ def _register_train_linear(sub) -> None:
 def _register_distill(sub) -> None:
     cfg = DistillConfig
     ds = sub.add_parser("distill", help="train a fast network to reproduce a trained one (no loss network)")
-    ds.add_argument("--teacher", required=True, help="the trained model to imitate (name or .pt)")
-    ds.add_argument("--data", required=True, help="folder of training photos")
-    ds.add_argument("--out", help=OUT_HELP + ", tb/")
+    config_option(ds, cfg, "teacher", required=True, help="the trained model to imitate (name or .pt)")
+    config_option(ds, cfg, "data", required=True, help="folder of training photos")
+    config_option(ds, cfg, "out", help=OUT_HELP + ", tb/")
     config_option(ds, cfg, "name", help="default: TEACHER_ARCH")
     _architecture_options(ds, cfg)
     config_option(ds, cfg, "image_size", type=_side_int)
@@ -221,7 +221,7 @@ def _register_distill(sub) -> None:
     config_option(ds, cfg, "logdir")
     config_option(ds, cfg, "device")
     config_option(ds, cfg, "seed", type=int)
-    ds.add_argument("--quiet", action="store_true")
+    add_quiet(ds)
     ds.set_defaults(func=cmd_distill)
 
 

@@ -40,6 +40,7 @@ import numpy as np
 
 from percept.errors import PerceptError
 from percept.images import to_float
+from percept.inference.deploy_options import CheckWebOptions, ServeWebOptions
 
 __all__ = ["ORT_WEB_VERSION", "WebReport", "export_web", "find_ort_web", "serve"]
 
@@ -302,7 +303,8 @@ class _Server(http.server.ThreadingHTTPServer):
         super().handle_error(request, client_address)
 
 
-def serve(folder: str | os.PathLike, host: str = "127.0.0.1", port: int = 8000) -> http.server.ThreadingHTTPServer:
+def serve(folder: str | os.PathLike, host: str = ServeWebOptions.host,
+          port: int = ServeWebOptions.port) -> http.server.ThreadingHTTPServer:
     """A web server for the site in ``folder`` (cross-origin isolated), not yet serving: call
     ``serve_forever()``, or :func:`serve_in_background`. ``port=0`` picks a free port
     (``server.server_address[1]``)."""
@@ -316,7 +318,7 @@ def serve(folder: str | os.PathLike, host: str = "127.0.0.1", port: int = 8000) 
         raise PerceptError(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from None
 
 
-def serve_in_background(folder: str | os.PathLike, host: str = "127.0.0.1", port: int = 0):
+def serve_in_background(folder: str | os.PathLike, host: str = ServeWebOptions.host, port: int = 0):
     """(server, base URL) with the server answering in a daemon thread; ``server.shutdown()`` stops it."""
     server = serve(folder, host, port)
     threading.Thread(target=server.serve_forever, daemon=True, name="percept-web").start()
@@ -349,8 +351,10 @@ def _field(text: str, key: str) -> str | None:
     return None
 
 
-def check_web(folder: str | os.PathLike, camera: bool = True, frames: int = 30, backend: str = "wasm",
-              timeout: float = 300.0, screenshots: str | os.PathLike | None = None, model: str | None = None) -> WebCheck:
+def check_web(folder: str | os.PathLike, camera: bool = not CheckWebOptions.no_camera,
+              frames: int = CheckWebOptions.frames, backend: str = CheckWebOptions.backend,
+              timeout: float = CheckWebOptions.timeout, screenshots: str | os.PathLike | None = None,
+              model: str | None = None) -> WebCheck:
     """Open an exported site in headless Chromium, served from localhost with the isolation headers:
     ``index.html?selftest``, then (``camera``) ``index.html?camera`` with Chromium's fake camera playing
     a generated 640x480 clip (a camera panning over a photo) for ``frames`` frames; returns what the page

@@ -9,13 +9,14 @@ import gatys``):
   models) ;
 * attribution: ``attribution`` (saliency, guided backprop, deconvnet, Grad-CAM, occlusion, fooling);
 * features and embeddings: ``filters``, ``embed`` (neighbours, t-SNE, top patches, inversion grids);
-* report pages: ``gallery``; shared helpers: ``common``.
+* report pages: ``gallery``; shared helpers: ``common``; the settings of each tool, declared once (torch-free):
+  ``options``.
 
 Nothing here imports ``percept.training`` or ``percept.inference``.
 """
 
 __all__ = ["attribution", "classviz", "common", "dream", "embed", "filters", "gallery", "gatys", "inversion",
-           "maximize", "texture"]
+           "maximize", "options", "texture"]
 
 
 def __getattr__(name: str):

@@ -60,6 +60,7 @@ from percept.visualize.common import (
     load_classifier,
     parse_target,
 )
+from percept.visualize.options import OcclusionOptions, PredictOptions, SaliencyOptions
 
 # ------------------------------------------------------------------------------------------ models
 
@@ -384,7 +385,7 @@ class Prediction:
     probability: float | None
 
 
-def predict(model: nn.Module | None, image: torch.Tensor | Image.Image, k: int = 5,
+def predict(model: nn.Module | None, image: torch.Tensor | Image.Image, k: int = PredictOptions.k,
             labels: Sequence[str] | None = None, target: Target = None) -> list[Prediction]:
     """The ``k`` highest scores: a classifier's top classes with softmax probabilities, or (with
     ``target="relu4_1"``) the most active channels of a loss-network layer (mean activation, no
@@ -565,7 +566,7 @@ def grad_cam(model: nn.Module | None, image: torch.Tensor | Image.Image, target:
 # ------------------------------------------------------------------------------------------ occlusion
 
 def occlusion(model: nn.Module | None, image: torch.Tensor | Image.Image, target: Target = None,
-              patch: int | None = None, stride: int | None = None, baseline: float = 0.5,
+              patch: int | None = None, stride: int | None = None, baseline: float = OcclusionOptions.baseline,
               labels: Sequence[str] | None = None, batch: int = 16, progress: bool = False,
               probability: bool = True) -> Attribution:
     """Occlusion sensitivity (Zeiler & Fergus 2014): slide a grey ``patch`` x ``patch`` square over the
@@ -601,8 +602,9 @@ def occlusion(model: nn.Module | None, image: torch.Tensor | Image.Image, target
 
 # ------------------------------------------------------------------------------------------ segmentation
 
-def segment_salient(image: torch.Tensor | Image.Image, saliency_map: torch.Tensor, fg_quantile: float = 0.95,
-                    bg_quantile: float = 0.3, iterations: int = 5, smooth: float | None = None) -> np.ndarray:
+def segment_salient(image: torch.Tensor | Image.Image, saliency_map: torch.Tensor,
+                    fg_quantile: float = SaliencyOptions.fg_quantile, bg_quantile: float = SaliencyOptions.bg_quantile,
+                    iterations: int = 5, smooth: float | None = None) -> np.ndarray:
     """Weakly supervised segmentation from a saliency map (Simonyan et al. 2014, section 3.2): GrabCut
     (Rother et al. 2004, ``cv2.grabCut``) seeded by the (lightly smoothed) map. Pixels below its
     ``bg_quantile`` are background, the rest probable foreground - most surely those above its

@@ -27,6 +27,7 @@ from torch import nn
 
 from percept.errors import PerceptError
 from percept.visualize.attribution import Target, _device_of, _prepare, eval_mode
+from percept.visualize.options import ClassvizOptions, FoolOptions
 
 
 def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -50,12 +51,15 @@ class ClassModelResult:
     seconds: float = 0.0
 
 
-def class_model(model: nn.Module | None, target: Target, size: int | tuple[int, int] = 224, steps: int = 240,
-                lr: float = 0.05, decay: float = 0.01, blur_every: int = 2, blur_sigma: float | None = None,
-                clip_percentile: float = 10.0, jitter: int | None = None, init: str = "noise", seed: int = 0,
+def class_model(model: nn.Module | None, target: Target, size: int | tuple[int, int] = 224,
+                steps: int = ClassvizOptions.steps, lr: float = ClassvizOptions.lr,
+                decay: float = ClassvizOptions.decay, blur_every: int = ClassvizOptions.blur_every,
+                blur_sigma: float | None = None, clip_percentile: float = ClassvizOptions.clip_percentile,
+                jitter: int | None = None, init: str = ClassvizOptions.init, seed: int = 0,
                 device: str | torch.device | None = None, progress: bool = False,
-                callback: Callable[[int, torch.Tensor, float], None] | None = None,
-                labels: Sequence[str] | None = None, octaves: int = 3, octave_scale: float = 1.4) -> ClassModelResult:
+                callback: Callable[[int, torch.Tensor, float], None] | None = None, labels: Sequence[str] | None = None,
+                octaves: int = ClassvizOptions.octaves,
+                octave_scale: float = ClassvizOptions.octave_scale) -> ClassModelResult:
     """Class model visualisation: ``argmax_I S_c(I) - decay ||I||^2`` by normalised gradient ascent.
 
     The image is optimised around grey (``I = 0.5 + d``). Every step: ``d += lr * g / mean|g|``
@@ -157,13 +161,13 @@ class FoolResult:
     linf: float
     final_label: str = ""
 
-    def difference(self, gain: float = 10.0) -> torch.Tensor:
+    def difference(self, gain: float = FoolOptions.gain) -> torch.Tensor:
         """The change, magnified ``gain`` times and centred at grey: (1, 3, H, W) in [0, 1]."""
         return (0.5 + gain * (self.image - self.original)).clamp(0, 1)
 
 
-def fooling_image(model: nn.Module | None, image: torch.Tensor, to: Target, step: float = 1 / 255,
-                  max_steps: int = 200, device: str | torch.device | None = None,
+def fooling_image(model: nn.Module | None, image: torch.Tensor, to: Target, step: float = FoolOptions.step / 255,
+                  max_steps: int = FoolOptions.max_steps, device: str | torch.device | None = None,
                   labels: Sequence[str] | None = None) -> FoolResult:
     """Change ``image`` by small gradient steps until the network assigns class ``to``.
 

@@ -24,28 +24,18 @@ import argparse
 import time
 from pathlib import Path
 
-from percept.argtypes import nonneg_float as _nonneg_float  # noqa: E402
-from percept.argtypes import nonneg_int as _nonneg_int  # noqa: E402
-from percept.argtypes import positive_float as _positive_float  # noqa: E402
-from percept.argtypes import positive_int as _positive_int  # noqa: E402
-from percept.argtypes import side_int as _side_int  # noqa: E402
+from percept.argtypes import config_from_args
 from percept.errors import PerceptError
-from percept.visualize.commands import common_options
-
-
-def _quantile(text: str) -> float:
-    value = _positive_float(text)
-    if value >= 1:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
-    return value
-
-
-def _octave_scale(text: str) -> float:
-    value = _positive_float(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
-    return value
-
+from percept.visualize.commands import add_viz_options
+from percept.visualize.options import (
+    ClassvizOptions,
+    FoolOptions,
+    GradcamOptions,
+    OcclusionOptions,
+    PredictOptions,
+    SaliencyOptions,
+    TargetOptions,
+)
 
 # ------------------------------------------------------------------------------------------ shared set-up
 
@@ -53,7 +43,7 @@ class _Job:
     """What every command needs: the model (or None for a loss-network target), the target, the
     labels, the photo at the working size and the output folder."""
 
-    def __init__(self, args: argparse.Namespace, image: bool = True, layer_only: bool = False,
+    def __init__(self, o: TargetOptions, image: bool = True, layer_only: bool = False,
                  class_arg: str | None = "klass") -> None:
         import torch
 
@@ -63,32 +53,32 @@ class _Job:
 
         self.t0 = time.perf_counter()
         self.class_arg = class_arg
-        self.device = resolve_device(args.device)
-        torch.manual_seed(args.seed)
-        self.out = Path(args.out)
+        self.device = resolve_device(o.device)
+        torch.manual_seed(o.seed)
+        self.out = Path(o.out)
         if self.out.exists() and not self.out.is_dir():
             raise PerceptError(f"{self.out}: -o/--out must be a folder")
         self.labels = None
         self.classifier = None
-        if args.target is not None:
-            for opt, val in (("--weights", args.weights), ("--labels", args.labels),
-                             ("--class", getattr(args, "klass", None)), ("--to", getattr(args, "to", None))):
+        if o.target is not None:
+            for opt, val in (("--weights", o.weights), ("--labels", o.labels),
+                             ("--class", o.klass), ("--to", getattr(o, "to", None))):
                 if val not in (None, []):
                     raise PerceptError(f"{opt} goes with --classifier; a --target LAYER:CHANNEL names its "
                                        "channel itself")
-            t = parse_target(args.target, allow_layer_only=layer_only)
+            t = parse_target(o.target, allow_layer_only=layer_only)
             self.model = LayerScores(t.layer).to(self.device)
             self.target = None if t.channel is None else f"{t.layer}:{t.channel}"
-            self.size = args.size or 224
+            self.size = o.size or 224
             self.name = str(t)
         else:
-            lc = open_classifier(args.classifier, args.weights)
+            lc = open_classifier(o.classifier, o.weights)
             self.classifier = lc
             self.model = lc.model.to(self.device)
-            self.labels = read_labels(args.labels) if args.labels else lc.labels
-            self.size = args.size or lc.input_size or 224
+            self.labels = read_labels(o.labels) if o.labels else lc.labels
+            self.size = o.size or lc.input_size or 224
             self.name = lc.name
-            raw = getattr(args, class_arg, None) if class_arg else None
+            raw = getattr(o, class_arg, None) if class_arg else None
             if isinstance(raw, list):
                 self.target = [self.class_index(r) for r in raw] if raw else None
             else:
@@ -98,9 +88,9 @@ class _Job:
         if image:
             from percept.images import load_image, resize_long_side, to_tensor
 
-            self.photo = resize_long_side(load_image(args.image), self.size)
+            self.photo = resize_long_side(load_image(o.image), self.size)
             self.x = to_tensor(self.photo)
-            self.stem = Path(args.image).stem
+            self.stem = Path(o.image).stem
 
     def class_index(self, text: str) -> int:
         lc = self.classifier
@@ -135,35 +125,15 @@ class _Job:
         print(f"{time.perf_counter() - self.t0:.1f} s")
 
 
-def _target_options(p: argparse.ArgumentParser, klass: str | None = "one", image: bool = True,
-                    size_help: str = "long side in px (default: the classifier file's input size, else 224)") -> None:
-    if image:
-        p.add_argument("image", help="the photo")
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--classifier", metavar="NAME|FILE.pt",
-                   help="efficientnet_lite0 (the default: EfficientNet-Lite0 on ImageNet-1k), a torchvision "
-                        "classifier name (with --weights) or a percept classifier file")
-    g.add_argument("--target", metavar="LAYER:CHANNEL", help="a VGG19 loss-network channel instead of a class, "
-                                                              "e.g. relu4_1:12")
-    p.add_argument("--weights", metavar="FILE", help="local weights for --classifier NAME")
-    p.add_argument("--labels", metavar="FILE", help="class names, one per line ('imagenet': the 1000 ImageNet names)")
-    if klass == "one":
-        p.add_argument("--class", dest="klass", metavar="C",
-                       help='class index or name, e.g. 281 or "tabby cat" (default: the top class)')
-    elif klass == "many":
-        p.add_argument("--class", dest="klass", metavar="C", action="append", default=[],
-                       help='class index or name, e.g. 9 or ostrich (repeat for several; default: class 0)')
-    p.add_argument("--size", type=_side_int, help=size_help)
-
-
 # ------------------------------------------------------------------------------------------ commands
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from percept.visualize.attribution import predict
 
-    job = _Job(args, layer_only=True, class_arg=None)
-    preds = predict(job.model, job.x.to(job.device), k=args.k, labels=job.labels,
-                    target=args.target.partition(":")[0] if args.target else None)
+    o = config_from_args(PredictOptions, args)
+    job = _Job(o, layer_only=True, class_arg=None)
+    preds = predict(job.model, job.x.to(job.device), k=o.k, labels=job.labels,
+                    target=o.target.partition(":")[0] if o.target else None)
     print(f"{job.stem} ({job.photo.width}x{job.photo.height}) with {job.name}:")
     for rank, pr in enumerate(preds, 1):
         if pr.probability is None:
@@ -199,10 +169,11 @@ def cmd_saliency(args: argparse.Namespace) -> int:
     import numpy as np
     from PIL import Image
 
+    o = config_from_args(SaliencyOptions, args)
     from percept.visualize.attribution import heat_image, saliency, segment_salient
     from percept.visualize.common import overlay_heatmap
 
-    job = _Job(args)
+    job = _Job(o)
     a = saliency(job.model, job.x.to(job.device), job.target, labels=job.labels)
     print(f"saliency of {job.describe(a)}")
     raw = heat_image(a.map, percentile=99)
@@ -210,8 +181,8 @@ def cmd_saliency(args: argparse.Namespace) -> int:
     job.save(raw, "saliency")
     job.save(over, "saliency_overlay")
     pics, names = [job.photo, raw, over], ["photo", "saliency", "overlay"]
-    if args.segment:
-        mask = segment_salient(job.x, a.map, fg_quantile=args.fg_quantile, bg_quantile=args.bg_quantile)
+    if o.segment:
+        mask = segment_salient(job.x, a.map, fg_quantile=o.fg_quantile, bg_quantile=o.bg_quantile)
         rgb = np.asarray(job.photo).copy()
         rgb[~mask] = 255
         cut = Image.fromarray(rgb)
@@ -238,7 +209,8 @@ def _gradient_command(args: argparse.Namespace, fn_name: str, what: str) -> int:
     from percept.visualize import attribution as A
     from percept.visualize.common import overlay_heatmap
 
-    job = _Job(args)
+    o = config_from_args(TargetOptions, args)
+    job = _Job(o)
     a = getattr(A, fn_name)(job.model, job.x.to(job.device), job.target, labels=job.labels)
     print(f"{what.replace('_', ' ')} of {job.describe(a)}")
     img = A.gradient_image(a.map)
@@ -261,8 +233,9 @@ def cmd_gradcam(args: argparse.Namespace) -> int:
     from percept.visualize.attribution import grad_cam, gradient_image, heat_image
     from percept.visualize.common import overlay_heatmap
 
-    job = _Job(args)
-    a = grad_cam(job.model, job.x.to(job.device), job.target, layer=args.layer, labels=job.labels)
+    o = config_from_args(GradcamOptions, args)
+    job = _Job(o)
+    a = grad_cam(job.model, job.x.to(job.device), job.target, layer=o.layer, labels=job.labels)
     cam = a.extra["cam"]
     print(f"Grad-CAM of {job.describe(a)} at {a.extra['layer']} ({cam.shape[1]}x{cam.shape[0]} map)")
     raw = heat_image(a.map)
@@ -281,10 +254,11 @@ def cmd_occlusion(args: argparse.Namespace) -> int:
     from percept.visualize.attribution import heat_image, occlusion
     from percept.visualize.common import overlay_heatmap
 
-    job = _Job(args)
-    a = occlusion(job.model, job.x.to(job.device), job.target, patch=args.patch, stride=args.stride,
-                  baseline=args.baseline, labels=job.labels, progress=not args.quiet, probability=not args.logit)
-    what = ("mean activation" if a.probability is None else "class score" if args.logit else "probability")
+    o = config_from_args(OcclusionOptions, args)
+    job = _Job(o)
+    a = occlusion(job.model, job.x.to(job.device), job.target, patch=o.patch, stride=o.stride,
+                  baseline=o.baseline, labels=job.labels, progress=not args.quiet, probability=not o.logit)
+    what = ("mean activation" if a.probability is None else "class score" if o.logit else "probability")
     flat = int(a.map.flatten().argmax())
     y, x = divmod(flat, a.map.shape[1])
     print(f"occlusion of {job.describe(a)}: {a.extra['patch']} px patch, stride {a.extra['stride']}; "
@@ -303,22 +277,23 @@ def cmd_classviz(args: argparse.Namespace) -> int:
     from percept.visualize.classviz import class_model
     from percept.visualize.common import montage
 
-    job = _Job(args, image=False)
-    if args.target is not None:
+    o = config_from_args(ClassvizOptions, args)
+    job = _Job(o, image=False)
+    if o.target is not None:
         targets = [job.target]
-        size = args.size or 128
+        size = o.size or 128
     else:
         targets = job.target or [0]
-        size = args.size or job.size
+        size = o.size or job.size
     pics, names = [], []
     for t in targets:
-        r = class_model(job.model, t, size=size, steps=args.steps, lr=args.lr, decay=args.decay,
-                        blur_every=args.blur_every, blur_sigma=args.blur_sigma, clip_percentile=args.clip_percentile,
-                        jitter=args.jitter, init=args.init, seed=args.seed, device=job.device,
-                        progress=not args.quiet, labels=job.labels, octaves=args.octaves,
-                        octave_scale=args.octave_scale)
+        r = class_model(job.model, t, size=size, steps=o.steps, lr=o.lr, decay=o.decay,
+                        blur_every=o.blur_every, blur_sigma=o.blur_sigma, clip_percentile=o.clip_percentile,
+                        jitter=o.jitter, init=o.init, seed=o.seed, device=job.device,
+                        progress=not args.quiet, labels=job.labels, octaves=o.octaves,
+                        octave_scale=o.octave_scale)
         p = f", p={r.probability:.3f}" if r.probability is not None else ""
-        print(f"{r.target}: score {r.start_score:.4g} -> {r.score:.4g}{p} ({args.steps} steps, {r.seconds:.1f} s)")
+        print(f"{r.target}: score {r.start_score:.4g} -> {r.score:.4g}{p} ({o.steps} steps, {r.seconds:.1f} s)")
         safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in r.target)
         job.save(_picture(r.image), safe)
         pics.append(r.image[0])
@@ -332,23 +307,24 @@ def cmd_classviz(args: argparse.Namespace) -> int:
 def cmd_fool(args: argparse.Namespace) -> int:
     from percept.visualize.classviz import fooling_image
 
-    job = _Job(args, class_arg="to")
-    if args.target is None and job.target is None:
+    o = config_from_args(FoolOptions, args)
+    job = _Job(o, class_arg="to")
+    if o.target is None and job.target is None:
         raise PerceptError("fool needs --to CLASS (the class the classifier should see)")
-    if args.target is not None and job.target is None:
+    if o.target is not None and job.target is None:
         raise PerceptError("fool with --target needs LAYER:CHANNEL: the channel to make the layer's most active")
-    r = fooling_image(job.model, job.x.to(job.device), job.target, step=args.step / 255, max_steps=args.max_steps,
+    r = fooling_image(job.model, job.x.to(job.device), job.target, step=o.step / 255, max_steps=o.max_steps,
                       labels=job.labels)
 
     def name(label, p):
         return f"{label} (p={p:.3f})" if p is not None else label
 
-    diff = r.difference(args.gain)
+    diff = r.difference(o.gain)
     job.save(_picture(r.image), "fooled")
     job.save(_picture(diff), "fool_diff")
     job.sheet([job.photo, _picture(r.image), _picture(diff)],
               [name(r.start_label, r.start_probability),
-               name(r.label if r.success else f"not {r.label}", r.probability), f"change x{args.gain:g}"],
+               name(r.label if r.success else f"not {r.label}", r.probability), f"change x{o.gain:g}"],
               "fool_sheet")
     if r.success:
         print(f"fooled in {r.steps} steps: {name(r.start_label, r.start_probability)} -> "
@@ -370,78 +346,41 @@ def _picture(t):
 
 # ------------------------------------------------------------------------------------------ parsers
 
+EXCLUSIVE = ("classifier", "target")
+"""A class of a classifier or a channel of the loss network: one or the other."""
+
+
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("predict", help="a classifier's top classes (or a layer's most active channels)")
-    _target_options(p, klass=None)
-    p.add_argument("-k", type=_positive_int, default=5, help="how many (default 5)")
-    common_options(p)
+    add_viz_options(p, PredictOptions, EXCLUSIVE)
     p.set_defaults(func=cmd_predict)
 
     p = subparsers.add_parser("saliency", help="image-specific class saliency (Simonyan et al. 2014), "
                                                "optionally a GrabCut segmentation")
-    _target_options(p)
-    p.add_argument("--segment", action="store_true", help="also cut the object out with GrabCut seeded by saliency")
-    p.add_argument("--fg-quantile", type=_quantile, default=0.95,
-                   help="saliency above this quantile seeds probable foreground (default 0.95)")
-    p.add_argument("--bg-quantile", type=_quantile, default=0.3,
-                   help="saliency below this quantile is background (default 0.3)")
-    common_options(p)
+    add_viz_options(p, SaliencyOptions, EXCLUSIVE)
     p.set_defaults(func=cmd_saliency)
 
     p = subparsers.add_parser("guided-backprop", help="guided backpropagation (Springenberg et al. 2015)")
-    _target_options(p)
-    common_options(p)
+    add_viz_options(p, TargetOptions, EXCLUSIVE)
     p.set_defaults(func=cmd_guided_backprop)
 
     p = subparsers.add_parser("deconvnet", help="deconvnet reconstruction (Zeiler & Fergus 2014)")
-    _target_options(p)
-    common_options(p)
+    add_viz_options(p, TargetOptions, EXCLUSIVE)
     p.set_defaults(func=cmd_deconvnet)
 
     p = subparsers.add_parser("gradcam", help="Grad-CAM and guided Grad-CAM (Selvaraju et al. 2017)")
-    _target_options(p)
-    p.add_argument("--layer", help="where to take the feature maps: a loss-network layer for --target (default: "
-                                   "the block before the target's, e.g. relu3_4 for relu4_1), a module name for "
-                                   "a classifier (default: its last feature map, e.g. layer4 of a ResNet)")
-    common_options(p)
+    add_viz_options(p, GradcamOptions, EXCLUSIVE)
     p.set_defaults(func=cmd_gradcam)
 
     p = subparsers.add_parser("occlusion", help="score as a grey patch slides over the image (Zeiler & Fergus 2014)")
-    _target_options(p)
-    p.add_argument("--patch", type=_positive_int, help="patch side in px (default: 1/7 of the short side)")
-    p.add_argument("--stride", type=_positive_int, help="step in px (default: half the patch)")
-    p.add_argument("--baseline", type=_nonneg_float, default=0.5, help="patch grey level in [0, 1] (default 0.5)")
-    p.add_argument("--logit", action="store_true",
-                   help="a classifier's class score (logit) instead of its probability, which saturates near 1")
-    common_options(p)
+    add_viz_options(p, OcclusionOptions, EXCLUSIVE)
     p.set_defaults(func=cmd_occlusion)
 
     p = subparsers.add_parser("classviz", help="class model visualisation by gradient ascent (Simonyan et al. "
                                                "2014, Yosinski et al. 2015 regularisers)")
-    _target_options(p, klass="many", image=False,
-                    size_help="side of the square image (default: the classifier file's input size, else 224; "
-                              "128 for --target)")
-    p.add_argument("--steps", type=_positive_int, default=240, help="gradient steps over all octaves (default 240)")
-    p.add_argument("--octaves", type=_positive_int, default=3,
-                   help="scales, coarse to fine, each --octave-scale times the last (default 3)")
-    p.add_argument("--octave-scale", type=_octave_scale, default=1.4, help="size ratio between octaves (default 1.4)")
-    p.add_argument("--lr", type=_positive_float, default=0.05, help="step size (normalised gradient; default 0.05)")
-    p.add_argument("--decay", type=_nonneg_float, default=0.01, help="L2 decay per step (default 0.01)")
-    p.add_argument("--blur-every", type=_nonneg_int, default=2, help="Gaussian blur every N steps (default 2; 0: never)")
-    p.add_argument("--blur-sigma", type=_nonneg_float, help="blur width in px (default max(0.5, size/224))")
-    p.add_argument("--clip-percentile", type=_nonneg_float, default=10.0,
-                   help="set pixels whose norm is below this percentile to grey (default 10)")
-    p.add_argument("--jitter", type=_nonneg_int, help="random shift in px per step (default size/56)")
-    p.add_argument("--init", choices=["noise", "zero"], default="noise", help="start image (default noise)")
-    common_options(p)
+    add_viz_options(p, ClassvizOptions, EXCLUSIVE)
     p.set_defaults(func=cmd_classviz)
 
     p = subparsers.add_parser("fool", help="a fooling image: small gradient steps until the classifier sees --to")
-    _target_options(p, klass=None)
-    p.add_argument("--to", metavar="C", help="the class to reach (index or label); with --target, the channel "
-                                             "comes from LAYER:CHANNEL")
-    p.add_argument("--step", type=_positive_float, default=1.0, help="per-step change in 8-bit levels (default 1)")
-    p.add_argument("--max-steps", type=_positive_int, default=200)
-    p.add_argument("--gain", type=_positive_float, default=10.0, help="magnification of the difference image")
-    common_options(p)
+    add_viz_options(p, FoolOptions, EXCLUSIVE)
     p.set_defaults(func=cmd_fool)

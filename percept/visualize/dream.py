@@ -47,6 +47,7 @@ from percept.images import atomic_write_bytes, to_image
 from percept.models.vgg import LossNetwork
 from percept.visualize.common import ChannelTarget, parse_target
 from percept.visualize.maximize import gaussian_blur, normalize_grad, octave_sizes, random_shift, resize
+from percept.visualize.options import DREAM_TARGET, DreamOptions
 
 DREAM_DEFAULTS = dict(target="relu4_2", steps=10, octaves=4, octave_scale=1.4, step_size=0.003, jitter=32)
 """The Google notebook's schedule (10 steps x 4 octaves x 1.4, jitter 32 px) with half its step: its
@@ -162,11 +163,13 @@ def _check_settings(steps, octaves, octave_scale, step_size, jitter, grad_decay,
         raise PerceptError("laplacian_levels must be at least 1")
 
 
-def deep_dream(image: torch.Tensor, target: str | ChannelTarget = "relu4_2", steps: int = 10, octaves: int = 4,
-               octave_scale: float = 1.4, step_size: float = 0.003, jitter: int = 32, grad_decay: float = 0.0,
-               grad_blur: float = 0.0, grad_clip: float = 0.0, laplacian_norm: bool = False,
-               laplacian_levels: int = 4, guide: torch.Tensor | None = None, net: LossNetwork | None = None,
-               device: str = "auto", seed: int = 0, progress: bool = True,
+def deep_dream(image: torch.Tensor, target: str | ChannelTarget = DREAM_TARGET, steps: int = DreamOptions.steps,
+               octaves: int = DreamOptions.octaves, octave_scale: float = DreamOptions.octave_scale,
+               step_size: float = DreamOptions.step_size, jitter: int = DreamOptions.jitter,
+               grad_decay: float = DreamOptions.grad_decay, grad_blur: float = DreamOptions.grad_blur,
+               grad_clip: float = DreamOptions.grad_clip, laplacian_norm: bool = DreamOptions.laplacian_norm,
+               laplacian_levels: int = DreamOptions.laplacian_levels, guide: torch.Tensor | None = None,
+               net: LossNetwork | None = None, device: str = "auto", seed: int = 0, progress: bool = True,
                guide_features: torch.Tensor | None = None) -> DreamResult:
     """DeepDream one image (1, 3, H, W) in [0, 1].
 
@@ -271,9 +274,9 @@ class ZoomResult:
     objectives: list[float]
 
 
-def dream_zoom(image: torch.Tensor, frames: int, zoom_scale: float = 1.05, zoom_steps: int | None = None,
-               zoom_octaves: int | None = None, progress: bool = True, frame_callback=None,
-               **dream_kwargs) -> ZoomResult:
+def dream_zoom(image: torch.Tensor, frames: int, zoom_scale: float = DreamOptions.zoom_scale,
+               zoom_steps: int | None = None, zoom_octaves: int | None = None, progress: bool = True,
+               frame_callback=None, **dream_kwargs) -> ZoomResult:
     """The "infinite zoom": frame 0 is :func:`deep_dream` of ``image``; each later frame zooms into the
     previous one by ``zoom_scale`` and dreams on it with ``zoom_steps`` steps (default: half the
     first frame's) over ``zoom_octaves`` octaves (default 2). ``frame_callback(i, image)`` is called
@@ -313,7 +316,7 @@ def dream_zoom(image: torch.Tensor, frames: int, zoom_scale: float = 1.05, zoom_
     return ZoomResult(out, time.perf_counter() - t_start, objectives)
 
 
-def save_gif(frames: Sequence[Image.Image], path: str | os.PathLike, fps: float = 10.0) -> Path:
+def save_gif(frames: Sequence[Image.Image], path: str | os.PathLike, fps: float = DreamOptions.fps) -> Path:
     """An animated, looping GIF, written atomically."""
     buf = io.BytesIO()
     pal = [f.convert("RGB") for f in frames]
@@ -323,7 +326,7 @@ def save_gif(frames: Sequence[Image.Image], path: str | os.PathLike, fps: float 
     return Path(path)
 
 
-def save_mp4(frames: Sequence[Image.Image], path: str | os.PathLike, fps: float = 10.0) -> Path | None:
+def save_mp4(frames: Sequence[Image.Image], path: str | os.PathLike, fps: float = DreamOptions.fps) -> Path | None:
     """An MP4 (OpenCV ``mp4v``), written to a temporary file and renamed; ``None`` if OpenCV cannot
     write one here."""
     try:

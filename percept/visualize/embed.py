@@ -43,6 +43,7 @@ from percept.images import load_image, resize_long_side, save_image, to_float, t
 from percept.models.decoder import check_decoder_layer, crop_to_stride, load_decoder, shipped_decoder
 from percept.models.vgg import LAYERS, LossNetwork, check_layers
 from percept.visualize.common import montage, parse_target
+from percept.visualize.options import EmbedOptions, InvertGridOptions
 
 ImageSource = Union[str, os.PathLike, Image.Image]
 
@@ -376,11 +377,13 @@ class EmbedResult:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def embed_images(sources: str | os.PathLike | Sequence[ImageSource], layer: str = "relu5_1",
-                 channel: int | None = None, k: int = 5, queries: int | Sequence[int] = 6, size: int = 224,
-                 perplexity: float = 30.0, canvas: int = 1600, thumb: int | None = None, top: int = 16,
-                 pool: str = "avg", names: Sequence[str] | None = None, net: LossNetwork | None = None,
-                 device: str = "auto", seed: int = 0, progress: bool = False) -> EmbedResult:
+def embed_images(sources: str | os.PathLike | Sequence[ImageSource], layer: str = EmbedOptions.layer,
+                 channel: int | None = None, k: int = EmbedOptions.k,
+                 queries: int | Sequence[int] = EmbedOptions.queries, size: int = EmbedOptions.size,
+                 perplexity: float = EmbedOptions.perplexity, canvas: int = EmbedOptions.canvas,
+                 thumb: int | None = None, top: int = EmbedOptions.top, pool: str = EmbedOptions.pool,
+                 names: Sequence[str] | None = None, net: LossNetwork | None = None, device: str = "auto",
+                 seed: int = 0, progress: bool = False) -> EmbedResult:
     """Neighbours (pixels vs CNN codes), a t-SNE map and a channel's top patches for a set of images.
 
     Args:
@@ -480,9 +483,9 @@ def parse_layers(text: str | Sequence[str]) -> list[str]:
     return [parse_target(t).layer for t in layers]
 
 
-def invert_grid(image: ImageSource, layers: str | Sequence[str] = ("relu2_1", "relu3_1", "relu4_1", "relu5_1"),
-                method: str = "auto", size: int = 256, iterations: int | None = None,
-                fine_iterations: int | None = None, device: str = "auto", seed: int = 0,
+def invert_grid(image: ImageSource, layers: str | Sequence[str] = InvertGridOptions.layers,
+                method: str = InvertGridOptions.method, size: int = InvertGridOptions.size,
+                iterations: int | None = None, fine_iterations: int | None = None, device: str = "auto", seed: int = 0,
                 progress: bool = False) -> tuple[Image.Image, list[InvertCell]]:
     """Reconstruct ``image`` from each of ``layers`` and lay the results side by side, after the photo.
 

@@ -35,6 +35,7 @@ from percept.errors import PerceptError
 from percept.images import to_float, to_uint8
 from percept.models.vgg import LAYERS, LossNetwork, check_layers
 from percept.visualize.common import montage, normalize01
+from percept.visualize.options import ActivationsOptions, FiltersOptions
 
 CONV_LAYERS: tuple[str, ...] = tuple(n for n in LAYERS if n.startswith("conv"))
 
@@ -91,8 +92,9 @@ class FilterPictures:
     filters: list[int] = field(default_factory=list)  # output filters shown
 
 
-def filter_pictures(layer: str = "conv1_1", max_filters: int | None = None, slices: int = 8,
-                    tile: int | None = None, net: LossNetwork | None = None) -> FilterPictures:
+def filter_pictures(layer: str = FiltersOptions.layer, max_filters: int | None = None,
+                    slices: int = FiltersOptions.slices, tile: int | None = None,
+                    net: LossNetwork | None = None) -> FilterPictures:
     """Montages of a conv layer's filters.
 
     ``conv1_1``: ``{layer}_per_filter`` and ``{layer}_joint`` (all 64 RGB filters, 8x8, each ``tile``
@@ -182,8 +184,9 @@ def select_channels(feat: torch.Tensor, max_channels: int, order: str = "index")
 
 
 @torch.no_grad()
-def activation_grids(image: torch.Tensor, layers: Sequence[str], max_channels: int = 16,
-                     order: str = "index", tile: int = 96, net: LossNetwork | None = None) -> list[ActivationGrid]:
+def activation_grids(image: torch.Tensor, layers: Sequence[str], max_channels: int = ActivationsOptions.max_channels,
+                     order: str = "index", tile: int = ActivationsOptions.tile,
+                     net: LossNetwork | None = None) -> list[ActivationGrid]:
     """Feature maps of ``layers`` for one image (1, 3, H, W) in [0, 1], one labelled grid per layer.
 
     Each tile is one channel stretched to [0, 1] on its own (viridis); a flat channel is black. Labels

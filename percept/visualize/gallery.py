@@ -39,6 +39,7 @@ from PIL import Image
 
 from percept.errors import PerceptError
 from percept.images import ImageLike, atomic_write_bytes, load_image, resize_long_side, to_image, to_tensor
+from percept.visualize.options import GalleryOptions
 
 
 @dataclass
@@ -652,7 +653,7 @@ def render_html(photo: Image.Image, name: str, sections: Sequence[Section], subt
 
 def build_gallery(image: ImageLike, out: str | os.PathLike, fast: bool = False,
                   folder: str | os.PathLike | None = None, size: int | None = None,
-                  classifier: str | None = "efficientnet_lite0", classifier_weights: str | os.PathLike | None = None,
+                  classifier: str | None = GalleryOptions.classifier, classifier_weights: str | os.PathLike | None = None,
                   device: str = "auto", seed: int = 0, progress: bool = False,
                   sections: Sequence[str] | None = None) -> GalleryReport:
     """Write ``out/index.html``: every technique for one photo on one self-contained page.

@@ -21,6 +21,7 @@ from percept.device import resolve_device
 from percept.errors import PerceptError
 from percept.images import resize_long_side, save_image, to_image, to_tensor
 from percept.models.losses import PerceptualLoss
+from percept.visualize.options import GatysOptions
 
 
 @dataclass
@@ -32,12 +33,14 @@ class OptimizationResult:
 
 
 def optimize_style(content: Image.Image, styles: Sequence[Image.Image] | Image.Image,
-                   blend: Sequence[float] | None = None, iterations: int = 200, optimizer: str = "lbfgs",
-                   init: str = "content", size: int | None = 512, content_weight: float = 1.0,
-                   style_weight: float = 10.0, tv_weight: float = 10.0, lr: float = 0.02,
-                   device: str = "auto", seed: int = 0, snapshot_every: int = 0,
-                   snapshot_dir: str | Path | None = None, progress: bool = True,
-                   loss: PerceptualLoss | None = None, style_size: int | None = None) -> OptimizationResult:
+                   blend: Sequence[float] | None = None, iterations: int = GatysOptions.iterations,
+                   optimizer: str = GatysOptions.optimizer, init: str = GatysOptions.init,
+                   size: int | None = GatysOptions.size, content_weight: float = GatysOptions.content_weight,
+                   style_weight: float = GatysOptions.style_weight, tv_weight: float = GatysOptions.tv_weight,
+                   lr: float = 0.02, device: str = "auto", seed: int = 0,
+                   snapshot_every: int = GatysOptions.snapshot_every, snapshot_dir: str | Path | None = None,
+                   progress: bool = True, loss: PerceptualLoss | None = None,
+                   style_size: int | None = None) -> OptimizationResult:
     """Optimise an image to match ``content``'s features and ``styles``' Gram matrices.
 
     Args:

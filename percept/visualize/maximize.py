@@ -44,6 +44,7 @@ from percept.errors import PerceptError
 from percept.images import to_image
 from percept.models.vgg import IMAGENET_MEAN, LAYERS, LossNetwork
 from percept.visualize.common import ChannelTarget, parse_target
+from percept.visualize.options import MaximizeOptions
 
 MEAN_RGB = IMAGENET_MEAN
 """The mean colour the L2 decay pulls pixels towards (ImageNet's, RGB in [0, 1])."""
@@ -206,12 +207,16 @@ starting from the mean colour +- 0.1 uniform noise. Compared on relu2_1..relu5_1
 of 0.03 with blur 0.5 gave the same patterns, more saturated and noisier, at 1.6x the time."""
 
 
-def maximize_activation(targets: Sequence[str | ChannelTarget] | str, size: int = 128, octaves: int = 3,
-                        octave_scale: float = 1.4, steps: int = 25, lr: float = 0.025, jitter: int = 8,
-                        decay: float = 0.01, blur_every: int = 4, blur_sigma: float = 1.0,
-                        norm_clip_pct: float = 0.0, preactivation: bool = True, center: bool = False,
-                        noise: float = 0.1, batch: int = 16, net: LossNetwork | None = None,
-                        device: str = "auto", seed: int = 0, progress: bool = True) -> MaximizeResult:
+def maximize_activation(targets: Sequence[str | ChannelTarget] | str, size: int = MaximizeOptions.size,
+                        octaves: int = MaximizeOptions.octaves, octave_scale: float = MaximizeOptions.octave_scale,
+                        steps: int = MaximizeOptions.steps, lr: float = MaximizeOptions.lr,
+                        jitter: int = MaximizeOptions.jitter, decay: float = MaximizeOptions.decay,
+                        blur_every: int = MaximizeOptions.blur_every, blur_sigma: float = MaximizeOptions.blur_sigma,
+                        norm_clip_pct: float = MaximizeOptions.norm_clip_pct,
+                        preactivation: bool = not MaximizeOptions.no_preactivation,
+                        center: bool = MaximizeOptions.center, noise: float = 0.1, batch: int = MaximizeOptions.batch,
+                        net: LossNetwork | None = None, device: str = "auto", seed: int = 0,
+                        progress: bool = True) -> MaximizeResult:
     """Images that maximally activate channels of the VGG19 loss network (or, with ``net`` a
     :class:`~percept.visualize.attribution.ClassifierLayers`, channels of a classifier's layers and its
     class logits: ``"_blocks.10:5"``, ``"logits:flamingo"``; no pre-activation there).

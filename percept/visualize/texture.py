@@ -33,6 +33,7 @@ from percept.errors import PerceptError
 from percept.images import resize_long_side, to_image, to_tensor
 from percept.models.losses import DEFAULT_STYLE_LAYERS, StyleLoss
 from percept.models.vgg import LAYERS, LossNetwork, check_layers
+from percept.visualize.options import TextureOptions
 
 PAPER_LAYERS: tuple[str, ...] = ("conv1_1", "pool1", "pool2", "pool3", "pool4")
 """The layers of Gatys et al.'s texture model (use with ``pooling="avg"``)."""
@@ -97,9 +98,10 @@ def _lbfgsb(img: torch.Tensor, loss_fn, iterations: int, history: list[float], b
     return torch.from_numpy(res.x.reshape(shape)).to(dev, torch.float32).clamp(0, 1)
 
 
-def synthesize_texture(texture: Image.Image, size: int | None = 256, iterations: int = 100,
-                       optimizer: str = "lbfgs", layers: Sequence[str] | str | None = None, pooling: str = "max",
-                       output_size: tuple[int, int] | None = None, lr: float = 0.05, device: str = "auto",
+def synthesize_texture(texture: Image.Image, size: int | None = TextureOptions.size,
+                       iterations: int = TextureOptions.iterations, optimizer: str = TextureOptions.optimizer,
+                       layers: Sequence[str] | str | None = None, pooling: str = TextureOptions.pooling,
+                       output_size: tuple[int, int] | None = None, lr: float = TextureOptions.lr, device: str = "auto",
                        seed: int = 0, progress: bool = True, net: LossNetwork | None = None) -> TextureResult:
     """Synthesise a new sample of ``texture`` by matching its Gram matrices from white noise.
 
