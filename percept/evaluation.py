@@ -30,6 +30,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from percept.errors import PerceptError
+from percept.flow import FlowEstimator, consistent, warp
 from percept.images import resize_long_side, to_float, to_tensor
 from percept.models.losses import PerceptualLoss, gram_matrix
 from percept.models.vgg import LossNetwork, check_layers
@@ -123,9 +125,6 @@ def warping_error(source: "list", stylised: "list", preset: str = "medium") -> W
     resized to it).
     """
     import numpy as np
-
-    from percept.errors import PerceptError
-    from percept.flow import FlowEstimator, consistent, warp
 
     if len(source) != len(stylised):
         raise PerceptError(f"the clips have different lengths: {len(source)} and {len(stylised)} frames")

@@ -181,13 +181,13 @@ def test_bad_paintings_and_options():
         a(photo, [Image.new("RGB", (100, 80), (120, 30, 30))])
     with pytest.raises(PerceptError, match=r"^style 1: the style image is 20x20 px; give one of at least 32x32 px$"):
         a(photo, [_painting().resize((20, 20))])
-    with pytest.raises(PerceptError, match=r"^--style-blend has 1 weight\(s\) for 2 style image\(s\); give one per --style$"):
+    with pytest.raises(PerceptError, match=r"^`style_blend` has 1 weight\(s\) for 2 style image\(s\); give one per `style`$"):
         a(photo, [_painting(), _painting()], weights=[1.0])
-    with pytest.raises(PerceptError, match=r"^--style-blend weights must be 0 or more and not all 0"):
+    with pytest.raises(PerceptError, match=r"^`style_blend` weights must be 0 or more and not all 0"):
         a(photo, [_painting()], weights=[-1])
     with pytest.raises(PerceptError, match=r"^unknown method 'gatys'; use wct, adain or linear$"):
         A.AnyStyle("gatys")
-    with pytest.raises(PerceptError, match=r"^--method wct needs a decoder for pool5 and none is installed; train one "
+    with pytest.raises(PerceptError, match=r"^`method` wct needs a decoder for pool5 and none is installed; train one "
                                            r"with `percept train-decoder --layer pool5`$"):
         A.AnyStyle("wct", layers=["relu5_1", "pool5"])
     huge = _painting().resize((3000, 2000))  # a huge painting is read at 512 px: same result as a 512 px one

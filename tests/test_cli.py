@@ -150,3 +150,21 @@ def test_resume_without_state(capsys, tmp_path, small_data, painting_path):
     code, _, err = run(capsys, "train-style", "--style", str(painting_path), "--data", str(small_data),
                        "--out", str(tmp_path / "o"), "--resume", "--quiet")
     assert_one_line_error(code, err, "--resume: no training state at")
+
+
+def test_a_library_error_names_the_argument_and_the_command_line_its_flag(capsys, tmp_path):
+    """The stylizer's checks live in the library and name the API's argument (`style_blend`); the command line
+    prints the flag that sets it (--style-blend). A backquoted word that is no option (a command) stays."""
+    from percept.errors import PerceptError, for_command_line
+    from percept.inference.stylizer import open_stylizer
+
+    with pytest.raises(PerceptError) as exc:
+        open_stylizer("wave", method="wct")
+    assert str(exc.value) == ("`method`, `style_blend`, `levels`, `decoder` and `color_match` are for `style` PAINTING "
+                              "(arbitrary style transfer)")
+    assert for_command_line("`style_blend` has 1 weight; see `percept models` or `percept`",
+                            {"style_blend": "--style-blend"}) == \
+        "`--style-blend` has 1 weight; see `percept models` or `percept`".replace("`--style-blend`", "--style-blend")
+    assert main(["stylize", str(tmp_path / "x.jpg"), "--model", "wave", "--method", "wct", "-o", str(tmp_path / "o.png")]) == 2
+    assert capsys.readouterr().err == ("percept: error: --method, --style-blend, --levels, --decoder and --color-match "
+                                       "are for --style PAINTING (arbitrary style transfer)\n")

@@ -156,7 +156,7 @@ def test_engine_backends_agree_with_a_painting(tiny_linear, tmp_path, wave_path,
         assert outs[b].shape == (60, 72, 3)
     for b in backends[1:]:
         assert np.abs(outs[b] - outs["onnx"]).max() <= 2, b  # uint8 pixels: rounding at most
-    with pytest.raises(PerceptError, match=r"is a linear style model: give it a painting \(--style PAINTING\)$"):
+    with pytest.raises(PerceptError, match=r"is a linear style model: give it a painting \(`style` PAINTING\)$"):
         Engine(path)
     with pytest.raises(PerceptError, match=r"^style= \(a painting\) is for the linear style model"):
         Engine("wave_rt", style=str(wave_path))

@@ -113,7 +113,7 @@ def test_export_records_the_check_and_auto_obeys_it(tmp_path):
 
 
 def test_errors(monkeypatch):
-    with pytest.raises(PerceptError, match=r"^--precision bf16 is for the openvino backend \(--backend openvino\)"):
+    with pytest.raises(PerceptError, match=r"^`precision` bf16 is for the openvino backend \(`backend` openvino\)"):
         Engine("wave_rt", backend="onnx", precision="bf16")
     with pytest.raises(PerceptError, match=r"^unknown precision 'fp8'; use auto, fp32 or bf16$"):
         Engine("wave_rt", backend="openvino", precision="fp8")

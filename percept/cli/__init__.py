@@ -21,7 +21,7 @@ import sys
 
 from percept.cli import deploy, inspect, live, models, stylise, train
 from percept.cli.common import Parser
-from percept.errors import PerceptError
+from percept.errors import PerceptError, for_command_line
 
 __all__ = ["build_parser", "main"]
 
@@ -34,7 +34,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
     for job in JOBS:
         job.register(sub)
+    _record_flags(p)
     return p
+
+
+def _record_flags(parser: argparse.ArgumentParser) -> None:
+    """Each command remembers its options (dest -> long flag), so a library error that names an argument
+    (`` `style_blend` ``) is printed with the flag the user typed (``--style-blend``)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _record_flags(child)
+    flags = {a.dest: max(a.option_strings, key=len) for a in parser._actions if a.option_strings}
+    parser.set_defaults(_flags=flags)
 
 
 class _Terminated(KeyboardInterrupt):
@@ -80,7 +92,8 @@ def _run(args: argparse.Namespace) -> int:
     except PerceptError as exc:
         # one write per line: the processes of a torchrun job share the terminal; rank > 0 says which it is
         rank = os.environ.get("RANK", "0") if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1 else "0"
-        sys.stderr.write(f"percept: error{'' if rank == '0' else f' (rank {rank})'}: {exc}\n")
+        message = for_command_line(str(exc), getattr(args, "_flags", {}))
+        sys.stderr.write(f"percept: error{'' if rank == '0' else f' (rank {rank})'}: {message}\n")
         sys.stderr.flush()
         return 2
     except KeyboardInterrupt as exc:

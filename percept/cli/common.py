@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 
 from percept.errors import PerceptError
+from percept.registry import user_dir
 
 OUT_HELP = ("output folder (default: the user model folder, $PERCEPT_USER_MODELS or ~/.cache/percept/models, "
             "where `--model NAME` finds it): NAME.pt, NAME.json")
@@ -20,8 +21,6 @@ class Parser(argparse.ArgumentParser):
 
 def out_folder(args: argparse.Namespace) -> str:
     """``--out``, else the user model folder (so the trained model is found by name)."""
-    from percept.registry import user_dir
-
     return args.out or str(user_dir())
 
 

@@ -7,11 +7,10 @@ import argparse
 import sys
 
 from percept.errors import PerceptError
+from percept.registry import list_models, model_dirs
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from percept.registry import list_models, model_dirs
-
     broken: list[PerceptError] = []
     models = list_models(broken=broken)
     dirs = model_dirs()

@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from percept.device import resolve_device
+from percept.device import cpu_has_bf16, resolve_device
 from percept.errors import PerceptError
 from percept.images import (  # noqa: F401 - the painting checks are re-exported here, where they are used
     MIN_STYLE_SIDE,
@@ -44,6 +44,7 @@ from percept.images import (  # noqa: F401 - the painting checks are re-exported
     STYLE_SIDE,
     ImageLike,
     check_painting,
+    check_strength,
     load_image,
     painting_label,
     preserve_color,
@@ -51,10 +52,15 @@ from percept.images import (  # noqa: F401 - the painting checks are re-exported
     to_image,
     to_tensor,
 )
+from percept.inference.engine import Engine
+from percept.inference.openvino_backend import openvino_installed
 from percept.inference.options import blend_weights
-from percept.models.decoder import decoder_name
+from percept.models.decoder import decoder_name, load_decoder, shipped_decoder
+from percept.models.linear import load_linear
 from percept.models.specs import LINEAR_MODEL
 from percept.models.transforms import adain, color_moments, color_stats, match_colors
+from percept.models.vgg import VGG_LAYERS, LossNetwork
+from percept.registry import find_model
 
 __all__ = ["COLOR_MATCH", "METHODS", "AnyStyle", "AnyStyleResult", "Teacher", "check_painting", "stylize_any"]
 
@@ -170,19 +176,14 @@ class AnyStyle:
             raise PerceptError(f"color_match must be between 0 and 1, got {color_match}")
         self.color_match = COLOR_MATCH.get(method, 0.0) if color_match is None else float(color_match)
         """How far the picture's colours move towards the painting's (0..1)."""
-        from percept.models.decoder import load_decoder, shipped_decoder
-        from percept.models.vgg import LossNetwork
-
         self.method, self.device = method, resolve_device(device)
         self._style_cache: dict[tuple, dict] = {}
         if method == "linear":
-            from percept.models.linear import load_linear
-
             try:
                 self.linear, self.card = load_linear(model or LINEAR_MODEL)
             except PerceptError as exc:
                 if model is None and str(exc).startswith(f"unknown model '{LINEAR_MODEL}'"):
-                    raise PerceptError(f"--method linear needs the linear style model '{LINEAR_MODEL}' and it is not "
+                    raise PerceptError(f"`method` linear needs the linear style model '{LINEAR_MODEL}' and it is not "
                                        "installed; train one with `percept train-linear`") from None
                 raise
             self.linear.to(self.device)
@@ -199,20 +200,16 @@ class AnyStyle:
             try:
                 model = decoders.get(layer) or shipped_decoder(layer, adain=method == "adain")
             except PerceptError:
-                raise PerceptError(f"--method {method} needs a decoder for {layer} and none is installed; train one "
+                raise PerceptError(f"`method` {method} needs a decoder for {layer} and none is installed; train one "
                                    f"with `percept train-decoder --layer {layer}`") from None
             dec, _ = load_decoder(model)
             self.decoders[layer] = dec.to(self.device).eval()
             self.layers.append(layer)
-        from percept.models.vgg import VGG_LAYERS
-
         order = VGG_LAYERS["vgg19"]
         self.net = LossNetwork(max(self.layers, key=order.index)).to(self.device).eval()
         self._setup_precision(precision)
 
     def _setup_precision(self, precision: str) -> None:
-        from percept.device import cpu_has_bf16
-
         cpu = self.device.type == "cpu"
         self.precision = ("bf16" if cpu and cpu_has_bf16() else "fp32") if precision == "auto" else precision
         """The arithmetic the photo's pass runs in: ``fp32`` or ``bf16``."""
@@ -288,8 +285,6 @@ class AnyStyle:
                  size: int | None = None, strength: float = 1.0, preserve_colors: bool = False) -> AnyStyleResult:
         """Stylise ``photo`` with ``paintings`` (blended by ``weights``); ``preserve_colors`` keeps the photo's
         colours (the colour match is then skipped)."""
-        from percept.images import check_strength
-
         check_strength(strength)
         if not paintings:
             raise PerceptError("give at least one style image")
@@ -324,9 +319,6 @@ class Teacher(torch.nn.Module):
         self.engine = None
         self.any_style: AnyStyle | None = None
         if method == "linear":  # the engine, as every other linear run: the painting baked in once
-            from percept.inference.engine import Engine
-            from percept.inference.openvino_backend import openvino_installed
-
             on_cpu = resolve_device(device).type == "cpu"
             fast = on_cpu and openvino_installed() and _has_onnx(model or LINEAR_MODEL)
             self.engine = Engine(model or LINEAR_MODEL, backend="openvino" if fast else "torch",
@@ -349,8 +341,6 @@ class Teacher(torch.nn.Module):
 
 
 def _has_onnx(model: str) -> bool:
-    from percept.registry import find_model
-
     try:
         return find_model(model).onnx is not None
     except PerceptError:  # not installed: the PyTorch route says so in its own words

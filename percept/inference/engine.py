@@ -59,7 +59,7 @@ class _TorchBackend:
         from percept.models.transformer import load_style_network
 
         if device == "tensorrt":
-            raise PerceptError("--device tensorrt needs the onnx backend")
+            raise PerceptError("`device` tensorrt needs the onnx backend")
         if threads:
             torch.set_num_threads(threads)
         self.device = resolve_device(device)
@@ -113,13 +113,13 @@ class Engine:
         if precision not in ("auto", "fp32", "bf16"):
             raise PerceptError(f"unknown precision '{precision}'; use auto, fp32 or bf16")
         if precision != "auto" and backend != "openvino":
-            raise PerceptError(f"--precision {precision} is for the openvino backend (--backend openvino); "
+            raise PerceptError(f"`precision` {precision} is for the openvino backend (`backend` openvino); "
                                "for onnxruntime, export the precision you want (percept export --fp16 or --int8)")
         try:
             files = find_model(model)
         except PerceptError as exc:
             if style is not None and str(model) == LINEAR_MODEL and str(exc).startswith("unknown model"):
-                raise PerceptError(f"--style PAINTING needs the linear style model '{LINEAR_MODEL}' and it is not "
+                raise PerceptError(f"`style` PAINTING needs the linear style model '{LINEAR_MODEL}' and it is not "
                                    "installed; train one with `percept train-linear`") from None
             raise
         files = onnx_on_first_use(files, backend)  # a shipped .pt without its .onnx: exported once into the cache
@@ -164,7 +164,7 @@ class Engine:
             self.path = self._baked[0]
         else:
             if pt_path is None:
-                raise PerceptError(f"no .pt checkpoint for model '{model}' (use --backend onnx)")
+                raise PerceptError(f"no .pt checkpoint for model '{model}' (use `backend` onnx)")
             self._impl = _TorchBackend(pt_path, device, threads)
             self.path = pt_path
         self.backend = backend
@@ -189,7 +189,7 @@ class Engine:
             raise PerceptError(f"style= (a painting) is for the linear style model (e.g. linear_relu3_1); "
                                f"'{files.name}' is a trained style network with its own painting")
         if style is None:
-            raise PerceptError(f"'{files.name}' is a linear style model: give it a painting (--style PAINTING)")
+            raise PerceptError(f"'{files.name}' is a linear style model: give it a painting (`style` PAINTING)")
         from percept.images import painting_label, painting_tensor
         from percept.inference import linear
 

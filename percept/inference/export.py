@@ -49,8 +49,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from percept.checkpoint import checkpoint_digest, load_checkpoint
 from percept.errors import PerceptError
+from percept.images import atomic_write_bytes, check_writable
 from percept.inference.deploy_options import ExportOptions
+from percept.inference.linear import LINEAR_CHECK_PAIRS, export_linear
+from percept.inference.openvino_backend import bf16_supported, check_bf16, openvino_core, openvino_installed
 from percept.inference.runtime import (  # noqa: F401 - re-exported: the exporter's helpers as before
     CALIBRATION_SAMPLES,
     CALIBRATION_SIZE,
@@ -60,6 +64,10 @@ from percept.inference.runtime import (  # noqa: F401 - re-exported: the exporte
     session_options,
     store_weights_fp16,
 )
+from percept.models.decoder import load_decoder
+from percept.models.deploy import deploy_form
+from percept.models.linear import load_linear
+from percept.models.transformer import load_style_network
 from percept.registry import find_model
 from percept.version import __version__
 
@@ -114,10 +122,6 @@ def _card_summary(card: dict) -> dict:
 
 
 def _load_torch_model(model: str | os.PathLike) -> tuple[torch.nn.Module, dict, str]:
-    from percept.checkpoint import load_checkpoint
-    from percept.models.decoder import load_decoder
-    from percept.models.transformer import load_style_network
-
     path = find_model(model).require_pt("export starts from the PyTorch weights")
     kind = load_checkpoint(path)["kind"]
     if kind not in EXPORTABLE_KINDS:
@@ -125,8 +129,6 @@ def _load_torch_model(model: str | os.PathLike) -> tuple[torch.nn.Module, dict, 
     if kind == "feature-decoder":
         net, card = load_decoder(path)
     elif kind == "linear-style":
-        from percept.models.linear import load_linear
-
         net, card = load_linear(path)
     else:
         net, card = load_style_network(path)
@@ -164,8 +166,6 @@ def _to_onnx_bytes(net: torch.nn.Module, opset: int, deploy: bool = True) -> byt
     onnxruntime runs faster on a CPU; ``deploy=False`` exports the layers as trained, for
     ``scripts/bench_deploy.py``); the caller checks the result against ``net`` itself.
     """
-    from percept.models.deploy import deploy_form
-
     decoder = hasattr(net, "in_channels")
     if deploy:
         net = deploy_form(net)
@@ -311,8 +311,6 @@ def _check_export(out: str | os.PathLike, opset: int, fp16: bool, int8: bool, fp
         raise PerceptError(f"{out}: the output file must end in .onnx")
     if out.parent.exists() and not out.parent.is_dir():
         raise PerceptError(f"{out.parent}: is not a folder")
-    from percept.images import check_writable
-
     check_writable(out.parent)
     if not 7 <= opset <= 23:
         raise PerceptError(f"--opset {opset} is not supported; use 17 to 23 (default {DEFAULT_OPSET})")
@@ -377,8 +375,6 @@ def export_onnx(model: str | os.PathLike, out: str | os.PathLike, opset: int = D
 
     out = _check_export(out, opset, fp16, int8, fp16_weights, calibration)
     net, card, kind = _load_torch_model(model)
-    from percept.checkpoint import checkpoint_digest
-
     card = {**card, "weights_sha256": checkpoint_digest(find_model(model).require_pt("export"))}
     if int8 and kind != "style-transformer":
         raise PerceptError(f"--int8 is for style networks; {model} is a '{kind}' checkpoint")
@@ -395,8 +391,6 @@ def export_onnx(model: str | os.PathLike, out: str | os.PathLike, opset: int = D
     linear_meta: dict[str, str] = {}
     linear_diff = 0.0
     if kind == "linear-style":
-        from percept.inference.linear import LINEAR_CHECK_PAIRS, export_linear
-
         proto, linear_meta, linear_diff, rounding_diff = export_linear(net, card, opset, tolerance, fp16_weights)
         sizes = [p[0] for p in LINEAR_CHECK_PAIRS]
         in_spec, out_spec = linear_meta.pop("percept.input"), linear_meta.pop("percept.output")
@@ -451,8 +445,6 @@ def export_onnx(model: str | os.PathLike, out: str | os.PathLike, opset: int = D
             entry.key, entry.value = "percept.openvino_bf16", check.to_json()
             data = proto.SerializeToString()
             report.bf16, report.bytes = check, len(data)
-    from percept.images import atomic_write_bytes
-
     atomic_write_bytes(out, data)
     return report
 
@@ -460,8 +452,6 @@ def export_onnx(model: str | os.PathLike, out: str | os.PathLike, opset: int = D
 def _openvino_bf16_check(data: bytes):
     """OpenVINO's bf16 against its fp32 on the check photos (:func:`percept.inference.openvino_backend.check_bf16`),
     where OpenVINO is installed and the CPU has bf16; else None."""
-    from percept.inference.openvino_backend import bf16_supported, check_bf16, openvino_core, openvino_installed
-
     if not openvino_installed():
         return None
 

@@ -28,10 +28,12 @@ import numpy as np
 import torch
 
 from percept.errors import PerceptError
-from percept.images import painting_label, painting_tensor
+from percept.images import atomic_write_bytes, painting_label, painting_tensor
 from percept.inference.runtime import round_weights_fp16, session_options, store_weights_fp16
+from percept.models.deploy import deploy_form
 from percept.models.linear import BakedLinear, LinearStyleNet  # noqa: F401 - BakedLinear: the torch backend's
 from percept.models.transformer import pad_to_multiple
+from percept.registry import cache_dir
 
 __all__ = ["LINEAR_CHECK_PAIRS", "BakedLinear", "bake_style", "export_linear"]
 
@@ -45,8 +47,6 @@ class _Graph(torch.nn.Module):
 
     def __init__(self, net: LinearStyleNet) -> None:
         super().__init__()
-        from percept.models.deploy import deploy_form
-
         self.net = net
         self.decoder = deploy_form(net.decoder)  # the same function, faster upsampling on a CPU
 
@@ -146,9 +146,6 @@ def bake_style(onnx_path: str | os.PathLike, painting, name: str = "style") -> P
     Cached in ``cache_dir()/linear``, keyed by the file's and the painting's bytes."""
     import onnx
     from onnx import numpy_helper
-
-    from percept.images import atomic_write_bytes
-    from percept.registry import cache_dir
 
     src = Path(onnx_path)
     style = painting_tensor(painting, name).numpy()

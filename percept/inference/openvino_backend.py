@@ -30,12 +30,15 @@ from pathlib import Path
 
 import numpy as np
 
+from percept.device import cpu_description
 from percept.errors import PerceptError
+from percept.images import atomic_write_bytes
 from percept.inference.runtime import (  # noqa: F401 - read_onnx_metadata: re-exported
     calibration_images,
     percept_metadata,
     read_onnx_metadata,
 )
+from percept.registry import cache_dir
 
 __all__ = ["BF16_MIN_PSNR", "PRECISIONS", "Bf16Check", "OpenVinoBackend", "bf16_supported", "check_bf16",
            "openvino_core", "openvino_installed"]
@@ -81,8 +84,6 @@ def bf16_supported(core=None) -> bool:
 
 def _require_bf16(core) -> None:
     if not bf16_supported(core):
-        from percept.device import cpu_description
-
         raise PerceptError(f"--precision bf16 needs a CPU with AVX512-BF16 or AMX; this one has neither "
                            f"({cpu_description()}); use --precision fp32 or auto")
 
@@ -122,8 +123,6 @@ class Bf16Check:
 
 
 def _cpu_model() -> str:
-    from percept.device import cpu_description
-
     return cpu_description()
 
 
@@ -157,8 +156,6 @@ def _read_bytes(core, data: bytes):
 
 
 def _cache_file() -> Path:
-    from percept.registry import cache_dir
-
     return cache_dir() / "openvino-bf16.json"
 
 
@@ -182,8 +179,6 @@ def _cached_check(path: Path, core) -> Bf16Check:
     try:  # a cache that cannot be written costs a re-check next time, nothing else
         entries = entries if isinstance(entries, dict) else {}
         entries[key] = json.loads(check.to_json())
-        from percept.images import atomic_write_bytes
-
         cache.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(cache, json.dumps(entries, indent=1).encode())
     except (OSError, PerceptError):  # a read-only or full cache folder

@@ -49,9 +49,9 @@ def blend_weights(weights: Sequence[float] | None, n: int) -> list[float]:
         return [1.0 / n] * n
     w = [float(v) for v in weights]
     if len(w) != n:
-        raise PerceptError(f"--style-blend has {len(w)} weight(s) for {n} style image(s); give one per --style")
+        raise PerceptError(f"`style_blend` has {len(w)} weight(s) for {n} style image(s); give one per `style`")
     if any(v < 0 or not math.isfinite(v) for v in w) or sum(w) <= 0:
-        raise PerceptError(f"--style-blend weights must be 0 or more and not all 0, got {','.join(map(str, w))}")
+        raise PerceptError(f"`style_blend` weights must be 0 or more and not all 0, got {','.join(map(str, w))}")
     return [v / sum(w) for v in w]
 
 

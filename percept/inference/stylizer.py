@@ -49,7 +49,7 @@ __all__ = ["StylizeResult", "Stylizer", "check_stylizer", "open_stylizer", "styl
 
 DEFAULT_METHOD = "adain"
 """What ``style=`` runs when no method is named (:data:`percept.inference.anystyle.DEFAULT_METHOD` says why)."""
-_NOT_FOR_MODEL = ("--method, --style-blend, --levels, --decoder and --color-match are for --style PAINTING (arbitrary "
+_NOT_FOR_MODEL = ("`method`, `style_blend`, `levels`, `decoder` and `color_match` are for `style` PAINTING (arbitrary "
                   "style transfer)")
 
 
@@ -169,7 +169,7 @@ def _levels(levels: Sequence[str]) -> list[str]:
 
     layers = [str(t).strip() for t in levels if str(t).strip()]
     if not layers or len(set(layers)) != len(layers):
-        raise PerceptError(f"--levels {','.join(map(str, levels))}: give distinct comma-separated layers, coarse to "
+        raise PerceptError(f"`levels` {','.join(map(str, levels))}: give distinct comma-separated layers, coarse to "
                            "fine, e.g. relu4_1,relu3_1,relu2_1,relu1_1")
     return [check_decoder_layer(t) for t in layers]
 
@@ -180,10 +180,10 @@ def _decoders(models: Sequence[str]) -> dict[str, str]:
     for m in models:
         info = find_model(m)
         if info.card.get("kind") != ModelKind.DECODER.value:
-            raise PerceptError(f"--decoder {m}: a '{info.card.get('kind')}' model, not a feature decoder")
+            raise PerceptError(f"`decoder` {m}: a '{info.card.get('kind')}' model, not a feature decoder")
         layer = str(info.card.get("layer"))
         if layer in out:
-            raise PerceptError(f"--decoder: two decoders for {layer} ({out[layer]}, {m})")
+            raise PerceptError(f"`decoder`: two decoders for {layer} ({out[layer]}, {m})")
         out[layer] = str(m)
     return out
 
@@ -208,23 +208,23 @@ def check_stylizer(model: str | os.PathLike | None = None, *, style: ImageLike |
         raise PerceptError(f"unknown method '{method}'; use {', '.join(METHODS[:-1])} or {METHODS[-1]}")
     if not paintings:
         if model is None:
-            raise PerceptError("give --model NAME (see `percept models`) or --style PAINTING")
+            raise PerceptError("give `model` NAME (see `percept models`) or `style` PAINTING")
         if method or style_blend or levels or decoder or color_match is not None:
             raise PerceptError(_NOT_FOR_MODEL)
         return None, [], []
     if model is not None and find_model(model).kind != ModelKind.LINEAR.value:
         if method == "linear":
-            raise PerceptError(f"--style PAINTING runs the linear style model; '{model}' is a per-style network "
-                               "(give --model or --style, not both)")
-        raise PerceptError("give --model (a trained network) or --style (any painting, no training), not both")
+            raise PerceptError(f"`style` PAINTING runs the linear style model; '{model}' is a per-style network "
+                               "(give `model` or `style`, not both)")
+        raise PerceptError("give `model` (a trained network) or `style` (any painting, no training), not both")
     method = method or ("linear" if model is not None else DEFAULT_METHOD)
     if (levels or decoder) and method == "linear":
-        raise PerceptError(f"{'--levels' if levels else '--decoder'} is for --method wct or adain (the linear "
+        raise PerceptError(f"{'`levels`' if levels else '`decoder`'} is for `method` wct or adain (the linear "
                            "model carries its own decoder, at relu3_1)")
     arts = [check_painting(load_image(p), _label(p, i)) for i, p in enumerate(paintings)]  # before any work
     weights = blend_weights(style_blend, len(arts))
     if not _baked(method, arts, style_blend, color_match) and backend not in ("auto", "torch"):
-        raise PerceptError(f"--style runs on PyTorch (the VGG19 encoder and the decoders); drop --backend {backend}")
+        raise PerceptError(f"`style` runs on PyTorch (the VGG19 encoder and the decoders); drop `backend` {backend}")
     return method, arts, weights
 
 

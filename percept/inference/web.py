@@ -38,9 +38,15 @@ from pathlib import Path
 
 import numpy as np
 
-from percept.errors import PerceptError
-from percept.images import to_float
+from percept.clips import camera_clip, write_y4m
+from percept.errors import PerceptError, warn
+from percept.images import check_writable, to_float
+from percept.inference.browser import Browser
 from percept.inference.deploy_options import CheckWebOptions, ServeWebOptions
+from percept.inference.engine import session_options
+from percept.inference.export import export_onnx
+from percept.registry import cache_dir, find_model
+from percept.version import __version__
 
 __all__ = ["ORT_WEB_VERSION", "WebReport", "export_web", "find_ort_web", "serve"]
 
@@ -71,8 +77,6 @@ class WebReport:
 
 
 def _cache_dir() -> Path:
-    from percept.registry import cache_dir
-
     return cache_dir() / f"onnxruntime-web-{ORT_WEB_VERSION}"
 
 
@@ -124,8 +128,6 @@ def _npm_fetch() -> Path:
                            "--ort-web node_modules/onnxruntime-web")
     cache = _cache_dir()
     cache.parent.mkdir(parents=True, exist_ok=True)
-    from percept.errors import warn
-
     warn(f"fetching onnxruntime-web {ORT_WEB_VERSION} from the npm registry into {cache} (once)")
     with tempfile.TemporaryDirectory(dir=cache.parent) as tmp:
         try:
@@ -190,12 +192,6 @@ def export_web(models: list[str | os.PathLike], out: str | os.PathLike, ort_web:
     """
     import onnxruntime as ort
     from PIL import Image
-
-    from percept.images import check_writable
-    from percept.inference.engine import session_options
-    from percept.inference.export import export_onnx
-    from percept.registry import find_model
-    from percept.version import __version__
 
     out = Path(out).resolve()  # "." has no name to build the temporary folder's from
     if not models:
@@ -359,9 +355,6 @@ def check_web(folder: str | os.PathLike, camera: bool = not CheckWebOptions.no_c
     ``index.html?selftest``, then (``camera``) ``index.html?camera`` with Chromium's fake camera playing
     a generated 640x480 clip (a camera panning over a photo) for ``frames`` frames; returns what the page
     wrote. ``screenshots``: a folder for a PNG of each page."""
-    from percept.clips import camera_clip, write_y4m
-    from percept.inference.browser import Browser
-
     if backend not in ("wasm", "webgpu", "auto"):
         raise PerceptError(f"unknown web backend '{backend}'; use wasm, webgpu or auto")
     server, url = serve_in_background(folder)

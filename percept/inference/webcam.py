@@ -37,11 +37,12 @@ import numpy as np
 from PIL import Image
 
 from percept.errors import PerceptError
-from percept.images import save_image
+from percept.images import check_painting, load_image, save_image
 from percept.inference.stylizer import Stylizer, open_stylizer
 from percept.inference.temporal import DEFAULT_ALPHA, LIVE_FLOW, TemporalFilter
 from percept.inference.video import AtomicVideoWriter, check_video_output, cv2_module, open_capture
 from percept.models.specs import LINEAR_MODEL
+from percept.registry import list_models
 
 WINDOW = "percept webcam"
 HELP = "n/p model  b side-by-side  +/- strength  c colour  t flow-guided  s snapshot  q quit"
@@ -340,9 +341,6 @@ def live_models(models: Sequence[str] | None, styles: Sequence[str] | None) -> l
     """The models the webcam cycles through with ``n``/``p``: with ``styles`` (paintings, each checked now), the linear
     style model (or the one ``models`` names) once per painting; else the ``models`` given, then every other style
     network found (shipped and the user's), or all of them when none is given."""
-    from percept.images import check_painting, load_image
-    from percept.registry import list_models
-
     given = list(models or [])
     if styles:
         for p in styles:

@@ -33,6 +33,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from percept.models.decoder import FeatureDecoder, _Up
+from percept.models.transformer import ConvLayer, UpsampleConv
+
 
 def _pair_taps(w: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
     """3 taps along ``dim`` -> the 2-tap kernels of output phase 0 and 1 after x2 nearest upsampling.
@@ -124,9 +127,6 @@ def deploy_form(net: nn.Module) -> nn.Module:
     :class:`~percept.models.transformer.RealtimeTransformerNet` (any widths and depths) and
     :class:`~percept.models.decoder.FeatureDecoder`; other modules come back as an unchanged copy.
     """
-    from percept.models.decoder import FeatureDecoder, _Up
-    from percept.models.transformer import ConvLayer, UpsampleConv
-
     out = copy.deepcopy(net).eval()
     for m in out.modules():
         # an in-place activation on the cropped view SubPixelConv returns exports (torch.export's

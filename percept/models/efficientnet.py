@@ -43,6 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from percept.checkpoint import read_torch_file
 from percept.errors import PerceptError
 
 INPUT_SIZE = 224
@@ -178,8 +179,6 @@ def weights_path() -> Path:
 def load_efficientnet_lite0(path: str | Path | None = None) -> ImageNetClassifier:
     """EfficientNet-Lite0 with the ImageNet weights (from ``path``, default :func:`weights_path`), in
     eval mode, gradients off for the weights. A file of the wrong shape gets one clear line."""
-    from percept.checkpoint import read_torch_file
-
     path = Path(path) if path is not None else weights_path()
     state = read_torch_file(path, "no such classifier weights file", "not a readable torch file")
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):

@@ -24,6 +24,7 @@ from typing import Iterable, Sequence
 import torch
 from torch import nn
 
+from percept.checkpoint import read_torch_file
 from percept.errors import PerceptError
 
 _BLOCKS = {"vgg19": (2, 2, 4, 4, 4), "vgg16": (2, 2, 3, 3, 3)}
@@ -101,8 +102,6 @@ def _caffe_vgg19_state() -> dict[str, torch.Tensor]:
 
 def _torchvision_state(path: Path, arch: str) -> dict[str, torch.Tensor]:
     """Map a torchvision ``vgg16``/``vgg19`` state dict (``features.N.weight``) onto paper names."""
-    from percept.checkpoint import read_torch_file
-
     raw = read_torch_file(path, "no such weight file", "not a readable torch weight file")
     if isinstance(raw, dict) and "state_dict" in raw:
         raw = raw["state_dict"]

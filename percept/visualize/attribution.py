@@ -48,16 +48,27 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
+from percept.checkpoint import read_torch_file
 from percept.errors import PerceptError
-from percept.images import to_uint8
+from percept.images import atomic_write_bytes, to_tensor, to_uint8
+from percept.models.efficientnet import (
+    INPUT_SIZE,
+    ImageNetClassifier,
+    imagenet_classes,
+    imagenet_labels,
+    load_efficientnet_lite0,
+    resolve_class,
+)
 from percept.models.vgg import LossNetwork
 from percept.visualize.common import (
     TORCHVISION_CLASSIFIERS,
     ChannelTarget,
     Normalized,
+    channel_target,
     check_class_index,
     hooks,
     load_classifier,
+    normalize01,
     parse_target,
 )
 from percept.visualize.options import OcclusionOptions, PredictOptions, SaliencyOptions
@@ -108,8 +119,6 @@ class LoadedClassifier:
 
     def class_index(self, text: str | int, labels: Sequence[str] | None = None) -> int:
         """A class given by index or by name (any of its names, any case; a near miss gets suggestions)."""
-        from percept.models.efficientnet import imagenet_classes, imagenet_labels, resolve_class
-
         names = labels if labels is not None else (self.classes or self.labels)
         if names is not None and not isinstance(names, tuple) and len(names) == 1000 and \
                 list(names) == imagenet_labels():
@@ -130,8 +139,6 @@ weights (:mod:`percept.models.efficientnet`)."""
 
 def imagenet_classifier(weights: str | Path | None = None) -> LoadedClassifier:
     """EfficientNet-Lite0 on ImageNet-1k, ready for the tools (RGB [0, 1] in, 1000 logits out, labels)."""
-    from percept.models.efficientnet import INPUT_SIZE, imagenet_classes, load_efficientnet_lite0
-
     classes = imagenet_classes()
     return LoadedClassifier(load_efficientnet_lite0(weights), DEFAULT_CLASSIFIER, [c[0] for c in classes],
                             INPUT_SIZE, classes)
@@ -144,8 +151,6 @@ def save_classifier(model: nn.Module, path: str | Path, labels: Sequence[str] | 
     :class:`SmallCNN`'s; for a torchvision model give ``arch`` (e.g. ``"resnet18"``) and
     ``normalize="imagenet"`` and pass the bare torchvision model (not the Normalized wrapper)."""
     import io
-
-    from percept.images import atomic_write_bytes
 
     if arch is None:
         if not isinstance(model, SmallCNN):
@@ -164,8 +169,6 @@ def save_classifier(model: nn.Module, path: str | Path, labels: Sequence[str] | 
 def load_classifier_file(path: str | Path) -> LoadedClassifier:
     """Read a percept classifier file (see the module docstring) with ``weights_only=True``."""
     import torchvision
-
-    from percept.checkpoint import read_torch_file
 
     path = Path(path)
     blob = read_torch_file(path, "no such classifier file", "not a readable torch file")
@@ -219,8 +222,6 @@ def read_labels(path: str | Path, num_classes: int | None = None) -> list[str]:
     """One label per line (blank lines at the end ignored); ``"imagenet"`` gives the 1000 ImageNet
     class names (torchvision's spelling, shipped in ``percept/models/imagenet_classes.txt``)."""
     if str(path) == "imagenet":
-        from percept.models.efficientnet import imagenet_labels
-
         labels = imagenet_labels()
     else:
         p = Path(path)
@@ -312,8 +313,6 @@ def as_scorer(model: nn.Module | None, target: Target, labels: Sequence[str] | N
 
 
 def _as_batch(image: torch.Tensor | Image.Image) -> torch.Tensor:
-    from percept.images import to_tensor
-
     x = to_tensor(image) if isinstance(image, Image.Image) else image
     if x.dim() == 3:
         x = x[None]
@@ -486,8 +485,6 @@ def spatial_layers(model: nn.Module, image: torch.Tensor) -> list[tuple[str, tup
 
 def _inner_prefix(model: nn.Module) -> str:
     """The prefix a wrapper adds to the wrapped network's module names (``model.``, ``net.``)."""
-    from percept.models.efficientnet import ImageNetClassifier
-
     return "model." if isinstance(model, Normalized) else "net." if isinstance(model, ImageNetClassifier) else ""
 
 
@@ -657,8 +654,6 @@ def gradient_image(g: torch.Tensor, percentile: float = 99.5) -> torch.Tensor:
 def heat_image(h: torch.Tensor, colormap: str | None = None, percentile: float = 100.0) -> Image.Image:
     """A raw (H, W) map as a picture: greyscale (white = high) or a cv2 colour map, scaled from its
     minimum to its ``percentile`` (below 100 keeps a few extreme pixels from making the rest black)."""
-    from percept.visualize.common import normalize01
-
     h = h.detach().float().cpu()
     if percentile < 100 and h.numel():
         h = h.clamp(max=float(torch.quantile(h.flatten(), percentile / 100)))
@@ -723,8 +718,6 @@ class ClassifierLayers(nn.Module):
             return ChannelTarget(layer)
         if layer == self.LOGITS:
             return ChannelTarget(layer, self.classifier.class_index(ch))
-        from percept.visualize.common import channel_target
-
         return channel_target(str(text), layer, ch, self.channels(layer))
 
     def channels(self, layer: str) -> int:

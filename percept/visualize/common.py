@@ -19,7 +19,9 @@ import torch
 from PIL import Image, ImageDraw
 from torch import nn
 
+from percept.checkpoint import read_torch_file
 from percept.errors import PerceptError
+from percept.images import to_image
 from percept.models.vgg import IMAGENET_MEAN, IMAGENET_STD, LAYERS, check_layers, layer_channels
 
 
@@ -113,8 +115,6 @@ def load_classifier(arch: str, weights: str | Path | None = None) -> nn.Module:
         if weights is None:
             raise PerceptError(f"no weights for {arch}: give --weights PATH, or put {arch}-*.pth in "
                                f"{Path(torch.hub.get_dir()) / 'checkpoints'} (nothing is downloaded)")
-    from percept.checkpoint import read_torch_file
-
     path = Path(weights)
     state = read_torch_file(path, "no such weight file (torch hub keeps them in ~/.cache/torch/hub/checkpoints)",
                             "not a readable torch weight file")
@@ -157,8 +157,6 @@ def montage(images: Sequence[Image.Image | torch.Tensor], labels: Sequence[str] 
     """Lay images (PIL, or (3, H, W) / (1, H, W) / (H, W) tensors in [0, 1]) out on a grid, each with an
     optional label under it. ``tile`` resizes every image to that size (nearest for small ones, so
     filters stay crisp)."""
-    from percept.images import to_image
-
     pics = []
     for im in images:
         if isinstance(im, torch.Tensor):

@@ -43,7 +43,7 @@ from tqdm import tqdm
 
 from percept.device import resolve_device
 from percept.errors import PerceptError
-from percept.images import atomic_write_bytes, to_image
+from percept.images import atomic_path, atomic_write_bytes, to_image
 from percept.models.vgg import LossNetwork
 from percept.visualize.common import ChannelTarget, parse_target
 from percept.visualize.maximize import gaussian_blur, normalize_grad, octave_sizes, random_shift, resize
@@ -334,8 +334,6 @@ def save_mp4(frames: Sequence[Image.Image], path: str | os.PathLike, fps: float 
         import numpy as np
     except ImportError:
         return None
-    from percept.images import atomic_path
-
     class _Unwritable(Exception):
         pass
 

@@ -37,12 +37,14 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageOps
 
+from percept.device import resolve_device
 from percept.errors import PerceptError
 from percept.evaluation import feature_space_error, image_space_error
-from percept.images import load_image, resize_long_side, save_image, to_float, to_tensor
-from percept.models.decoder import check_decoder_layer, crop_to_stride, load_decoder, shipped_decoder
-from percept.models.vgg import LAYERS, LossNetwork, check_layers
+from percept.images import list_images, load_image, resize_long_side, save_image, to_float, to_image, to_tensor
+from percept.models.decoder import DECODER_LAYERS, check_decoder_layer, crop_to_stride, load_decoder, shipped_decoder
+from percept.models.vgg import LAYERS, LossNetwork, check_layers, layer_stride
 from percept.visualize.common import montage, parse_target
+from percept.visualize.inversion import invert_optimize
 from percept.visualize.options import EmbedOptions, InvertGridOptions
 
 ImageSource = Union[str, os.PathLike, Image.Image]
@@ -108,8 +110,6 @@ def load_square_images(sources: str | os.PathLike | Sequence[ImageSource], size:
                        names: Sequence[str] | None = None) -> tuple[list[str], list[Image.Image]]:
     """A folder (its images, recursively; a missing or empty folder is a :class:`PerceptError`) or a
     list of paths / PIL images -> (names, centre-cropped ``size`` x ``size`` RGB images)."""
-    from percept.images import list_images
-
     if isinstance(sources, (str, os.PathLike)):
         files: Sequence[ImageSource] = list_images(sources)
     else:
@@ -151,8 +151,6 @@ def layer_stats(images: Sequence[Image.Image], layer: str, net: LossNetwork | No
     strongest local maxima per image (non-maximum suppression over half a receptive field, so a
     patch is not repeated shifted by a unit or two)."""
     from tqdm import tqdm
-
-    from percept.device import resolve_device
 
     check_layers([layer])
     if pool not in ("avg", "max"):
@@ -501,10 +499,6 @@ def invert_grid(image: ImageSource, layers: str | Sequence[str] = InvertGridOpti
         (the labelled sheet, one :class:`InvertCell` per layer). Each label says layer, method and
         image-space error.
     """
-    from percept.device import resolve_device
-    from percept.models.vgg import layer_stride
-    from percept.visualize.inversion import invert_optimize
-
     if method not in ("auto", "decoder", "optimize"):
         raise PerceptError(f"unknown method '{method}'; use auto, decoder or optimize")
     layers = parse_layers(layers)
@@ -570,14 +564,10 @@ def labelled_row(pics: Sequence[Image.Image], labels: Sequence[Sequence[str]], p
 
 
 def _decoder_layers() -> tuple[str, ...]:
-    from percept.models.decoder import DECODER_LAYERS
-
     return DECODER_LAYERS
 
 
 def _to_pil(t: torch.Tensor) -> Image.Image:
-    from percept.images import to_image
-
     return to_image(t.clamp(0, 1))
 
 

@@ -59,6 +59,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
+from percept.device import resolve_device
 from percept.errors import PerceptError
 from percept.evaluation import _relative_error, feature_space_error, image_space_error
 from percept.images import to_image, to_tensor
@@ -244,8 +245,6 @@ def invert_optimize(target: Image.Image | torch.Tensor | tuple[int, int], layer:
     Raises:
         PerceptError: unknown layer (the message lists the valid ones), bad target or setting.
     """
-    from percept.device import resolve_device
-
     check_layers([layer])
     if iterations is not None:
         overrides["iterations"] = iterations
