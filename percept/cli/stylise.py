@@ -15,6 +15,7 @@ from pathlib import Path
 from percept.argtypes import add_options, add_quiet, config_from_args
 from percept.cli.common import int_list
 from percept.errors import PerceptError
+from percept.images import check_output_path, image_size, load_image, save_image, working_size
 from percept.inference.deploy_options import CompareOptions, DemoOptions
 from percept.inference.options import StylizeOptions, StylizerOptions
 from percept.visualize.options import GatysOptions
@@ -22,8 +23,6 @@ from percept.visualize.options import GatysOptions
 
 def _targets(images: list[str], output: str) -> list[tuple[Path, Path]]:
     """(input, output) pairs: one input writes the file ``output``; several write ``output/STEM.png``."""
-    from percept.images import check_output_path
-
     inputs = [Path(p) for p in images]
     out = Path(output)
     if len(inputs) == 1 and out.suffix:
@@ -38,7 +37,6 @@ def _targets(images: list[str], output: str) -> list[tuple[Path, Path]]:
 def cmd_stylize(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from percept.images import image_size, load_image, save_image, working_size
     from percept.inference.runtime import check_frame_size
     from percept.inference.stylizer import check_stylizer, open_stylizer
 
@@ -84,7 +82,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_optimize_style(args: argparse.Namespace) -> int:
-    from percept.images import check_output_path, load_image, save_image
     from percept.visualize.gatys import optimize_style
 
     o = config_from_args(GatysOptions, args)

@@ -30,8 +30,21 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
+from percept.device import resolve_device
 from percept.errors import PerceptError, warn
-from percept.images import ImageLike, check_strength, finish_frame, load_image, resize_long_side, to_float, to_uint8
+from percept.images import (
+    ImageLike,
+    check_strength,
+    finish_frame,
+    load_image,
+    painting_label,
+    painting_tensor,
+    resize_long_side,
+    to_float,
+    to_uint8,
+)
+from percept.inference import linear
+from percept.inference.openvino_backend import OpenVinoBackend
 from percept.inference.runtime import (  # noqa: F401 - re-exported: the engine's public helpers
     OnnxBackend,
     available_memory,
@@ -45,8 +58,10 @@ from percept.inference.runtime import (  # noqa: F401 - re-exported: the engine'
     stale_onnx,
 )
 from percept.inference.shipped import onnx_on_first_use
+from percept.models.linear import load_linear
 from percept.models.specs import LINEAR_MODEL
-from percept.registry import ModelKind, find_model
+from percept.models.transformer import load_style_network
+from percept.registry import ModelFiles, ModelKind, find_model
 
 __all__ = ["BACKENDS", "Engine", "available_providers", "check_frame_size", "choose_providers", "session_options"]
 
@@ -54,9 +69,6 @@ BACKENDS = ("auto", "onnx", "torch", "openvino")
 class _TorchBackend:
     def __init__(self, path: Path, device: str, threads: int | None, baked=None) -> None:
         import torch
-
-        from percept.device import resolve_device
-        from percept.models.transformer import load_style_network
 
         if device == "tensorrt":
             raise PerceptError("`device` tensorrt needs the onnx backend")
@@ -137,8 +149,6 @@ class Engine:
             if onnx_path is None:
                 raise PerceptError(f"no .onnx file for model '{model}': the openvino backend runs the exported "
                                    "model (export one with `percept export`)")
-            from percept.inference.openvino_backend import OpenVinoBackend
-
             self._impl: OnnxBackend | _TorchBackend | OpenVinoBackend = OpenVinoBackend(onnx_path, device, threads,
                                                                                         precision)
             self.path = onnx_path
@@ -183,22 +193,15 @@ class Engine:
         """A linear style model and its painting: the model's ONNX file with the painting baked in
         (:func:`percept.inference.linear.bake_style`; the torch backend: :class:`~percept.inference.linear.BakedLinear`).
         Returns (files, onnx path, pt path) for the backends."""
-        from percept.registry import ModelFiles
-
         if files.kind != ModelKind.LINEAR.value:
             raise PerceptError(f"style= (a painting) is for the linear style model (e.g. linear_relu3_1); "
                                f"'{files.name}' is a trained style network with its own painting")
         if style is None:
             raise PerceptError(f"'{files.name}' is a linear style model: give it a painting (`style` PAINTING)")
-        from percept.images import painting_label, painting_tensor
-        from percept.inference import linear
-
         label = painting_label(style, file_name=True)
         self.style, self._linear_name = label, files.name
         use_torch = backend == "torch" or (backend == "auto" and (files.onnx is None or not available_providers()))
         if use_torch:
-            from percept.models.linear import load_linear
-
             pt = files.require_pt("the torch backend runs the PyTorch weights")
             net, _ = load_linear(pt)
             self._baked = (pt, linear.BakedLinear(net, painting_tensor(style, label)))

@@ -14,8 +14,10 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
+from percept.checkpoint import load_checkpoint, weights_digest
 from percept.errors import PerceptError
 from percept.images import list_images, load_image, resize_long_side, to_float
+from percept.models.transformer import ARCHITECTURES
 from percept.registry import ModelKind, cache_dir
 
 __all__ = ["FP16_WEIGHTS_MIN_ELEMENTS", "OnnxBackend", "available_memory", "available_providers", "calibration_images",
@@ -223,8 +225,6 @@ def stale_onnx(onnx_card: dict, fallback_card: dict, onnx_path: Path, pt_path: P
     it holds; ``fallback_card``, the JSON card, when it has none)."""
     if pt_path is None:
         return None
-    from percept.checkpoint import load_checkpoint, weights_digest
-
     try:
         ckpt = load_checkpoint(pt_path)
     except PerceptError:
@@ -261,8 +261,6 @@ def _meta_min_size(meta: dict, card: dict) -> int:
     entry existed) its architecture."""
     if "percept.min_size" in meta:
         return int(meta["percept.min_size"])
-    from percept.models.transformer import ARCHITECTURES
-
     arch = (card.get("architecture") or {}).get("arch", "johnson")
     return int(getattr(ARCHITECTURES.get(arch), "min_size", 8))
 

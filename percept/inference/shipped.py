@@ -29,7 +29,9 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from percept.checkpoint import load_checkpoint, weights_digest
 from percept.errors import PerceptError, warn
+from percept.inference.export import export_onnx
 from percept.registry import ModelFiles, cache_dir
 
 __all__ = ["PT_ONLY", "ONNX_KINDS", "export_settings", "wants_onnx", "onnx_digest", "export_missing",
@@ -80,8 +82,6 @@ def onnx_digest(path: Path) -> str | None:
 
 
 def _export(pt: Path, out: Path, ckpt: dict):
-    from percept.inference.export import export_onnx
-
     return export_onnx(pt, out, **export_settings(ckpt))
 
 
@@ -91,8 +91,6 @@ def export_missing(folder: str | Path, only: list[str] | None = None, force: boo
     that should have one and lacks it, or whose ``.onnx`` records other weights than its ``.pt`` (or none:
     an export older than the record); ``force`` re-exports all. Each file is verified by the exporter and
     written atomically. Returns (name, seconds) of each export; ``log`` gets one line per model."""
-    from percept.checkpoint import load_checkpoint, weights_digest
-
     folder = Path(folder)
     if not folder.is_dir():
         raise PerceptError(f"{folder}: no such folder")

@@ -37,11 +37,15 @@ from percept.images import (
     fit_long_side,
     load_image,
     painting_label,
+    to_image,
+    to_tensor,
 )
+from percept.inference.anystyle import AnyStyle
 from percept.inference.engine import Engine
 from percept.inference.options import BACKENDS, METHODS, PRECISIONS, blend_weights
 from percept.inference.temporal import TemporalFilter
 from percept.inference.video import cv2_module
+from percept.models.decoder import check_decoder_layer
 from percept.models.specs import LINEAR_MODEL
 from percept.registry import ModelKind, find_model
 
@@ -112,8 +116,6 @@ class Stylizer:
         check_strength(strength)
         if self.engine is not None:
             return self.engine.frames(frames, strength, preserve_color)
-        from percept.images import to_image, to_tensor
-
         out = []
         for f in frames:
             x = to_tensor(Image.fromarray(f))
@@ -165,8 +167,6 @@ class Stylizer:
 
 
 def _levels(levels: Sequence[str]) -> list[str]:
-    from percept.models.decoder import check_decoder_layer
-
     layers = [str(t).strip() for t in levels if str(t).strip()]
     if not layers or len(set(layers)) != len(layers):
         raise PerceptError(f"`levels` {','.join(map(str, levels))}: give distinct comma-separated layers, coarse to "
@@ -267,8 +267,6 @@ def open_stylizer(model: str | os.PathLike | None = None, *, style: ImageLike | 
         engine = Engine(model or LINEAR_MODEL, backend=backend, device=device, threads=threads, precision=precision,
                         style=paintings[0])
         return Stylizer(engine, arts, weights, "linear")
-    from percept.inference.anystyle import AnyStyle
-
     decoders = _decoders(decoder or [])
     layers = _levels(levels) if levels else None
     if decoders and found == "adain" and not layers:

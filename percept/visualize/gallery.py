@@ -37,9 +37,37 @@ from typing import Callable, Sequence
 import torch
 from PIL import Image
 
+from percept.device import resolve_device
 from percept.errors import PerceptError
-from percept.images import ImageLike, atomic_write_bytes, load_image, resize_long_side, to_image, to_tensor
+from percept.images import (
+    IMAGE_EXTENSIONS,
+    ImageLike,
+    atomic_write_bytes,
+    list_images,
+    load_image,
+    resize_long_side,
+    to_image,
+    to_tensor,
+)
+from percept.models.vgg import LossNetwork
+from percept.visualize.attribution import (
+    deconvnet,
+    grad_cam,
+    gradient_image,
+    guided_backprop,
+    heat_image,
+    occlusion,
+    open_classifier,
+    saliency,
+)
+from percept.visualize.classviz import class_model, fooling_image
+from percept.visualize.common import montage, overlay_heatmap
+from percept.visualize.dream import deep_dream
+from percept.visualize.embed import invert_grid
+from percept.visualize.filters import activation_grids, filter_pictures
+from percept.visualize.maximize import maximize_activation
 from percept.visualize.options import GalleryOptions
+from percept.visualize.texture import synthesize_texture
 
 
 @dataclass
@@ -132,8 +160,6 @@ class Context:
 
     def __init__(self, photo: Image.Image, name: str, source: Path | None, s: Settings, device: str, seed: int,
                  progress: bool, classifier=None, folder: str | os.PathLike | None = None) -> None:
-        from percept.device import resolve_device
-
         self.photo = photo
         self.name = name
         self.source = source
@@ -154,8 +180,6 @@ class Context:
     def net(self):
         """The loss network up to relu5_1, built once."""
         if self._net is None:
-            from percept.models.vgg import LossNetwork
-
             self._net = LossNetwork("relu5_1").to(self.device)
         return self._net
 
@@ -195,8 +219,6 @@ def _tensor_picture(t: torch.Tensor) -> Image.Image:
 
 
 def _filters(ctx: Context) -> list[Figure]:
-    from percept.visualize.filters import filter_pictures
-
     first = filter_pictures("conv1_1", tile=24 if ctx.s.size < 128 else 40, net=ctx.net)
     deeper = filter_pictures("conv2_1", max_filters=8, slices=8, tile=32, net=ctx.net)
     what = {"conv1_1_per_filter": "conv1_1, the 64 RGB filters, each stretched on its own",
@@ -210,8 +232,6 @@ def _filters(ctx: Context) -> list[Figure]:
 
 
 def _activations(ctx: Context) -> list[Figure]:
-    from percept.visualize.filters import activation_grids
-
     grids = activation_grids(ctx.x, ["relu1_1", "relu3_1", "relu5_1"], max_channels=ctx.s.activation_channels,
                              order="top", tile=ctx.s.activation_tile, net=ctx.net)
     return [Figure(f"{g.layer}: the {len(g.channels)} most active channels (label: channel, mean activation)",
@@ -219,9 +239,6 @@ def _activations(ctx: Context) -> list[Figure]:
 
 
 def _maximize(ctx: Context) -> list[Figure]:
-    from percept.visualize.common import montage
-    from percept.visualize.maximize import maximize_activation
-
     targets = [f"relu4_1:{c}" for c in ctx.top_channels(4)]
     res = maximize_activation(targets, size=ctx.s.maximize_size, octaves=ctx.s.maximize_octaves,
                               steps=ctx.s.maximize_steps, net=ctx.net, device=ctx.device, seed=ctx.seed,
@@ -234,8 +251,6 @@ def _maximize(ctx: Context) -> list[Figure]:
 
 
 def _dream(ctx: Context) -> list[Figure]:
-    from percept.visualize.dream import deep_dream
-
     figs = [Figure("photo", ctx.photo)]
     for layer in ("relu3_3", "relu4_2"):
         res = deep_dream(ctx.x, layer, steps=ctx.s.dream_steps, octaves=ctx.s.dream_octaves,
@@ -248,9 +263,6 @@ def _dream(ctx: Context) -> list[Figure]:
 
 
 def _saliency(ctx: Context) -> list[Figure]:
-    from percept.visualize.attribution import heat_image, saliency
-    from percept.visualize.common import overlay_heatmap
-
     model, img, target, labels = ctx.attribution_args()
     a = saliency(model, img, target, labels=labels)
     return [Figure(f"|d score / d pixel| for {a.target}", heat_image(a.map)),
@@ -258,8 +270,6 @@ def _saliency(ctx: Context) -> list[Figure]:
 
 
 def _guided(ctx: Context) -> list[Figure]:
-    from percept.visualize.attribution import gradient_image, guided_backprop
-
     model, img, target, labels = ctx.attribution_args()
     a = guided_backprop(model, img, target, labels=labels)
     return [Figure("photo", img), Figure(f"guided backprop for {a.target} (grey = 0)", _tensor_picture(
@@ -267,8 +277,6 @@ def _guided(ctx: Context) -> list[Figure]:
 
 
 def _deconvnet(ctx: Context) -> list[Figure]:
-    from percept.visualize.attribution import deconvnet, gradient_image
-
     model, img, target, labels = ctx.attribution_args()
     a = deconvnet(model, img, target, labels=labels)
     return [Figure("photo", img), Figure(f"deconvnet for {a.target} (grey = 0)", _tensor_picture(
@@ -276,7 +284,6 @@ def _deconvnet(ctx: Context) -> list[Figure]:
 
 
 def _gradcam(ctx: Context) -> list[Figure]:
-    from percept.visualize.attribution import grad_cam, gradient_image
     from percept.visualize.common import overlay_heatmap
 
     model, img, target, labels = ctx.attribution_args()
@@ -288,7 +295,6 @@ def _gradcam(ctx: Context) -> list[Figure]:
 
 
 def _occlusion(ctx: Context) -> list[Figure]:
-    from percept.visualize.attribution import occlusion
     from percept.visualize.common import overlay_heatmap
 
     model, img, target, labels = ctx.attribution_args()
@@ -319,8 +325,6 @@ def _logits(ctx: Context) -> torch.Tensor:
 def _classviz(ctx: Context) -> list[Figure]:
     if ctx.classifier is None:
         raise SectionNote(CLASSIFIER_HINT)
-    from percept.visualize.classviz import class_model
-
     top = _logits(ctx).argsort(descending=True)[:3].tolist()
     size = ctx.classifier.input_size or ctx.s.classviz_size
     figs = []
@@ -336,8 +340,6 @@ def _classviz(ctx: Context) -> list[Figure]:
 def _fool(ctx: Context) -> list[Figure]:
     if ctx.classifier is None:
         raise SectionNote(CLASSIFIER_HINT)
-    from percept.visualize.classviz import fooling_image
-
     model, img, _, labels = ctx.attribution_args()
     target = int(_logits(ctx).argmin())  # the class the classifier finds least likely
     res = fooling_image(model, to_tensor(img), target, max_steps=ctx.s.fool_steps, device=ctx.device,
@@ -378,8 +380,6 @@ def sample_photos(limit: int = 16) -> list[tuple[str, Image.Image]]:
 def _embed_sources(ctx: Context) -> tuple[list[str], list[Image.Image], str]:
     """The photo first, then other images: ``folder``, else the photo's own folder, topped up with
     scikit-image's samples when there are fewer than three others."""
-    from percept.images import IMAGE_EXTENSIONS, list_images
-
     want = ctx.s.embed_images - 1
     names, imgs = [ctx.name], [ctx.photo]
     where = ""
@@ -429,8 +429,6 @@ def _embed(ctx: Context) -> list[Figure]:
 
 
 def _texture(ctx: Context) -> list[Figure]:
-    from percept.visualize.texture import synthesize_texture
-
     res = synthesize_texture(ctx.photo, size=ctx.s.texture_size, iterations=ctx.s.texture_steps,
                              optimizer=ctx.s.texture_optimizer, net=ctx.net, device=ctx.device, seed=ctx.seed,
                              progress=ctx.progress)
@@ -442,8 +440,6 @@ def _texture(ctx: Context) -> list[Figure]:
 
 
 def _invert(ctx: Context) -> list[Figure]:
-    from percept.visualize.embed import invert_grid
-
     sheet, cells = invert_grid(ctx.photo, ctx.s.invert_layers, method="auto", size=ctx.s.size,
                                iterations=ctx.s.invert_iterations, fine_iterations=ctx.s.invert_fine_iterations,
                                device=ctx.device, seed=ctx.seed, progress=ctx.progress)
@@ -691,8 +687,6 @@ def build_gallery(image: ImageLike, out: str | os.PathLike, fast: bool = False,
     if classifier == "none":
         classifier = None
     if classifier:
-        from percept.visualize.attribution import open_classifier
-
         loaded = open_classifier(classifier, classifier_weights)
     elif classifier_weights:
         raise PerceptError("--weights needs --classifier")
