@@ -109,3 +109,72 @@ def test_the_command_line_parser_needs_no_torch():
     code = "import sys, percept.cli; percept.cli.build_parser(); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def import_graph(sources: list[Path], pkg: Path) -> dict[str, set[str]]:
+    """module -> the percept modules it imports (inside functions too; ``from a import b`` counts ``a.b`` when that
+    is a module). A module's import of its own package (``percept.x`` importing ``percept``) is not an edge."""
+    names = {}
+    for path in sources:
+        name = ".".join(path.relative_to(pkg.parent).with_suffix("").parts)
+        names[name.removesuffix(".__init__")] = path
+    graph: dict[str, set[str]] = {}
+    for name, path in names.items():
+        deps: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("percept"):
+                deps.add(node.module)
+                deps |= {f"{node.module}.{a.name}" for a in node.names}
+            elif isinstance(node, ast.Import):
+                deps |= {a.name for a in node.names if a.name.startswith("percept")}
+        graph[name] = {d for d in deps if d in names and d != name and not name.startswith(d + ".")}
+    return graph
+
+
+def circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components with more than one module (Tarjan): files that import each other in a loop."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                found.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_no_import_circles():
+    """No files import each other in a loop, imports inside functions included (DESIGN.md: "No circles")."""
+    assert circles(import_graph(SOURCES, PKG)) == []
+
+
+def test_the_circle_check_sees_a_loop_through_a_function(tmp_path):
+    pkg = tmp_path / "percept"
+    (pkg / "inference").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "inference" / "__init__.py").write_text("")
+    (pkg / "inference" / "a.py").write_text("from percept.inference import b\n")
+    (pkg / "inference" / "b.py").write_text("def f():\n    from percept.inference.c import g\n")
+    (pkg / "inference" / "c.py").write_text("import percept.inference.a\n")
+    sources = sorted(pkg.rglob("*.py"))
+    assert circles(import_graph(sources, pkg)) == [["percept.inference.a", "percept.inference.b", "percept.inference.c"]]
