@@ -44,7 +44,9 @@ test-slow: models
 
 # ruff on everything; mypy on the public modules (the core, the registry, the engine and the APIs)
 MYPY_MODULES := percept/errors.py percept/device.py percept/registry.py percept/checkpoint.py percept/images.py \
-	percept/evaluation.py percept/inference/engine.py percept/inference/stylizer.py percept/inference/options.py percept/inference/runtime.py percept/inference/invert.py \
+	percept/evaluation.py percept/inference/engine.py percept/inference/stylizer.py percept/inference/options.py percept/inference/runtime.py \
+	percept/inference/invert.py percept/cli/__init__.py percept/cli/common.py percept/cli/stylise.py percept/cli/live.py \
+	percept/cli/train.py percept/cli/inspect.py percept/cli/models.py percept/training/loop.py percept/training/state.py \
 	percept/models/transformer.py percept/models/decoder.py percept/__init__.py percept/argtypes.py \
 	percept/models/specs.py percept/training/configs.py \
                percept/models/efficientnet.py percept/visualize/pointing.py percept/flow.py percept/clips.py \

@@ -285,7 +285,7 @@ def calibration_images(folder: str | os.PathLike | None = None, size: int = CALI
     """Photos for int8 calibration as float32 (1, 3, H, W) arrays in [0, 1], long side ``size``: up to
     ``limit`` images of ``folder``, or scikit-image's sample photos."""
     if folder is not None:
-        images = [resize_long_side(load_image(f), size) for f in list_images(folder)[:limit]]
+        images = [resize_long_side(load_image(f), size) for f in list_images(Path(folder))[:limit]]
     else:
         from skimage import data
 

@@ -75,6 +75,7 @@ class Stylizer:
         self.runner = runner
         self.paintings, self.weights, self.method = paintings or [], weights or [], method
         self.last = StylizeResult()
+        self.card: dict
         if isinstance(runner, Engine):
             self.name, self.backend, self.provider = runner.name, runner.backend, runner.provider
             self.precision, self.card, self.min_size = runner.precision, runner.card, runner.min_size
@@ -82,7 +83,7 @@ class Stylizer:
         else:
             self.name = f"{runner.method}+{label}"
             self.backend, self.provider, self.precision = "torch", f"torch ({runner.device.type})", runner.precision
-            self.card: dict = {"method": runner.method, "layers": list(runner.layers)}
+            self.card = {"method": runner.method, "layers": list(runner.layers)}
             self.min_size = 16
             self.color_match = runner.color_match
 
