@@ -18,9 +18,10 @@ from percept.registry import find_model
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "checkpoints"
-TRACKED_LIMIT = 60 * 1000 * 1000
-"""The tracked tree's ceiling (bytes). It is 57.7 MB: 55.1 MB of shipped .pt weights and cards, 2.6 MB of code
-and docs; the .onnx (52.7 MB more) are no longer committed."""
+TRACKED_LIMIT = 55 * 1000 * 1000
+"""The tracked tree's ceiling (bytes), so that a GPU run can carry its data beside the checkout (the device takes
+64 MiB in all). It is 54.7 MB: 52.1 MB of shipped .pt weights and cards (the five largest stored deflated by
+scripts/pack_checkpoints.py), 2.6 MB of code and docs; the .onnx (52.7 MB more) are not committed."""
 
 
 def _copy(names_suffixes: list[tuple[str, str]], folder: Path, rename: dict[str, str] | None = None) -> Path:
