@@ -167,3 +167,22 @@ def test_cli_stylize_and_video_with_openvino(tmp_path, photo_path):
 
     res = percept.stylize_video(src, tmp_path / "out.mp4", "wave_rt", backend="openvino", precision="fp32")
     assert res["frames"] == 6 and len(read_clip(tmp_path / "out.mp4")) == 6
+
+
+def test_openvino_telemetry_is_off(tmp_path):
+    """Importing OpenVINO starts its usage telemetry (a client id and counters under ``~/intel``):
+    a real OpenVINO load and run through percept leaves HOME untouched."""
+    home = tmp_path / "home"
+    home.mkdir()
+    photo = tmp_path / "in.png"
+    from PIL import Image
+
+    Image.fromarray(np.zeros((24, 32, 3), np.uint8)).save(photo)
+    env = {**__import__("os").environ, "HOME": str(home)}
+    env.pop("CI", None)  # openvino-telemetry stays quiet in CI on its own: test percept, not that
+    r = subprocess.run([sys.executable, "-m", "percept.cli", "stylize", str(photo), "--model", "wave_rt", "--size",
+                        "32", "--backend", "openvino", "--precision", "fp32", "-o", str(tmp_path / "out.png")],
+                       capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "out.png").is_file()
+    assert not (home / "intel").exists(), sorted(p.name for p in home.iterdir())

@@ -63,10 +63,26 @@ def openvino_installed() -> bool:
     return importlib.util.find_spec("openvino") is not None
 
 
+def import_openvino():
+    """``import openvino`` with its telemetry off. Importing OpenVINO starts its usage telemetry (the
+    ``openvino-telemetry`` package, through ``openvino.tools.ovc``), which writes a client id and usage
+    counters under ``~/intel`` on every run and may send them; percept is an offline tool, so before the
+    first import it makes ``openvino_telemetry`` unimportable in this process and OpenVINO falls back on
+    its own no-op stub (its path when the package is absent). A process that imported
+    ``openvino_telemetry`` itself before is left as it is."""
+    import sys
+
+    if "openvino" not in sys.modules:
+        sys.modules.setdefault("openvino_telemetry", None)  # type: ignore[arg-type]
+    import openvino
+
+    return openvino
+
+
 def openvino_core():
     """A fresh ``openvino.Core``, or one clear error when OpenVINO is not installed."""
     try:
-        import openvino as ov
+        ov = import_openvino()
     except ImportError:
         raise PerceptError("the openvino backend needs OpenVINO: pip install openvino "
                            "(or pip install 'percept[openvino]')") from None
@@ -243,7 +259,7 @@ class OpenVinoBackend:
 def describe_platform() -> str:
     """OpenVINO's version and whether this CPU offers bf16 (for benchmarks and `percept info`)."""
     try:
-        import openvino as ov
+        ov = import_openvino()
     except ImportError:
         return "OpenVINO not installed"
     return f"OpenVINO {ov.__version__} on {platform.machine()}, bf16 {'yes' if bf16_supported() else 'no'}"
