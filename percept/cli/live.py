@@ -5,6 +5,7 @@ one stylizer (:func:`percept.inference.stylizer.open_stylizer`; a painting runs 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from percept.argtypes import add_options, config_from_args
 from percept.argtypes import nonneg_int as _nonneg_int
@@ -21,7 +22,12 @@ def cmd_video(args: argparse.Namespace) -> int:
     from percept.inference.stylizer import open_stylizer
     from percept.inference.video import check_video_output, open_capture, stylize_video
 
+    if not args.output.strip():
+        raise PerceptError("-o/--output is empty: give a video file name")
     check_video_output(args.output)
+    if Path(args.output).resolve() == Path(args.input).resolve():
+        raise PerceptError(f"{args.output}: is the input {args.input}; percept never overwrites an input "
+                           "(give -o another name)")
     if args.style and len(args.style) > 1:
         raise PerceptError("video takes one --style painting")
     open_capture(args.input).release()  # a bad input fails before the model loads
@@ -61,7 +67,7 @@ def cmd_webcam(args: argparse.Namespace) -> int:
     from percept.inference.webcam import live_models, run_webcam
 
     models = live_models(args.model, args.style)
-    stats = run_webcam(models, styles=args.style, camera=args.camera, source=args.source, size=args.size,
+    stats = run_webcam(models, styles=args.style, camera=0 if args.camera is None else args.camera, source=args.source, size=args.size,
                        strength=args.strength, preserve_color=args.preserve_color, backend=args.backend,
                        device=args.device, precision=args.precision, headless=args.headless, output=args.output,
                        frames=args.frames, snapshot_dir=args.snapshot_dir, side_by_side=args.side_by_side,
@@ -97,7 +103,8 @@ def _register_webcam(sub) -> None:
     w.add_argument("--model", action="append", help="model to start with (repeat to choose the cycle; "
                                                     "default: every shipped style)")
     src = w.add_mutually_exclusive_group()
-    src.add_argument("--camera", type=_nonneg_int, default=0, help="camera index (default 0)")
+    src.add_argument("--camera", type=_nonneg_int, help="camera index (default 0)")  # no default: argparse
+    # counts an option as given only when its value is not the default, so `--camera 0 --source CLIP` would pass
     src.add_argument("--source", help="a video file played as if it were a camera")
     add_options(w, StylizerOptions, "style", style="any painting, live, with the linear style model (Li et al. 2019); "
                                                    "repeat to cycle with n/p")

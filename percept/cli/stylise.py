@@ -23,15 +23,36 @@ from percept.visualize.options import GatysOptions
 
 def _targets(images: list[str], output: str) -> list[tuple[Path, Path]]:
     """(input, output) pairs: one input writes the file ``output``; several write ``output/STEM.png``."""
+    if not output.strip():
+        raise PerceptError("-o/--output is empty: give an image file name or a folder")
     inputs = [Path(p) for p in images]
     out = Path(output)
     if len(inputs) == 1 and out.suffix:
-        return [(inputs[0], check_output_path(out))]
-    if out.exists() and not out.is_dir():
+        pairs = [(inputs[0], check_output_path(out))]
+    elif out.exists() and not out.is_dir():
         if len(inputs) == 1:
             raise PerceptError(f"{out}: not an image file name (give one with an extension such as .png) nor a folder")
         raise PerceptError(f"{out}: several inputs need -o to be a folder")
-    return [(p, out / f"{p.stem}.png") for p in inputs]
+    else:
+        pairs = [(p, out / f"{p.stem}.png") for p in inputs]
+    check_distinct_outputs(pairs)
+    return pairs
+
+
+def check_distinct_outputs(pairs: list[tuple[Path, Path]]) -> None:
+    """Before any work: no output is an input (resolved paths, symlinks followed), and no two inputs write
+    the same output (``a/photo.png b/photo.png`` or ``photo.png photo.jpg`` into one folder)."""
+    sources = {src.resolve(): src for src, _ in pairs}
+    written: dict[Path, Path] = {}
+    for src, dst in pairs:
+        key = dst.resolve()
+        if key in sources:
+            raise PerceptError(f"{dst}: is the input {sources[key]}; percept never overwrites an input "
+                               "(give -o another name or folder)")
+        if key in written and written[key].resolve() != src.resolve():
+            raise PerceptError(f"{written[key]} and {src} would both be written to {dst}; "
+                               "stylize them into different folders")
+        written[key] = src
 
 
 def cmd_stylize(args: argparse.Namespace) -> int:

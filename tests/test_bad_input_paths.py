@@ -1,0 +1,75 @@
+"""Rows of the trust probe (issue 30) about outputs, inputs and late checks: each bad input gets one line on
+stderr, exit 2, before any work, and nothing written."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from percept.cli import main
+
+
+def one_line_error(capsys, argv: list[str], code: int = 2) -> str:
+    got = main(argv)
+    err = capsys.readouterr().err
+    assert got == code, err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    return err
+
+
+def small_photo(path: Path, size=(40, 30)) -> Path:
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (size[1], size[0], 3), np.uint8)).save(path)
+    return path
+
+
+# ------------------------------------------------------------------------- row 3: an output never equals an input
+
+def test_an_output_that_is_the_input_is_refused(capsys, tmp_path, monkeypatch):
+    photo = small_photo(tmp_path / "photo.png")
+    before = photo.read_bytes()
+    monkeypatch.chdir(tmp_path)
+    err = one_line_error(capsys, ["stylize", "photo.png", "--model", "wave_rt", "-o", "."])
+    assert "is the input photo.png" in err and "never overwrites an input" in err
+    err = one_line_error(capsys, ["stylize", "photo.png", "--model", "wave_rt", "-o", str(photo)])
+    assert "never overwrites an input" in err
+    err = one_line_error(capsys, ["stylize", "photo.png", "--model", "wave_rt", "-o", ""])
+    assert "-o/--output is empty" in err
+    assert photo.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["photo.png"]
+
+
+def test_a_video_output_that_is_the_input_is_refused(capsys, tmp_path):
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"not really a clip, never read")
+    err = one_line_error(capsys, ["video", str(clip), "--model", "wave_rt", "-o", str(clip)])
+    assert "is the input" in err and "never overwrites an input" in err
+    assert clip.read_bytes() == b"not really a clip, never read"
+    err = one_line_error(capsys, ["video", str(clip), "--model", "wave_rt", "-o", ""])
+    assert "-o/--output is empty" in err
+
+
+# ------------------------------------------------------------------------- row 5: inputs with the same base name
+
+@pytest.mark.parametrize("names", [("a/photo.png", "b/photo.png"), ("photo.png", "photo.jpg")])
+def test_inputs_that_would_write_one_output_are_refused(capsys, tmp_path, names):
+    inputs = []
+    for n in names:
+        (tmp_path / n).parent.mkdir(parents=True, exist_ok=True)
+        inputs.append(str(small_photo(tmp_path / n)))
+    out = tmp_path / "out"
+    err = one_line_error(capsys, ["stylize", *inputs, "--model", "wave_rt", "-o", str(out)])
+    assert f"{inputs[0]} and {inputs[1]} would both be written to {out / 'photo.png'}" in err
+    assert not out.exists()
+
+
+# ------------------------------------------------------------------------- row 21: --camera and --source
+
+def test_webcam_camera_and_source_exclude_each_other(capsys, tmp_path):
+    with pytest.raises(SystemExit) as exc:
+        main(["webcam", "--source", str(tmp_path / "clip.mp4"), "--camera", "0", "--headless"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2
+    assert "argument --camera: not allowed with argument --source" in err.strip().splitlines()[-1]
