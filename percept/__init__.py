@@ -41,10 +41,11 @@ def stylize_any(photo, paintings, method="adain", weights=None, size=None, stren
 
 def stylize_video(src, dst, model=None, size=None, strength=1.0, preserve_color=False, temporal=False,
                   temporal_alpha=0.8, backend="auto", device="auto", progress=False,
-                  precision="auto", temporal_flow=None, style=None, batch=4) -> dict:
+                  precision="auto", temporal_flow=None, style=None, batch=4, audio=True) -> dict:
     """Stylize the video file ``src`` into ``dst`` with ``model`` (or a ``style`` painting, the linear model): what
     ``percept video`` does. ``temporal=True`` is the flow-guided mode (history weight ``temporal_alpha``, optical
-    flow preset ``temporal_flow``, default :data:`percept.argtypes.VIDEO_FLOW`): much less flicker. Returns the
+    flow preset ``temporal_flow``, default :data:`percept.argtypes.VIDEO_FLOW`): much less flicker. The sound is
+    kept (``audio=False`` drops it). Returns the
     summary (path, frames, fps, size, seconds, and with ``temporal`` the filter's ``temporal_stats``)."""
     from percept.argtypes import VIDEO_FLOW
     from percept.inference.options import VideoOptions
@@ -54,5 +55,6 @@ def stylize_video(src, dst, model=None, size=None, strength=1.0, preserve_color=
     stylizer = _open(model, style=style, method="linear" if style is not None else None, backend=backend,
                      device=device, precision=precision)
     options = VideoOptions(size=size, strength=strength, preserve_color=preserve_color, batch=batch,
-                           temporal=temporal, temporal_alpha=temporal_alpha, flow=temporal_flow or VIDEO_FLOW)
+                           temporal=temporal, temporal_alpha=temporal_alpha, flow=temporal_flow or VIDEO_FLOW,
+                           no_audio=not audio)
     return _stylize_video(src, dst, stylizer, options, progress=progress)

@@ -85,7 +85,7 @@ def _register_video(sub) -> None:
     add_options(v, StylizerOptions, "model", "style", style=LIVE_STYLE_HELP)
     add_options(v, VideoOptions, "size", "strength", "preserve_color", "batch")
     add_options(v, StylizerOptions, *RUN_OPTIONS)
-    add_options(v, VideoOptions, "temporal", "temporal_alpha", "flow")
+    add_options(v, VideoOptions, "temporal", "temporal_alpha", "flow", "no_audio")
     v.add_argument("--quiet", action="store_true")
     v.set_defaults(func=cmd_video)
 

@@ -119,6 +119,7 @@ class VideoOptions(StylizeOptions):
     temporal_alpha: float = option(0.8, "--temporal: weight of the warped history, 0..0.99", type=temporal_alpha)
     flow: str = option(VIDEO_FLOW, f"--temporal: the DIS optical flow preset (ultrafast is about 10x faster than "
                                    f"{VIDEO_FLOW} and flickers more)", choices=FLOW_PRESETS)
+    no_audio: bool = option(False, "drop the sound track (by default the source's audio streams are carried over)")
 
 
 @dataclass

@@ -2,8 +2,10 @@
 
 The output keeps the input's frame rate and frame size (``size`` only sets the resolution the
 network runs at; frames are scaled back). It is written to a temporary file beside the target and
-renamed at the end, so a decoding error, a crash or Ctrl-C leaves no partial video behind. Sound is
-not carried over (OpenCV reads pictures only).
+renamed at the end, so a decoding error, a crash or Ctrl-C leaves no partial video behind. The sound
+is kept: OpenCV reads and writes pictures only, so the source's audio streams are muxed into the
+stylised video before that rename (:mod:`percept.inference.soundtrack`, PyAV; copied as they are where
+the container takes the codec, else re-encoded), unless ``VideoOptions.no_audio``.
 """
 
 from __future__ import annotations
@@ -89,9 +91,12 @@ class AtomicVideoWriter:
     temporary file; leaving it normally commits.
     """
 
-    def __init__(self, path: str | os.PathLike, fps: float, size: tuple[int, int]) -> None:
+    def __init__(self, path: str | os.PathLike, fps: float, size: tuple[int, int],
+                 sound_from: str | os.PathLike | None = None) -> None:
         cv2 = cv2_module()
         self.path = check_video_output(path)
+        self.sound_from = sound_from  # a video whose audio streams join the file on commit
+        self.muxed: Path | None = None
         self.tmp = temp_beside(self.path, self.path.suffix)  # OpenCV picks the container by the extension
         self.size = size
         self.frames = 0
@@ -123,12 +128,30 @@ class AtomicVideoWriter:
             problem = self._check_written()
             if problem:
                 raise PerceptError(f"{self.path}: the video could not be written ({problem}); nothing was saved")
-            return commit_temp(self.tmp, self.path)
+            return commit_temp(self._with_sound(), self.path)
         except OSError as exc:
             raise PerceptError(f"{self.path}: the video could not be written ({exc.strerror or exc}); "
                                "nothing was saved") from None
         finally:
             self.tmp.unlink(missing_ok=True)
+            if self.muxed is not None:
+                self.muxed.unlink(missing_ok=True)
+
+    def _with_sound(self) -> Path:
+        """The file to rename onto ``path``: the pictures plus ``sound_from``'s sound (a second temporary
+        file), or the pictures alone when there is no sound to carry or it cannot be carried (one warning)."""
+        if self.sound_from is None:
+            return self.tmp
+        from percept.inference.soundtrack import add_sound
+
+        self.muxed = temp_beside(self.path, self.path.suffix)
+        try:
+            return self.muxed if add_sound(self.tmp, self.sound_from, self.muxed) else self.tmp
+        except Exception as exc:  # PyAV missing or FFmpeg refusing: the pictures are still worth keeping
+            reason = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+            warn(f"{self.sound_from}: its sound could not be carried over ({reason}); wrote the video without it "
+                 "(--no-audio drops it on purpose)")
+            return self.tmp
 
     def _check_written(self) -> str | None:
         cv2 = cv2_module()
@@ -195,7 +218,7 @@ def stylize_video(src: str | os.PathLike, dst: str | os.PathLike, stylizer, opti
             raise PerceptError(f"{src}: no frame could be decoded")
         h, w = first.shape[:2]
         t0 = time.perf_counter()
-        with AtomicVideoWriter(dst, fps, (w, h)) as writer, \
+        with AtomicVideoWriter(dst, fps, (w, h), sound_from=None if options.no_audio else src) as writer, \
                 tqdm(total=total or None, desc="video", unit="frame", disable=not progress) as bar:
             stream = stylizer.stream(itertools.chain([first], frames), options.size, options.strength,
                                      options.preserve_color, batch=options.batch, temporal=temporal)
