@@ -77,6 +77,9 @@ def build_compare(photo: ImageLike, painting: str | os.PathLike, out: str | os.P
                   gatys_steps: Sequence[int] = GATYS_STEPS, methods: Sequence[str] = METHODS, device: str = "auto",
                   progress: bool = True) -> Path:
     """Write the comparison page into the folder ``out``; returns the page's path."""
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:  # before any work: not after the first methods ran
+        raise PerceptError(f"`methods`: unknown method '{unknown[0]}' (use {', '.join(METHODS)})")
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise PerceptError(f"{out}: not a folder (-o takes the folder to write index.html into)")

@@ -73,3 +73,37 @@ def test_webcam_camera_and_source_exclude_each_other(capsys, tmp_path):
     err = capsys.readouterr().err
     assert exc.value.code == 2
     assert "argument --camera: not allowed with argument --source" in err.strip().splitlines()[-1]
+
+
+# ------------------------------------------------------------------------- row 20: late validation
+
+def test_compare_refuses_an_unknown_method_before_any_work(capsys, tmp_path, photo_path, painting_path, monkeypatch):
+    import percept.compare as compare
+
+    def no_work(*a, **k):
+        raise AssertionError("a stylizer was opened before the methods were checked")
+
+    monkeypatch.setattr(compare, "open_stylizer", no_work)
+    out = tmp_path / "page"
+    err = one_line_error(capsys, ["compare", str(photo_path), "--style", str(painting_path), "-o", str(out),
+                                  "--methods", "adain,bogus", "--gatys-steps", ""])
+    assert err.strip().endswith("--methods: unknown method 'bogus' (use wct, adain, linear)")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("folder", ["empty", "corrupt"])
+def test_int8_calibration_folder_is_read_before_the_export(capsys, tmp_path, folder, monkeypatch):
+    import percept.inference.export as export
+
+    def no_work(*a, **k):
+        raise AssertionError("the model was loaded before the calibration folder was read")
+
+    monkeypatch.setattr(export, "_load_torch_model", no_work)
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    if folder == "corrupt":
+        (calib / "a.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    out = tmp_path / "out" / "m.onnx"
+    err = one_line_error(capsys, ["export", "wave_rt", "-o", str(out), "--int8", "--calibration", str(calib)])
+    assert str(calib) in err
+    assert not out.parent.exists() or list(out.parent.iterdir()) == []

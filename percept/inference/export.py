@@ -374,6 +374,7 @@ def export_onnx(model: str | os.PathLike, out: str | os.PathLike, opset: int = D
     import onnx
 
     out = _check_export(out, opset, fp16, int8, fp16_weights, calibration)
+    images = calibration_images(calibration) if int8 else []  # an empty or unreadable folder fails first
     net, card, kind = _load_torch_model(model)
     card = {**card, "weights_sha256": checkpoint_digest(find_model(model).require_pt("export"))}
     if int8 and kind != "style-transformer":
@@ -404,7 +405,6 @@ def export_onnx(model: str | os.PathLike, out: str | os.PathLike, opset: int = D
         proto = store_weights_fp16(proto)
     held: list[np.ndarray] = []
     if int8:
-        images = calibration_images(calibration)
         held = images[3::4] if len(images) >= 4 else images  # few photos: check on the calibration itself
         calib = [im for i, im in enumerate(images) if i % 4 != 3] if len(images) >= 4 else images
         proto = onnx.load_from_string(_to_int8(proto.SerializeToString(), calib, _io(net)[0]))
