@@ -35,6 +35,14 @@ def nonneg_int(text: str) -> int:
     return value
 
 
+def port_int(text: str) -> int:
+    """A TCP port: a whole number from 0 to 65535 (0: the system picks a free one)."""
+    value = _parse(text, int, "a port number")
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is from 0 to 65535, got {value}")
+    return value
+
+
 def nonneg_float(text: str) -> float:
     value = _parse(text, float, "a number")
     if not value >= 0:

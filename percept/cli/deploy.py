@@ -81,10 +81,12 @@ def cmd_serve_web(args: argparse.Namespace) -> int:
 
 def cmd_check_web(args: argparse.Namespace) -> int:
     from percept.inference.browser import find_chromium
-    from percept.inference.web import check_web, serve
+    from percept.inference.web import check_web, screenshot_folder, serve
 
     o = config_from_args(CheckWebOptions, args)
     serve(o.folder, port=0).server_close()  # not a site: one line before the browser starts
+    if o.screenshots is not None:
+        screenshot_folder(o.screenshots)  # a file, or a read-only place: the same
     if find_chromium() is None:
         raise PerceptError("check-web needs Chromium (apt-get install chromium, or set PERCEPT_CHROMIUM)")
     r = check_web(o.folder, camera=not o.no_camera, frames=o.frames, backend=o.backend, timeout=o.timeout,

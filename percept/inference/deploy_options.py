@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from percept.argtypes import nonneg_int, option, positive_float, positive_int, side_int
+from percept.argtypes import option, output_folder, port_int, positive_float, positive_int, side_int
 from percept.inference.options import METHODS
 
 __all__ = ["ExportOptions", "ServeWebOptions", "CheckWebOptions", "CompareOptions", "DemoOptions", "EvalVideoOptions",
@@ -50,7 +50,7 @@ class ServeWebOptions:
     """``percept serve-web``: :func:`percept.inference.web.serve`."""
 
     folder: str | None = option(None, "the folder percept export --web wrote", flags=("folder",))
-    port: int = option(8000, "port (0 picks a free one)", type=nonneg_int)
+    port: int = option(8000, "port (0 picks a free one)", type=port_int)
     host: str = option("127.0.0.1", "address to listen on")
 
 
@@ -64,7 +64,7 @@ class CheckWebOptions:
     model: str | None = option(None, "the model the camera runs (default: the first)")
     backend: str = option("wasm", "the page's runtime", choices=list(WEB_BACKENDS))
     timeout: float = option(300.0, "seconds to wait for each page", type=positive_float)
-    screenshots: str | None = option(None, "save a PNG of each page here", metavar="DIR")
+    screenshots: str | None = option(None, "save a PNG of each page here", metavar="DIR", type=output_folder)
 
 
 @dataclass
