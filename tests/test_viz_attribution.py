@@ -193,6 +193,25 @@ def test_fooling_reaches_the_target_class_with_a_small_change(clf, shapes):
         # each step moves a pixel by at most 1/255; rounding the result to 8 bits adds at most 0.5/255
         assert r.linf < 0.15 and r.linf <= (r.steps + 0.5) / 255 + 1e-6, f"Linf {r.linf:.3f} after {r.steps} steps"
         assert r.l2 == pytest.approx(float((r.image - r.original).norm()), rel=1e-4)
+
+
+def test_fooling_at_the_photos_own_size_survives_the_usual_preprocessing(clf, shapes):
+    """With ``input_size`` the picture keeps its size (here 3x the classifier's 32, not square) and every usual
+    view of the 8-bit result (resize-and-crop, squash) is the target class, also resampled by PIL."""
+    from percept.visualize.classviz import usual_views
+
+    x, y, _ = shapes
+    big = torch.nn.functional.interpolate(x[:1], size=(96, 130), mode="bilinear", align_corners=False)
+    to = (int(y[0]) + 1) % 4
+    r = fooling_image(clf, big, to, labels=LABELS, input_size=32)
+    assert r.success and r.image.shape == big.shape and r.label == LABELS[to]
+    assert "resize to 37 and centre-crop 32" in r.holds_for and "squash to 32x32" in r.holds_for
+    with torch.no_grad():
+        for _, view in usual_views(32):
+            assert int(clf(view(r.image)).argmax()) == to
+        pil = Image.fromarray((r.image[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
+        squashed = to_tensor(pil.resize((32, 32), Image.BILINEAR))
+        assert int(clf(squashed).argmax()) == to
         d = r.difference(10)
         assert float(d.min()) >= 0 and float(d.max()) <= 1
     assert count_hooks(clf) == 0

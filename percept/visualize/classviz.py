@@ -8,7 +8,11 @@
   mean activation instead.
 * :func:`fooling_image` - an adversarial ("fooling") image (Szegedy et al. 2014, "Intriguing properties
   of neural networks"; Goodfellow et al. 2015): small gradient steps from a photo until the network
-  assigns a chosen class, with the size of the change measured (L2, Linf).
+  assigns a chosen class, with the size of the change measured (L2, Linf). With ``input_size`` the photo
+  keeps its own size and the change is made to survive the usual ImageNet preprocessing (resize the
+  short side to 256/224 of the input size and centre-crop; squash to a square): each step follows the
+  gradient through those views and a few random resize-and-crops (expectation over transformation,
+  Athalye et al. 2018), and success is checked on every usual view of the 8-bit picture.
 
 Both take the same targets as :mod:`percept.visualize.attribution`: a classifier (RGB [0, 1] in,
 logits out) and a class index, or a loss-network channel. For a channel target "assigns" means
@@ -160,26 +164,79 @@ class FoolResult:
     rms: float
     linf: float
     final_label: str = ""
+    holds_for: str = ""
+    """How the classifier was shown the picture when it was checked (``input_size``: the usual preprocessing)."""
 
     def difference(self, gain: float = FoolOptions.gain) -> torch.Tensor:
         """The change, magnified ``gain`` times and centred at grey: (1, 3, H, W) in [0, 1]."""
         return (0.5 + gain * (self.image - self.original)).clamp(0, 1)
 
 
+def resize_crop(x: torch.Tensor, short: int, size: int, top: int | None = None,
+                left: int | None = None) -> torch.Tensor:
+    """``x`` (N, 3, H, W) with its short side scaled to ``short`` (bilinear, antialiased: what PIL and
+    torchvision do), then the ``size`` x ``size`` crop at ``top``, ``left`` (default: the centre);
+    differentiable."""
+    import torch.nn.functional as F
+
+    h, w = x.shape[-2:]
+    scale = short / min(h, w)
+    nh, nw = max(size, int(h * scale)), max(size, int(w * scale))
+    y = F.interpolate(x, size=(nh, nw), mode="bilinear", align_corners=False, antialias=True)
+    top = int(round((nh - size) / 2)) if top is None else top
+    left = int(round((nw - size) / 2)) if left is None else left
+    return y[..., top:top + size, left:left + size]
+
+
+def squash(x: torch.Tensor, size: int) -> torch.Tensor:
+    """``x`` scaled to ``size`` x ``size`` whatever its aspect (bilinear, antialiased); differentiable."""
+    import torch.nn.functional as F
+
+    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+
+
+def usual_views(size: int) -> list[tuple[str, Callable[[torch.Tensor], torch.Tensor]]]:
+    """The usual ImageNet preprocessing for a ``size`` input: (description, function) pairs."""
+    short = round(size * 256 / 224)
+    return [(f"resize to {short} and centre-crop {size}", lambda t: resize_crop(t, short, size)),
+            (f"resize to {size} and centre-crop {size}", lambda t: resize_crop(t, size, size)),
+            (f"squash to {size}x{size}", lambda t: squash(t, size))]
+
+
+def _random_view(x: torch.Tensor, size: int, gen: torch.Generator) -> torch.Tensor:
+    """A random resize (short side ``size`` .. 1.3 ``size``) and crop of ``x``."""
+    short = int(torch.randint(size, round(size * 1.3) + 1, (1,), generator=gen))
+    h, w = x.shape[-2:]
+    nh, nw = max(size, int(h * short / min(h, w))), max(size, int(w * short / min(h, w)))
+    top = int(torch.randint(0, nh - size + 1, (1,), generator=gen))
+    left = int(torch.randint(0, nw - size + 1, (1,), generator=gen))
+    return resize_crop(x, short, size, top, left)
+
+
 def fooling_image(model: nn.Module | None, image: torch.Tensor, to: Target, step: float = FoolOptions.step / 255,
                   max_steps: int = FoolOptions.max_steps, device: str | torch.device | None = None,
-                  labels: Sequence[str] | None = None) -> FoolResult:
+                  labels: Sequence[str] | None = None, input_size: int | None = None, views: int = 4,
+                  margin: float = 1.0, seed: int = 0) -> FoolResult:
     """Change ``image`` by small gradient steps until the network assigns class ``to``.
 
     Each step moves along the gradient of the margin ``score[to] - max(other scores)``, scaled so no
     pixel moves more than ``step``; the image stays in [0, 1]. Success is checked on the image
     rounded to 8 bits, so the saved PNG fools the network too. ``to`` is a class index, or
     ``"relu4_1:12"`` (success: channel 12 is relu4_1's most active channel).
+
+    Without ``input_size`` the network sees ``image`` as it is. With it (a classifier's input side),
+    ``image`` keeps its own size and the network sees it as a reader of the file would: each step
+    follows the summed margin of the usual preprocessing (:func:`usual_views`) and ``views`` random
+    resize-and-crops, and success means every usual view assigns ``to`` by at least ``margin`` (a
+    logit difference, so another library's resampling agrees too).
     """
     if step <= 0:
         raise PerceptError(f"the step size must be positive, got {step}")
     if max_steps < 1:
         raise PerceptError(f"max_steps must be at least 1, got {max_steps}")
+    if input_size is not None:
+        return _fool_through_preprocessing(model, image, to, step, max_steps, device, labels, input_size, views,
+                                           margin, seed)
     sc, x, out = _prepare(model, image, to, labels, device)
     start = int(out[0].argmax())
     probs0 = out[0].softmax(0) if sc.kind == "class" else None
@@ -213,4 +270,50 @@ def fooling_image(model: nn.Module | None, image: torch.Tensor, to: Target, step
                       float(delta.pow(2).mean().sqrt()), float(delta.abs().max()), sc.name(final))
 
 
-__all__ = ["ClassModelResult", "class_model", "FoolResult", "fooling_image"]
+def _fool_through_preprocessing(model, image, to, step, max_steps, device, labels, input_size, views, margin,
+                                seed) -> FoolResult:
+    if model is None or (isinstance(to, str) and ":" in to):
+        raise PerceptError("fooling through the usual preprocessing needs a classifier and a class")
+    checks = usual_views(input_size)
+    x = image if image.dim() == 4 else image[None]
+    first = checks[0][1]
+    sc, _, out = _prepare(model, first(x), to, labels, device)
+    x = x.to(_device_of(sc.model))
+    gen = torch.Generator().manual_seed(seed)
+    start = int(out[0].argmax())
+    probs0 = out[0].softmax(0)
+
+    def margins(scores: torch.Tensor) -> torch.Tensor:
+        others = torch.cat([scores[:, :sc.index], scores[:, sc.index + 1:]], 1)
+        return scores[:, sc.index] - others.max(1).values
+
+    def check(t: torch.Tensor) -> tuple[bool, torch.Tensor]:
+        with torch.no_grad():
+            o = sc.model(torch.cat([f(t) for _, f in checks]))
+        return bool((margins(o) >= margin).all()), o
+
+    adv, quant, taken = x.clone(), x.clone(), 0
+    with eval_mode(sc.model):
+        done, o = check(quant)
+        while not done and taken < max_steps:
+            adv.requires_grad_(True)
+            batch = [f(adv) for _, f in checks] + [_random_view(adv, input_size, gen) for _ in range(views)]
+            # margins capped a little above the goal: views already fooled stop pulling, the others get the step
+            loss = margins(sc.model(torch.cat(batch))).clamp(max=margin + 1).sum()
+            (g,) = torch.autograd.grad(loss, adv)
+            with torch.no_grad():
+                adv = (adv.detach() + step * g.sign()).clamp(0, 1)
+            taken += 1
+            quant = torch.round(adv * 255) / 255
+            done, o = check(quant)
+    final = int(o[0].argmax())
+    delta = (quant - x).flatten()
+    p = o[0].softmax(0)
+    return FoolResult(quant.detach().cpu(), x.cpu(), done, taken, start, sc.name(start), float(probs0[start]),
+                      sc.index, sc.name(), float(p[sc.index]), final, float(delta.norm()),
+                      float(delta.pow(2).mean().sqrt()), float(delta.abs().max()), sc.name(final),
+                      holds_for=f"the file at {x.shape[-1]}x{x.shape[-2]}, read with the usual preprocessing: "
+                                + "; ".join(d for d, _ in checks))
+
+
+__all__ = ["ClassModelResult", "class_model", "FoolResult", "fooling_image", "resize_crop", "squash", "usual_views"]

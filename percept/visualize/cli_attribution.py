@@ -313,8 +313,19 @@ def cmd_fool(args: argparse.Namespace) -> int:
         raise PerceptError("fool needs --to CLASS (the class the classifier should see)")
     if o.target is not None and job.target is None:
         raise PerceptError("fool with --target needs LAYER:CHANNEL: the channel to make the layer's most active")
-    r = fooling_image(job.model, job.x.to(job.device), job.target, step=o.step / 255, max_steps=o.max_steps,
-                      labels=job.labels)
+    if o.target is None:
+        # a classifier: the photo at its own size (or --size), fooling the classifier as a reader of the file
+        # would show it to it (the usual ImageNet resize-and-crop or squash), not only at one working size
+        from percept.images import load_image, resize_long_side, to_tensor
+
+        job.photo = resize_long_side(load_image(o.image), o.size) if o.size else load_image(o.image)
+        job.x = to_tensor(job.photo)
+        input_size = job.classifier.input_size or 224
+        r = fooling_image(job.model, job.x.to(job.device), job.target, step=o.step / 255, max_steps=o.max_steps,
+                          labels=job.labels, input_size=input_size, seed=o.seed)
+    else:
+        r = fooling_image(job.model, job.x.to(job.device), job.target, step=o.step / 255, max_steps=o.max_steps,
+                          labels=job.labels)
 
     def name(label, p):
         return f"{label} (p={p:.3f})" if p is not None else label
@@ -333,6 +344,8 @@ def cmd_fool(args: argparse.Namespace) -> int:
         print(f"not fooled after {r.steps} steps: {r.label} not reached, the network sees {r.final_label} "
               "(try more --max-steps or a bigger --step)")
     print(f"change: L2 {r.l2:.3f}, RMS {r.rms * 255:.2f}/255, Linf {r.linf:.4f} ({r.linf * 255:.0f}/255)")
+    if r.holds_for:
+        print(f"{'checked on' if r.success else 'tried on'} {r.holds_for}")
     job.done()
     return 0 if r.success else 1
 
