@@ -107,3 +107,36 @@ def test_int8_calibration_folder_is_read_before_the_export(capsys, tmp_path, fol
     err = one_line_error(capsys, ["export", "wave_rt", "-o", str(out), "--int8", "--calibration", str(calib)])
     assert str(calib) in err
     assert not out.parent.exists() or list(out.parent.iterdir()) == []
+
+
+# ------------------------------------------------------------------------- rows 9 and 14: what --resume resumes
+
+def test_resume_refuses_another_commands_state_and_another_painting(capsys, tmp_path, small_data, painting_path,
+                                                                     wave_path):
+    import torch
+
+    from percept.checkpoint import load_checkpoint
+    from percept.training.style import StyleTrainConfig, train_style
+
+    out = tmp_path / "out"
+    train_style(StyleTrainConfig(style=str(painting_path), data=str(small_data), out=str(out), name="t",
+                                 image_size=32, batch_size=2, iterations=2, channels=[4, 8, 8], n_residual=1,
+                                 style_size=64, checkpoint_every=2, preview_every=2, log_every=1, holdout_every=3),
+                progress=False)
+    state_path = out / "t.train.pt"
+    state = load_checkpoint(state_path)
+    assert state["inputs"]["painting_sha1"][1] == str(painting_path)
+    before = state_path.read_bytes()
+    argv = ["train-style", "--data", str(small_data), "--out", str(out), "--name", "t", "--image-size", "32",
+            "--batch-size", "2", "--iterations", "4", "--channels", "4,8,8", "--residual-blocks", "1", "--style-size",
+            "64", "--holdout-every", "3", "--resume", "--quiet"]
+    err = one_line_error(capsys, argv[:1] + ["--style", str(wave_path)] + argv[1:])
+    assert err.strip().endswith(f"--resume: {state_path} was trained on {painting_path}, this run is given "
+                                f"{wave_path} (another painting); resume with the same one, or start a new run")
+    torch.save({**state, "kind": "feature-decoder-training", "config": {**state["config"], "batch_size": 8}},
+               state_path)
+    err = one_line_error(capsys, argv[:1] + ["--style", str(painting_path)] + argv[1:])
+    assert err.strip().endswith(f"--resume: {state_path} is a train-decoder state; resume it with percept "
+                                "train-decoder")
+    state_path.write_bytes(before)
+    assert sorted(p.name for p in out.iterdir() if p.suffix == ".pt") == ["t.pt", "t.train.pt"]

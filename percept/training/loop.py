@@ -177,6 +177,11 @@ class Task:
         """What the ranks must agree on besides the options and the photos (digests of private inputs)."""
         return {}
 
+    def inputs(self) -> dict[str, tuple[str, str]]:
+        """Input files the training state records and ``--resume`` must find unchanged: ``{key: (digest, file)}``
+        (a style network's painting by its SHA-1)."""
+        return {}
+
     def setup(self, run: Run) -> None:
         """Build the networks, losses, optimiser and data sets on ``run.device`` (after the seed is set)."""
         raise NotImplementedError
@@ -279,7 +284,8 @@ def _restore(task: Task, run: Run) -> tuple[int, float]:
     model, optimizer = task.state()
     d = run.dist
     step, seconds = d.share_resume(lambda: resume_state(run.state_path, run.cfg, task.resume_keys, model, optimizer,
-                                                        world_size=d.world))
+                                                        world_size=d.world, kind=task.state_kind,
+                                                        inputs=task.inputs()))
     d.share_optimizer(optimizer)
     optimizer_to(optimizer, run.device)
     return step, seconds
@@ -304,6 +310,7 @@ def _loop(task: Task, run: Run, opts: FitOptions, batches: Iterable, writer, sta
     limit = None if opts.time_limit is None else 60.0 * opts.time_limit - task.setup_seconds
     model, optimizer = task.state()
     state_path = run.state_path if opts.checkpoint_every else None
+    inputs = task.inputs() if d.main else {}
     running: dict[str, float] = {}
     t0 = time.perf_counter()
     step = start_step
@@ -311,7 +318,8 @@ def _loop(task: Task, run: Run, opts: FitOptions, batches: Iterable, writer, sta
     def save() -> None:
         if state_path is not None and d.main:
             save_training_state(state_path, task.state_kind, model, optimizer, step,
-                                before + task.setup_seconds + time.perf_counter() - t0, run.cfg, world_size=d.world)
+                                before + task.setup_seconds + time.perf_counter() - t0, run.cfg, world_size=d.world,
+                                inputs=inputs)
 
     def preview() -> None:
         if d.main:

@@ -44,9 +44,16 @@ def check_finite_weights(model: torch.nn.Module, step: int, state_path: Path) ->
             raise PerceptError(f"weights became non-finite by step {step}; kept the last good checkpoint {state_path}")
 
 
+STATE_COMMANDS = {"style-transformer-training": "train-style", "feature-decoder-training": "train-decoder",
+                  "linear-style-training": "train-linear"}
+"""The command that writes (and resumes) each kind of training state."""
+
+
 def resume_state(state_path: Path, cfg, keys: tuple[str, ...], model: torch.nn.Module,
-                 optimizer: torch.optim.Optimizer, world_size: int = 1) -> tuple[int, float]:
-    """Load ``state_path`` into ``model`` and ``optimizer`` for ``--resume``; a saved setting in ``keys``
+                 optimizer: torch.optim.Optimizer, world_size: int = 1, kind: str | None = None,
+                 inputs: dict | None = None) -> tuple[int, float]:
+    """Load ``state_path`` into ``model`` and ``optimizer`` for ``--resume``; a state of another ``kind`` (another
+    command's), other ``inputs`` (the painting's SHA-1: ``{key: (digest, file)}``), a saved setting in ``keys``
     that differs from ``cfg``'s, or another world size (distributed training), is refused. Returns (step,
     seconds trained before)."""
     if not state_path.is_file():
@@ -55,6 +62,15 @@ def resume_state(state_path: Path, cfg, keys: tuple[str, ...], model: torch.nn.M
     if "optimizer" not in state or "step" not in state:
         raise PerceptError(f"--resume: {state_path} is a finished '{state['kind']}' model, not a training state "
                            "(no optimizer or step inside); start without --resume, or use --init MODEL")
+    if kind and state.get("kind") != kind:
+        command = STATE_COMMANDS.get(str(state.get("kind")))
+        raise PerceptError(f"--resume: {state_path} is a {command or repr(state.get('kind'))} state; "
+                           + (f"resume it with percept {command}" if command else "this command cannot resume it"))
+    for key, (digest, name) in (inputs or {}).items():
+        saved_digest, saved_name = state.get("inputs", {}).get(key, (None, None))
+        if saved_digest is not None and saved_digest != digest:
+            raise PerceptError(f"--resume: {state_path} was trained on {saved_name}, this run is given {name} "
+                               f"(another {key.split('_')[0]}); resume with the same one, or start a new run")
     saved = state.get("config", {})
     for key in keys:
         if key in saved and saved[key] != getattr(cfg, key):
@@ -74,10 +90,11 @@ def resume_state(state_path: Path, cfg, keys: tuple[str, ...], model: torch.nn.M
 
 
 def save_training_state(state_path: Path, kind: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                        step: int, elapsed: float, cfg, world_size: int = 1) -> None:
-    """Atomically write the training state (weights, optimizer, step, config, world size) that ``--resume``
-    reads."""
+                        step: int, elapsed: float, cfg, world_size: int = 1, inputs: dict | None = None) -> None:
+    """Atomically write the training state (weights, optimizer, step, config, world size, the ``inputs`` it was
+    trained on: ``{key: (digest, file)}``) that ``--resume`` reads."""
     check_finite_weights(model, step, state_path)
     save_atomic({"kind": kind, "step": step, "elapsed": elapsed, "config": asdict(cfg), "world_size": world_size,
+                 "inputs": dict(inputs or {}),
                  "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
                  "optimizer": optimizer_to_cpu(optimizer.state_dict())}, state_path)

@@ -116,6 +116,9 @@ class StyleTask(Task):
     def agreement(self) -> dict:
         return {"style_sha1": _sha1(Path(self.cfg.style))}
 
+    def inputs(self) -> dict[str, tuple[str, str]]:
+        return {"painting_sha1": (_sha1(Path(self.cfg.style)), str(self.cfg.style))}
+
     def setup(self, run: Run) -> None:
         cfg, device = self.cfg, run.device
         self.run = run
