@@ -140,3 +140,19 @@ def test_resume_refuses_another_commands_state_and_another_painting(capsys, tmp_
                                 "train-decoder")
     state_path.write_bytes(before)
     assert sorted(p.name for p in out.iterdir() if p.suffix == ".pt") == ["t.pt", "t.train.pt"]
+
+
+# ------------------------------------------------------------------------- row 17: failed runs leave no empty folder
+
+@pytest.mark.parametrize("command", [["train-style", "--style", "{painting}"], ["train-decoder", "--layer", "relu4_1"],
+                                     ["distill", "--teacher", "starry_night_rt"],
+                                     ["train-style", "--style", "{painting}", "--teacher", "adain"]])
+def test_a_failed_training_run_removes_the_folders_it_made(capsys, tmp_path, small_data, painting_path, command):
+    argv = [a.replace("{painting}", str(painting_path)) for a in command] + [
+        "--data", str(small_data), "--seed", "-1", "--quiet"]
+    err = one_line_error(capsys, argv + ["--out", str(tmp_path / "new" / "out")])
+    assert "seed must be 0 or more" in err
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "there").mkdir()
+    one_line_error(capsys, argv + ["--out", str(tmp_path / "there")])
+    assert (tmp_path / "there").is_dir() and list((tmp_path / "there").iterdir()) == []

@@ -46,6 +46,7 @@ from percept.models.transformer import load_style_network
 from percept.training.configs import CONTENT_TARGET, DistillConfig, StyleTrainConfig
 from percept.training.data import RandomCropDataset, list_images, split_holdout
 from percept.training.distill import distill_style
+from percept.training.loop import folders_to_make, remove_unused_folders
 from percept.training.style import train_style
 
 __all__ = ["DISTILL_SHARE", "TEACHERS", "balanced_style_weight", "train_style_from_teacher"]
@@ -98,6 +99,7 @@ def train_style_from_teacher(cfg: StyleTrainConfig, teacher: torch.nn.Module, te
         raise PerceptError(TEACHER_INIT)
     name = cfg.name or Path(cfg.style).stem
     out = Path(cfg.out)
+    made = folders_to_make(out)  # removed again if the run fails before writing a file into them
     work = out / f".{name}.teacher"
     limit = cfg.time_limit
     t0 = time.perf_counter()
@@ -125,6 +127,10 @@ def train_style_from_teacher(cfg: StyleTrainConfig, teacher: torch.nn.Module, te
         fine = replace(cfg, name=name, init=str(student), teacher=None, style_weight=weight, content_target=target,
                        style_weight_min=floor, time_limit=max(0.05, limit - distilled / 60.0) if limit else None)
         path = train_style(fine, progress=progress)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        remove_unused_folders(made)
+        raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
     net, card = load_style_network(path)

@@ -17,6 +17,7 @@ and what its card adds (``card``).
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -177,7 +178,7 @@ class Task:
         """What the ranks must agree on besides the options and the photos (digests of private inputs)."""
         return {}
 
-    def inputs(self) -> dict[str, tuple[str, str]]:
+    def input_files(self) -> dict[str, tuple[str, str]]:
         """Input files the training state records and ``--resume`` must find unchanged: ``{key: (digest, file)}``
         (a style network's painting by its SHA-1)."""
         return {}
@@ -237,15 +238,39 @@ def open_run(task: Task, resume: bool = False) -> Run:
     return Run(cfg, d, device, train_files, held, out, resume)
 
 
+def folders_to_make(out: Path) -> list[Path]:
+    """The folders ``out.mkdir(parents=True)`` would create, deepest first (none when ``out`` exists)."""
+    made = []
+    while not out.exists() and out != out.parent:
+        made.append(out)
+        out = out.parent
+    return made
+
+
+def remove_unused_folders(made: list[Path]) -> None:
+    """After a failed run: remove each folder of ``made`` (:func:`folders_to_make`, taken before the run) that holds
+    no file, not even in a subfolder (a folder the run wrote into, or that was there before, stays)."""
+    for folder in made:
+        if folder.is_dir() and not folder.is_symlink() and not any(p.is_file() or p.is_symlink()
+                                                                   for p in folder.rglob("*")):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 def fit(task: Task, options: FitOptions) -> Path:
     """Run ``task`` (or resume it) to the end or the time limit; returns the finished model's path (written by
-    rank 0; the path it will have on the other ranks)."""
-    run = open_run(task, options.resume)
-    task.setup(run)
-    start_step, before = _restore(task, run) if options.resume else (0, 0.0)
-    batches = task.start(run, start_step)
-    writer = _writer(run, start_step if options.resume else None)
-    result = _loop(task, run, options, batches, writer, start_step, before)
+    rank 0; the path it will have on the other ranks). A run that fails removes the output folders it made
+    itself while they hold no file (:func:`remove_unused_folders`); a folder that was there before stays."""
+    made = folders_to_make(Path(task.cfg.out))
+    try:
+        run = open_run(task, options.resume)
+        task.setup(run)
+        start_step, before = _restore(task, run) if options.resume else (0, 0.0)
+        batches = task.start(run, start_step)
+        writer = _writer(run, start_step if options.resume else None)
+        result = _loop(task, run, options, batches, writer, start_step, before)
+    except BaseException:
+        remove_unused_folders(made)
+        raise
     if not run.dist.main:  # rank 0 writes the model; the others are done
         return run.out / f"{run.cfg.name}.pt"
     return task.save(run, model_card(run, task.kind, task.network(), result, task.card(run, result),
@@ -285,7 +310,7 @@ def _restore(task: Task, run: Run) -> tuple[int, float]:
     d = run.dist
     step, seconds = d.share_resume(lambda: resume_state(run.state_path, run.cfg, task.resume_keys, model, optimizer,
                                                         world_size=d.world, kind=task.state_kind,
-                                                        inputs=task.inputs()))
+                                                        inputs=task.input_files()))
     d.share_optimizer(optimizer)
     optimizer_to(optimizer, run.device)
     return step, seconds
@@ -310,7 +335,7 @@ def _loop(task: Task, run: Run, opts: FitOptions, batches: Iterable, writer, sta
     limit = None if opts.time_limit is None else 60.0 * opts.time_limit - task.setup_seconds
     model, optimizer = task.state()
     state_path = run.state_path if opts.checkpoint_every else None
-    inputs = task.inputs() if d.main else {}
+    inputs = task.input_files() if d.main else {}
     running: dict[str, float] = {}
     t0 = time.perf_counter()
     step = start_step

@@ -116,7 +116,7 @@ class StyleTask(Task):
     def agreement(self) -> dict:
         return {"style_sha1": _sha1(Path(self.cfg.style))}
 
-    def inputs(self) -> dict[str, tuple[str, str]]:
+    def input_files(self) -> dict[str, tuple[str, str]]:
         return {"painting_sha1": (_sha1(Path(self.cfg.style)), str(self.cfg.style))}
 
     def setup(self, run: Run) -> None:
