@@ -156,3 +156,35 @@ def test_a_failed_training_run_removes_the_folders_it_made(capsys, tmp_path, sma
     (tmp_path / "there").mkdir()
     one_line_error(capsys, argv + ["--out", str(tmp_path / "there")])
     assert (tmp_path / "there").is_dir() and list((tmp_path / "there").iterdir()) == []
+
+
+# ------------------------------------------------------------------------- row 18: one line for one error
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_a_folder_of_corrupt_photos_is_one_line(capsys, tmp_path, small_data, painting_path, damage):
+    data = tmp_path / "data"
+    data.mkdir()
+    for p in sorted(small_data.glob("*.jpg"))[:4]:  # three training photos and one held out (every 3rd)
+        raw = p.read_bytes()
+        (data / p.name).write_bytes(b"not an image" * 30 if damage == "garbage" else raw[: len(raw) * 6 // 10])
+    out = tmp_path / "out"
+    err = one_line_error(capsys, ["train-style", "--style", str(painting_path), "--data", str(data), "--out", str(out),
+                                  "--iterations", "2", "--image-size", "32", "--batch-size", "2", "--holdout-every", "3"])
+    assert "none of the 3 training images can be read" in err and "train " not in err
+    assert not out.exists()
+
+
+def test_an_error_during_training_erases_the_progress_bar(capsys, tmp_path, small_data, painting_path, monkeypatch):
+    from percept.errors import PerceptError
+    from percept.training.style import StyleTask
+
+    def fail(self, batch, step, seconds):
+        raise PerceptError("the step failed")
+
+    monkeypatch.setattr(StyleTask, "step", fail)
+    out = tmp_path / "out"
+    err = one_line_error(capsys, ["train-style", "--style", str(painting_path), "--data", str(small_data),
+                                  "--out", str(out), "--iterations", "2", "--image-size", "32", "--batch-size", "2",
+                                  "--holdout-every", "3"])
+    assert err.endswith("percept: error: the step failed\n")
+    assert not out.exists()

@@ -22,12 +22,14 @@ from percept.images import IMAGE_EXTENSIONS, list_images, load_image, resize_lon
 __all__ = ["IMAGE_EXTENSIONS", "PairDataset", "RandomCropDataset", "check_permute_colors", "list_images", "make_loader",
            "first_readable", "readable_images", "sample_indices", "split_holdout", "style_files"]
 
-def readable_images(files: Sequence[Path], what: str = "training", decode: bool = False) -> list[Path]:
-    """``files`` without the ones that cannot be images, each skipped with a warning and the count.
+def readable_images(files: Sequence[Path], what: str = "training", decode: bool = False,
+                    required: bool = True) -> list[Path]:
+    """``files`` without the ones that cannot be images: one warning line says how many were skipped, of how
+    many, and why the first was; none readable is one error line (``required``) or that one warning.
 
     Cheap: only the header is read (a truncated file passes and is caught when it is drawn, see
     :class:`RandomCropDataset`); ``decode=True`` decodes every file (for the few held-out ones)."""
-    good, bad = [], []
+    good, reasons = [], []
     for p in files:
         try:
             if decode:
@@ -36,13 +38,15 @@ def readable_images(files: Sequence[Path], what: str = "training", decode: bool 
                 with Image.open(p) as im:
                     im.size  # noqa: B018 - the header is parsed on open
         except Exception as exc:  # noqa: BLE001 - any failure to read means: not a usable image
-            bad.append(p)
-            reason = str(exc) if isinstance(exc, PerceptError) else f"{p}: not a readable image ({exc.__class__.__name__})"
-            warn(f"{reason}; skipped")
+            reasons.append(str(exc) if isinstance(exc, PerceptError)
+                           else f"{p}: not a readable image ({exc.__class__.__name__})")
         else:
             good.append(p)
-    if bad:
-        warn(f"skipped {len(bad)} unreadable {what} image(s) of {len(files)}")
+    if reasons:
+        more = f" and {len(reasons) - 1} more" if len(reasons) > 1 else ""
+        if required and not good:
+            raise PerceptError(f"none of the {len(files)} {what} images can be read ({reasons[0]}{more})")
+        warn(f"skipped {len(reasons)} unreadable {what} image(s) of {len(files)} ({reasons[0]}{more})")
     return good
 
 
@@ -113,15 +117,21 @@ class RandomCropDataset(torch.utils.data.Dataset):
     def _image(self, i: int) -> Image.Image:
         """Image ``i``; one that cannot be decoded (a truncated file, say) is skipped with a warning and
         the next readable one (in file order) takes its place, the same one on every run and resume."""
+        found: list[PerceptError] = []  # warned about once a readable one is found: none is one error line
         for _ in range(len(self.files)):
             if i not in self._bad:
                 try:
-                    return self._load(i)
+                    img = self._load(i)
                 except PerceptError as exc:
                     self._bad.add(i)
-                    warn(f"{exc}; skipped ({len(self._bad)} unreadable of {len(self.files)} training images)")
+                    found.append(exc)
+                else:
+                    for exc in found:
+                        warn(f"{exc}; skipped ({len(self._bad)} unreadable of {len(self.files)} training images)")
+                    return img
             i = (i + 1) % len(self.files)
-        raise PerceptError(f"none of the {len(self.files)} training images can be read")
+        first = f" ({found[0]}{f' and {len(found) - 1} more' if len(found) > 1 else ''})" if found else ""
+        raise PerceptError(f"none of the {len(self.files)} training images can be read{first}")
 
     def _load(self, i: int) -> Image.Image:
         if i in self._cache:

@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from percept.device import device_name, resolve_device
 from percept.errors import PerceptError
-from percept.images import check_writable
+from percept.images import check_writable, load_image
 from percept.training import distributed
 from percept.training.common import Sync
 from percept.training.data import list_images, make_loader, readable_images, split_holdout
@@ -47,6 +47,21 @@ RUN_OPTIONS = ("data", "out", "name", "logdir", "device", "workers", "time_limit
 """Settings of a run that are not hyper-parameters of the model (kept out of its card's)."""
 
 
+def _check_one_decodes(files: list[Path]) -> None:
+    """Decode ``files`` up to the first that decodes (usually the first): none is one error line, before the
+    held-out photos are checked or a progress bar is shown (headers alone pass a truncated file)."""
+    reasons = []
+    for p in files:
+        try:
+            load_image(p)
+            return
+        except PerceptError as exc:
+            reasons.append(exc)
+    if reasons:
+        more = f" and {len(reasons) - 1} more" if len(reasons) > 1 else ""
+        raise PerceptError(f"none of the {len(files)} training images can be read ({reasons[0]}{more})")
+
+
 def prepare_run(cfg) -> tuple[list[Path], list[Path], Path]:
     """The start of every run: ``cfg.data``'s photos split into training and held-out ones (every
     ``holdout_every``-th held out), the output folder ``cfg.out`` made, and the seed set. Returns
@@ -56,8 +71,9 @@ def prepare_run(cfg) -> tuple[list[Path], list[Path], Path]:
         train_files = readable_images(train_files, "training")
     # a large folder starts at once: an unreadable photo is skipped when it is drawn, warned about and counted
     # (RandomCropDataset.skipped, the TensorBoard scalar data/unreadable_skipped)
+    _check_one_decodes(train_files)
     if len(held) <= HEADER_CHECK_LIMIT:  # few, and decoded for previews anyway; a big folder's previews take
-        held = readable_images(held, "held-out", decode=True)  # the first that decode (first_readable)
+        held = readable_images(held, "held-out", decode=True, required=False)  # the first that decode (first_readable)
     if not train_files:
         raise PerceptError(f"{cfg.data}: no training images left after holding out every {cfg.holdout_every}th")
     out = Path(cfg.out)
@@ -386,6 +402,7 @@ def _loop(task: Task, run: Run, opts: FitOptions, batches: Iterable, writer, sta
                     preview()
                 break
     except BaseException:
+        bar.leave = False  # close() erases the bar: the error is the one line left
         if step == start_step:  # nothing trained in this call: leave no empty TensorBoard stub behind
             _discard_event_file(writer)
         raise
