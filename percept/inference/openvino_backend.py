@@ -34,9 +34,15 @@ from percept.device import cpu_description
 from percept.errors import PerceptError
 from percept.images import atomic_write_bytes
 from percept.inference.runtime import (  # noqa: F401 - read_onnx_metadata: re-exported
+    PROBE_SECONDS,
     calibration_images,
+    check_io_types,
+    check_probe_output,
     percept_metadata,
+    probe_input,
     read_onnx_metadata,
+    run_guarded,
+    runtime_reason,
 )
 from percept.registry import cache_dir
 
@@ -51,6 +57,8 @@ networks measure 40-52 dB on a Zen 4 (``scripts/eval_precision.py``), and a netw
 overflow or lose their range in bf16 falls far below it."""
 CHECK_SIZE = 256
 """Long side of the check photos (scikit-image's samples, as the int8 calibration)."""
+BF16_CHECK_SECONDS = 120.0
+"""Time budget of the bf16 check at load (a few seconds for a style network)."""
 SHAPE_CACHE = 4
 """Compiled models kept, one per input shape."""
 _OV_PRECISION = {"fp32": "f32", "bf16": "bf16"}
@@ -217,10 +225,12 @@ class OpenVinoBackend:
         try:
             self.model = core.read_model(str(path))
         except Exception as exc:  # noqa: BLE001 - OpenVINO raises RuntimeError with a long text
-            raise PerceptError(f"{path}: OpenVINO cannot read it ({str(exc).strip().splitlines()[0][:200]})") from None
-        if len(self.model.inputs) != 1 or len(self.model.outputs) != 1:
-            raise PerceptError(f"{path}: not a percept model (expects one NCHW RGB input and one output)")
-        self.meta = meta
+            raise PerceptError(f"{path}: OpenVINO cannot read it ({runtime_reason(exc)[:200]})") from None
+        check_io_types(path, [_port(p) for p in self.model.inputs], [_port(p) for p in self.model.outputs])
+        self.meta, self.path = meta, path
+        self.core, self.precision, self.threads = core, "fp32", threads
+        self._compiled: OrderedDict[tuple[int, ...], object] = OrderedDict()
+        self._probe_shapes(path)
         self.check: Bf16Check | None = None
         """The bf16 quality check, where one was made (precision bf16 or auto on a bf16 CPU)."""
         if precision == "bf16":
@@ -230,11 +240,12 @@ class OpenVinoBackend:
             if bf16_supported(core):
                 recorded = Bf16Check.from_json(meta.get("percept.openvino_bf16", ""))
                 self.check = recorded if recorded is not None and recorded.cpu == _cpu_model() \
-                    else _cached_check(path, core)
+                    else self._guarded_check(path, core)
                 precision = "bf16" if self.check.passed else "fp32"
-        self.core, self.precision, self.threads = core, precision, threads
+        if precision != self.precision:
+            self._compiled.clear()
+        self.precision = precision
         self.provider = f"OpenVINO {precision} (CPU)"
-        self._compiled: OrderedDict[tuple[int, ...], object] = OrderedDict()
 
     def _request(self, shape: tuple[int, ...]):
         req = self._compiled.get(shape)
@@ -249,11 +260,76 @@ class OpenVinoBackend:
             self._compiled.popitem(last=False)
         return req
 
+    def _guarded_check(self, path: Path, core) -> Bf16Check:
+        """The bf16 check (it runs the untrusted file on photos): Ctrl-C stops it, :data:`BF16_CHECK_SECONDS`
+        bounds it, a runtime failure is one line."""
+        try:
+            return run_guarded(lambda: _cached_check(path, core), None, BF16_CHECK_SECONDS)
+        except TimeoutError as exc:
+            raise PerceptError(f"{path}: refused: OpenVINO's bf16 check of it {exc}; the model file is broken or "
+                               "hostile (or use --precision fp32)") from None
+        except (KeyboardInterrupt, PerceptError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - OpenVINO raises RuntimeError with a long text
+            raise PerceptError(f"{path}: OpenVINO cannot run it ({runtime_reason(exc)})") from None
+
+    def _probe_shapes(self, path: Path) -> None:
+        """OpenVINO's shape inference for a probe frame, under a time budget, before any bf16 check runs the file:
+        the output must have the input's shape (a compiled probe run would cost a 0.2 s compile of a shape never
+        used again; the first real run is stoppable by Ctrl-C and reports a runtime failure as one line)."""
+        x = probe_input(self.min_size)
+
+        def shape() -> tuple:
+            model = self.model.clone()
+            model.reshape(list(x.shape))
+            out = model.outputs[0].get_partial_shape()
+            return tuple(d.get_length() if d.is_static else -1 for d in out) if out.rank.is_static else ()
+
+        try:
+            got = run_guarded(shape, None, PROBE_SECONDS)
+        except TimeoutError as exc:
+            raise PerceptError(f"{path}: refused: OpenVINO's shape inference for a probe frame {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - OpenVINO raises RuntimeError with a long text
+            raise PerceptError(f"{path}: OpenVINO cannot run it ({runtime_reason(exc)[:200]})") from None
+        if -1 not in got:
+            check_probe_output(path, x, np.zeros(got, np.float32))
+
+    def _run(self, x: np.ndarray, budget: float | None = None, what: str = "it"):
+        """Compile (once per shape) and run, stoppable by Ctrl-C (the request is cancelled) and ``budget``."""
+        held: dict = {}
+
+        def call():
+            held["req"] = req = self._request(tuple(x.shape))
+            # the input is read in place; the output is OpenVINO's copy (the request's buffer is reused)
+            return np.array(req.infer({0: x}, share_inputs=True)[0])
+
+        def stop() -> None:
+            if "req" in held:
+                held["req"].cancel()
+
+        try:
+            return run_guarded(call, stop, budget)
+        except TimeoutError as exc:
+            self._compiled.clear()
+            raise PerceptError(f"{self.path}: refused: compiling and running {what} {exc} (a style network takes "
+                               "a fraction of a second); the model file is broken or hostile") from None
+        except (KeyboardInterrupt, PerceptError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - OpenVINO raises RuntimeError with a long text
+            raise PerceptError(f"{self.path}: OpenVINO cannot run it ({runtime_reason(exc)})") from None
+
     def run(self, x: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(x, dtype=np.float32)
-        req = self._request(tuple(x.shape))
-        # the input is read in place; the output is OpenVINO's copy (the request's buffer is reused)
-        return np.asarray(req.infer({0: x}, share_inputs=True)[0], dtype=np.float32)
+        y = self._run(x)
+        check_probe_output(self.path, x, y)
+        return np.asarray(y, dtype=np.float32)
+
+
+def _port(port) -> tuple[str, list | None]:
+    """(element type, dimensions: an int where fixed, else None) of an OpenVINO model input or output."""
+    shape = port.get_partial_shape()
+    dims = None if shape.rank.is_dynamic else [d.get_length() if d.is_static else None for d in shape]
+    return port.get_element_type().get_type_name(), dims
 
 
 def describe_platform() -> str:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+import time
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 from PIL import Image
@@ -22,7 +24,8 @@ from percept.registry import ModelKind, cache_dir
 
 __all__ = ["FP16_WEIGHTS_MIN_ELEMENTS", "OnnxBackend", "available_memory", "available_providers", "calibration_images",
            "check_frame_size", "choose_providers", "onnx_metadata", "percept_metadata", "read_onnx_metadata",
-           "round_weights_fp16", "session_options", "stale_onnx", "store_weights_fp16"]
+           "round_weights_fp16", "run_guarded", "runtime_reason", "session_options", "stale_onnx",
+           "store_weights_fp16"]
 
 PROVIDER_PREFERENCE = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 KNOWN_KINDS = (ModelKind.STYLE.value,)
@@ -165,6 +168,117 @@ def session_options(threads: int | None = None):
     return opts
 
 
+PROBE_SECONDS = 10.0
+"""Time budget of the probe run a model file gets at load (a 1x3x16x20 frame: milliseconds for a style network)."""
+PROBE_SIDE = 16
+"""Height of the probe frame (its width is 4 px more, so a model that swaps height and width is caught)."""
+MAX_MIN_SIZE = 1024
+"""Largest ``percept.min_size`` a model file may claim (percept's networks take 8 or 9 px)."""
+STOP_WAIT = 2.0
+"""Seconds a run stopped by Ctrl-C or its budget is given to end before it is left behind."""
+
+
+class _Overtime(Exception):
+    pass
+
+
+def run_guarded(call: Callable, stop: Callable[[], None] | None = None, budget: float | None = None):
+    """``call()``, stoppable: in the main thread it runs in a worker thread so that Ctrl-C reaches Python
+    while the runtime computes (a native run ignores SIGINT); on Ctrl-C, or after ``budget`` seconds,
+    ``stop()`` asks the runtime to end the run (onnxruntime's ``RunOptions.terminate``, OpenVINO's
+    ``cancel``), and KeyboardInterrupt is re-raised or a TimeoutError raised. A model file is untrusted
+    input: a ``Loop`` of 10^15 iterations must not hang percept. Outside the main thread, with no budget,
+    ``call()`` runs directly. The worker's own exception is re-raised as it is."""
+    if budget is None and threading.current_thread() is not threading.main_thread():
+        return call()
+    box: dict = {}
+
+    def work() -> None:
+        try:
+            box["out"] = call()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            box["exc"] = exc
+
+    worker = threading.Thread(target=work, name="percept-run", daemon=True)
+    deadline = None if budget is None else time.monotonic() + budget
+    worker.start()
+    try:
+        while worker.is_alive():
+            worker.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            if deadline is not None and worker.is_alive() and time.monotonic() >= deadline:
+                raise _Overtime
+    except (KeyboardInterrupt, _Overtime) as exc:
+        if stop is not None:
+            try:
+                stop()
+            except Exception:  # noqa: BLE001 - a run that ended meanwhile
+                pass
+        worker.join(STOP_WAIT)
+        if isinstance(exc, _Overtime):
+            raise TimeoutError(f"it ran longer than {budget:g} s") from None
+        raise
+    if "exc" in box:
+        raise box["exc"]
+    return box["out"]
+
+
+def runtime_reason(exc: BaseException) -> str:
+    """The informative line of a runtime's error: onnxruntime's status message without its source path,
+    OpenVINO's last line that is not an "Exception from src/...:NN:" frame (its first lines are only those)."""
+    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    lines = [ln for ln in lines if not (ln.startswith("Exception from ") and ln.endswith(":"))] or lines
+    if not lines:
+        return exc.__class__.__name__
+    text = lines[-1] if any(ln.startswith("Exception from ") for ln in str(exc).splitlines()) else lines[0]
+    if "Status Message:" in text:
+        text = text.split("Status Message:", 1)[1].strip()
+    import re
+
+    text = re.sub(r"^(/\S+|\w:\\\S+):\d+ [^)]*\) ", "", text)  # onnxruntime's "/src/x.cc:360 void* f(...) "
+    if text == "std::bad_alloc":
+        text = "std::bad_alloc: it asked for more memory than there is"
+    return text[:300]
+
+
+def check_io_types(path: Path, inputs: Sequence[tuple[str, Sequence]], outputs: Sequence[tuple[str, Sequence]]) -> None:
+    """One clear error for a file whose declared input or output is not what a style model has: one float32
+    N x 3 x H x W input, one float32 output of that shape (``(type, shape)`` pairs; a dimension is an int or a
+    name/None when not fixed)."""
+    want = "one float32 N x 3 x H x W input and one float32 N x 3 x H x W output"
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise PerceptError(f"{path}: not a percept style model ({len(inputs)} inputs and {len(outputs)} outputs; "
+                           f"expects {want})")
+    for role, (dtype, shape) in (("input", inputs[0]), ("output", outputs[0])):
+        dtype = {"tensor(float)": "float32", "f32": "float32", "tensor(double)": "float64", "f64": "float64",
+                 "tensor(float16)": "float16", "f16": "float16"}.get(dtype, dtype.removeprefix("tensor(").rstrip(")"))
+        dtype = {"i32": "int32", "i64": "int64", "u8": "uint8", "i8": "int8", "boolean": "bool"}.get(dtype, dtype)
+        if dtype != "float32":
+            raise PerceptError(f"{path}: not a percept style model (its {role} is {dtype}; expects {want})")
+        if shape is not None and len(shape) != 4:
+            raise PerceptError(f"{path}: not a percept style model (its {role} has {len(shape)} dimensions; "
+                               f"expects {want})")
+        if shape is not None and isinstance(shape[1], int) and shape[1] != 3:
+            raise PerceptError(f"{path}: not a percept style model (its {role} has {shape[1]} "
+                               f"channel{'' if shape[1] == 1 else 's'}; expects {want})")
+
+
+def check_probe_output(path: Path, x: np.ndarray, y) -> None:
+    """The probe frame's result must be a float array of the frame's own shape: a style model returns the
+    picture at the size it was given (one half the size, or with 1 channel, would write a wrong picture)."""
+    y = np.asarray(y)
+    if y.dtype.kind != "f":
+        raise PerceptError(f"{path}: not a percept style model (its output is {y.dtype}, not float32)")
+    if y.shape != x.shape:
+        raise PerceptError(f"{path}: not a percept style model (for a {'x'.join(map(str, x.shape))} input it returns "
+                           f"{'x'.join(map(str, y.shape)) or 'a scalar'}; a style model returns the input's shape)")
+
+
+def probe_input(min_size: int) -> np.ndarray:
+    """The probe frame: 1 x 3 x max(min_size, 16) x (that + 4), mid-grey."""
+    side = max(min_size, PROBE_SIDE)
+    return np.full((1, 3, side, side + 4), 0.5, np.float32)
+
+
 class OnnxBackend:
     def __init__(self, path: Path, device: str, threads: int | None) -> None:
         try:
@@ -178,29 +292,72 @@ class OnnxBackend:
             self.session = ort.InferenceSession(str(path), session_options(threads),
                                                 providers=provider_options(providers, path))
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises several types for bad files
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-            raise PerceptError(f"{path}: not a readable ONNX model ({first[:200]})") from None
+            raise PerceptError(f"{path}: not a readable ONNX model ({runtime_reason(exc)[:200]})") from None
         meta = self.session.get_modelmeta().custom_metadata_map
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         self.card, self.name, self.min_size, self.kind = percept_metadata(path, meta)
-        if len(inputs) != 1 or len(outputs) != 1 or len(inputs[0].shape) != 4 or inputs[0].shape[1] != 3:
-            raise PerceptError(f"{path}: not a percept model (expects one NCHW RGB input and one output)")
+        check_io_types(path, [(i.type, i.shape) for i in inputs], [(o.type, o.shape) for o in outputs])
         self.meta = meta
+        self.path = path
         self.input_name, self.output_name = inputs[0].name, outputs[0].name
         self.provider = self.session.get_providers()[0]
         self.precision = meta.get("percept.precision", "fp32")
         self._gpu = self.provider != "CPUExecutionProvider"
+        self._probe(ort, threads)
+
+    def _probe(self, ort, threads: int | None) -> None:
+        """A tiny run at load, under :data:`PROBE_SECONDS`: the file's graph must return a float picture of its
+        input's shape. On a GPU the probe runs in a CPU session (no TensorRT engine built for the probe shape)."""
+        session = self.session
+        if self._gpu:
+            session = ort.InferenceSession(str(self.path), session_options(threads), providers=["CPUExecutionProvider"])
+        x = probe_input(self.min_size)
+        y = self._run(session, x, budget=PROBE_SECONDS, what="a 1x3 probe frame at load")
+        check_probe_output(self.path, x, y)
+
+    def _run(self, session, x: np.ndarray, budget: float | None = None, what: str = "it"):
+        options = ort_run_options()
+        try:
+            return run_guarded(lambda: session.run([self.output_name], {self.input_name: x}, options)[0],
+                               lambda: setattr(options, "terminate", True), budget)
+        except TimeoutError as exc:
+            raise PerceptError(f"{self.path}: refused: running {what} {exc} (a style network takes milliseconds); "
+                               "the model file is broken or hostile") from None
+        except (KeyboardInterrupt, PerceptError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - onnxruntime's Fail, RuntimeException, InvalidArgument...
+            raise PerceptError(f"{self.path}: onnxruntime cannot run it ({runtime_reason(exc)})") from None
 
     def run(self, x: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(x, dtype=np.float32)
         if not self._gpu:
-            return self.session.run([self.output_name], {self.input_name: x})[0]
-        # IO binding: the input is copied to the GPU once, the output allocated there and copied back once
-        binding = self.session.io_binding()
-        binding.bind_cpu_input(self.input_name, x)
-        binding.bind_output(self.output_name, "cuda")
-        self.session.run_with_iobinding(binding)
-        return binding.copy_outputs_to_cpu()[0]
+            y = self._run(self.session, x)
+        else:
+            # IO binding: the input is copied to the GPU once, the output allocated there and copied back once
+            binding = self.session.io_binding()
+            binding.bind_cpu_input(self.input_name, x)
+            binding.bind_output(self.output_name, "cuda")
+            options = ort_run_options()
+            try:
+                run_guarded(lambda: self.session.run_with_iobinding(binding, options),
+                            lambda: setattr(options, "terminate", True))
+            except KeyboardInterrupt:
+                raise
+            except Exception as exc:  # noqa: BLE001 - onnxruntime's Fail, RuntimeException...
+                raise PerceptError(f"{self.path}: onnxruntime cannot run it ({runtime_reason(exc)})") from None
+            y = binding.copy_outputs_to_cpu()[0]
+        check_probe_output(self.path, x, y)
+        return y
+
+
+def ort_run_options():
+    """Fresh onnxruntime run options (one per run: a terminated run's flag stays set), its log quiet (the
+    error is percept's one line)."""
+    import onnxruntime as ort
+
+    options = ort.RunOptions()
+    options.log_severity_level = 4
+    return options
 
 
 def percept_metadata(path: Path, meta: dict) -> tuple[dict, str, int, str]:
@@ -210,11 +367,18 @@ def percept_metadata(path: Path, meta: dict) -> tuple[dict, str, int, str]:
     if kind == "feature-decoder":
         raise PerceptError(f"{path}: a feature decoder (VGG19 {meta.get('percept.layer', '?')} features in), "
                            "not a style model; see `percept invert`")
-    if kind not in KNOWN_KINDS:
+    if kind is None:
         raise PerceptError(f"{path}: not a percept model (no percept.kind in its metadata; "
                            "export one with `percept export`)")
-    card = json.loads(meta.get("percept.card", "{}") or "{}")
-    return card, meta.get("percept.name", path.stem), _meta_min_size(meta, card), str(kind)
+    if kind not in KNOWN_KINDS:
+        raise PerceptError(f"{path}: a '{str(kind)[:60]}' model (its percept.kind), not a style model this runs")
+    try:
+        card = json.loads(meta.get("percept.card", "{}") or "{}")
+    except ValueError:
+        raise PerceptError(f"{path}: its percept.card metadata is not JSON") from None
+    if not isinstance(card, dict):
+        raise PerceptError(f"{path}: its percept.card metadata is not a JSON object")
+    return card, str(meta.get("percept.name", path.stem)), _meta_min_size(meta, card, path), str(kind)
 
 
 def stale_onnx(onnx_card: dict, fallback_card: dict, onnx_path: Path, pt_path: Path | None) -> str | None:
@@ -256,12 +420,16 @@ def _preload_cuda_libraries(ort) -> None:
             pass
 
 
-def _meta_min_size(meta: dict, card: dict) -> int:
-    """The smallest frame side of an exported model: its metadata, or (files exported before that
-    entry existed) its architecture."""
+def _meta_min_size(meta: dict, card: dict, path: Path | None = None) -> int:
+    """The smallest frame side of an exported model: its metadata (a whole number from 1 to
+    :data:`MAX_MIN_SIZE`, else one clear error), or (files exported before that entry existed) its architecture."""
     if "percept.min_size" in meta:
-        return int(meta["percept.min_size"])
-    arch = (card.get("architecture") or {}).get("arch", "johnson")
+        text = str(meta["percept.min_size"]).strip()
+        if not (text.isascii() and text.isdigit() and 1 <= int(text) <= MAX_MIN_SIZE):
+            raise PerceptError(f"{path or 'the model'}: its percept.min_size metadata is '{text[:40]}', not a whole "
+                               f"number from 1 to {MAX_MIN_SIZE}")
+        return int(text)
+    arch = ((card.get("architecture") or {}) if isinstance(card.get("architecture"), dict) else {}).get("arch", "johnson")
     return int(getattr(ARCHITECTURES.get(arch), "min_size", 8))
 
 

@@ -180,8 +180,12 @@ def _decoders(models: Sequence[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     for m in models:
         info = find_model(m)
-        if info.card.get("kind") != ModelKind.DECODER.value:
-            raise PerceptError(f"`decoder` {m}: a '{info.card.get('kind')}' model, not a feature decoder")
+        kind = info.card.get("kind")
+        if kind is None:  # no card, or a card without a kind: a pickle or someone else's file
+            raise PerceptError(f"`decoder` {m}: not a percept model file (no percept card with a kind; "
+                               "train a decoder with `percept train-decoder`)")
+        if kind != ModelKind.DECODER.value:
+            raise PerceptError(f"`decoder` {m}: a '{kind}' model, not a feature decoder")
         layer = str(info.card.get("layer"))
         if layer in out:
             raise PerceptError(f"`decoder`: two decoders for {layer} ({out[layer]}, {m})")

@@ -1,0 +1,230 @@
+"""A model file is untrusted input (issue 30, rows 2, 6, 7, 8, 15, 19): crafted ONNX graphs, built here with
+``onnx.helper`` and carrying percept's metadata so they pass the kind check, are refused at load with one line
+and exit 2 (wrong output, half-size output, a bad ``percept.min_size``, a huge allocation), and a graph that would
+run for ever is stopped by its probe's time budget and by Ctrl-C (a real SIGINT to a real process)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+from onnx import TensorProto as T  # noqa: E402
+from onnx import helper as h  # noqa: E402
+from onnx import numpy_helper as nh  # noqa: E402
+
+from percept.cli import main  # noqa: E402
+from percept.errors import PerceptError  # noqa: E402
+
+META = {"percept.kind": "style-transformer", "percept.name": "crafted", "percept.min_size": "8"}
+REPO = Path(__file__).resolve().parents[1]
+
+
+def save(path: Path, nodes, out_type=T.FLOAT, out_shape=("n", 3, "h", "w"), inits=(), meta=None) -> Path:
+    graph = h.make_graph(nodes, "crafted", [h.make_tensor_value_info("input", T.FLOAT, ["n", 3, "h", "w"])],
+                         [h.make_tensor_value_info("output", out_type, list(out_shape))], initializer=list(inits))
+    model = h.make_model(graph, opset_imports=[h.make_opsetid("", 18)])
+    model.ir_version = 9
+    for k, v in {**META, **(meta or {})}.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = k, v
+    onnx.save(model, str(path))
+    return path
+
+
+def identity(path: Path, **kw) -> Path:
+    return save(path, [h.make_node("Identity", ["input"], ["output"])], **kw)
+
+
+def one_channel(path: Path) -> Path:
+    w = nh.from_array(np.full((1, 3, 1, 1), 1 / 3, np.float32), "w")
+    return save(path, [h.make_node("Conv", ["input", "w"], ["output"])], out_shape=("n", 1, "h", "w"), inits=[w])
+
+
+def one_channel_undeclared(path: Path) -> Path:
+    """1 channel out, but the declared output claims 3: only the probe run tells."""
+    w = nh.from_array(np.full((1, 3, 1, 1), 1 / 3, np.float32), "w")
+    return save(path, [h.make_node("Conv", ["input", "w"], ["output"])], inits=[w])
+
+
+def int_output(path: Path) -> Path:
+    return save(path, [h.make_node("Cast", ["input"], ["output"], to=T.INT32)], out_type=T.INT32)
+
+
+def wrong_rank(path: Path) -> Path:
+    axis = nh.from_array(np.array([0], np.int64), "axis")
+    return save(path, [h.make_node("ReduceMean", ["input", "axis"], ["output"], keepdims=0)],
+                out_shape=(3, "h", "w"), inits=[axis])
+
+
+def half_size(path: Path) -> Path:
+    w = nh.from_array(np.eye(3, dtype=np.float32).reshape(3, 3, 1, 1), "w")
+    return save(path, [h.make_node("Conv", ["input", "w"], ["output"], strides=[2, 2])], inits=[w])
+
+
+def huge_allocation(path: Path, elements: int = 30_000_000_000) -> Path:
+    """A ConstantOfShape of 3e10 floats (120 GB), reduced to a scalar added to the input."""
+    shape = nh.from_array(np.array([elements], np.int64), "shape")
+    axis = nh.from_array(np.array([0], np.int64), "axis")
+    nodes = [h.make_node("ConstantOfShape", ["shape"], ["big"], value=nh.from_array(np.array([0.0], np.float32))),
+             h.make_node("ReduceMax", ["big", "axis"], ["m"], keepdims=0),
+             h.make_node("Add", ["input", "m"], ["output"])]
+    return save(path, nodes, inits=[shape, axis])
+
+
+def endless_loop(path: Path, trips: int = 10**15) -> Path:
+    """A Loop of 10^15 iterations (an add each) whose result, times zero, is added to the input."""
+    body = h.make_graph([h.make_node("Identity", ["cond_in"], ["cond_out"]),
+                         h.make_node("Add", ["acc_in", "one"], ["acc_out"])], "body",
+                        [h.make_tensor_value_info("i", T.INT64, []), h.make_tensor_value_info("cond_in", T.BOOL, []),
+                         h.make_tensor_value_info("acc_in", T.FLOAT, [])],
+                        [h.make_tensor_value_info("cond_out", T.BOOL, []),
+                         h.make_tensor_value_info("acc_out", T.FLOAT, [])],
+                        initializer=[nh.from_array(np.array(1.0, np.float32), "one")])
+    inits = [nh.from_array(np.array(trips, np.int64), "trips"), nh.from_array(np.array(True), "cond"),
+             nh.from_array(np.array(0.0, np.float32), "acc0"), nh.from_array(np.array(0.0, np.float32), "zero")]
+    nodes = [h.make_node("Loop", ["trips", "cond", "acc0"], ["acc"], body=body),
+             h.make_node("Mul", ["acc", "zero"], ["z"]),
+             h.make_node("Add", ["input", "z"], ["output"])]
+    return save(path, nodes, inits=inits)
+
+
+def one_line_error(capsys, argv: list[str]) -> str:
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("percept: error: "), err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def openvino_backends() -> list[str]:
+    from percept.inference.openvino_backend import openvino_installed
+
+    return ["onnx", "openvino"] if openvino_installed() else ["onnx"]
+
+
+@pytest.mark.parametrize("backend", openvino_backends())
+@pytest.mark.parametrize("craft, words", [
+    (one_channel, "1 channel"),
+    (one_channel_undeclared, "1 channel"),
+    (int_output, "int32"),
+    (wrong_rank, "3 dimensions"),
+    (half_size, "returns 1x3x8x10"),
+])
+def test_a_model_with_a_wrong_output_is_refused_at_load(capsys, tmp_path, photo_path, backend, craft, words):
+    """Rows 6 and 15: one line naming the file and what is wrong with its output, exit 2, nothing written."""
+    model = craft(tmp_path / "bad.onnx")
+    out = tmp_path / "out.png"
+    line = one_line_error(capsys, ["stylize", str(photo_path), "--model", str(model), "--backend", backend,
+                                   "-o", str(out)])
+    assert str(model) in line and "not a percept style model" in line and words in line, line
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("backend", openvino_backends())
+def test_a_huge_allocation_is_one_line(capsys, tmp_path, photo_path, backend):
+    """Row 7: onnxruntime's failed 120 GB allocation and OpenVINO's bad_alloc, at the probe run, as one line."""
+    model = huge_allocation(tmp_path / "big.onnx")
+    line = one_line_error(capsys, ["stylize", str(photo_path), "--model", str(model), "--backend", backend,
+                                   "-o", str(tmp_path / "out.png")])
+    assert str(model) in line and ("allocate memory" in line or "bad_alloc" in line), line
+    assert "Exception from" not in line
+
+
+@pytest.mark.parametrize("value", ["8.5", "eight", "", "-3", "0", "99999999999999999999"])
+def test_a_bad_min_size_in_the_metadata_is_one_line(capsys, tmp_path, photo_path, value):
+    """Row 8: a non-integer (or absurd) ``percept.min_size`` is refused with one line."""
+    model = identity(tmp_path / "m.onnx", meta={"percept.min_size": value})
+    line = one_line_error(capsys, ["stylize", str(photo_path), "--model", str(model), "-o", str(tmp_path / "o.png")])
+    assert "percept.min_size" in line and str(model) in line, line
+
+
+def test_a_well_formed_crafted_model_still_runs(tmp_path):
+    """The checks refuse only what is wrong: an identity graph with percept metadata runs and returns its input."""
+    from percept.inference.engine import Engine
+
+    engine = Engine(identity(tmp_path / "id.onnx"), backend="onnx", device="cpu")
+    x = np.random.default_rng(0).random((2, 3, 17, 23), dtype=np.float32)
+    np.testing.assert_array_equal(engine.run(x), x)
+
+
+def test_the_kind_message_names_the_kind_the_file_has(tmp_path):
+    """Row 19: a file with a percept.kind that is not a style model is not told it has none."""
+    from percept.inference.runtime import OnnxBackend
+
+    with pytest.raises(PerceptError, match="'some-other-kind'") as info:
+        OnnxBackend(identity(tmp_path / "k.onnx", meta={"percept.kind": "some-other-kind"}), "cpu", None)
+    assert "no percept.kind" not in str(info.value)
+
+
+def test_openvino_reasons_are_kept():
+    """Row 19: OpenVINO's multi-line error gives its reason, not the "Exception from ...cpp:84:" frame."""
+    from percept.inference.runtime import runtime_reason
+
+    text = ("Exception from src/inference/src/cpp/core.cpp:84:\nException from src/frontends/onnx/frontend/src/"
+            "frontend.cpp:123:\nCheck 'x' failed at src/frontends/onnx/x.cpp:7:\nunsupported opset 99\n\n")
+    assert runtime_reason(RuntimeError(text)) == "unsupported opset 99"
+    ort = ("[ONNXRuntimeError] : 1 : FAIL : Non-zero status code returned while running ConstantOfShape node. "
+           "Name:'' Status Message: /onnxruntime_src/onnxruntime/core/framework/bfc_arena.cc:360 void* "
+           "onnxruntime::BFCArena::AllocateRawInternal(size_t, bool, onnxruntime::Stream*) Failed to allocate memory")
+    assert runtime_reason(RuntimeError(ort)) == "Failed to allocate memory"
+
+
+def test_a_pickle_given_as_a_decoder_is_not_a_none_model(tmp_path, capsys, photo_path, painting_path):
+    """Row 19: a ``.pt`` that is not a percept model, given to ``--decoder``, is "not a percept model file"."""
+    import pickle
+
+    bad = tmp_path / "evil.pt"
+    bad.write_bytes(pickle.dumps({"hello": 1}))
+    code = main(["stylize", str(photo_path), "--style", str(painting_path), "--method", "adain",
+                 "--decoder", str(bad), "-o", str(tmp_path / "o.png")])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "'None'" not in err and "percept" in err, err
+
+
+def test_an_endless_graph_is_stopped_by_the_probe_budget(tmp_path, monkeypatch):
+    """Row 2: the load's probe run has a time budget; a Loop of 10^15 iterations is terminated through
+    onnxruntime's RunOptions and refused with one error."""
+    from percept.inference import runtime
+
+    monkeypatch.setattr(runtime, "PROBE_SECONDS", 1.0)
+    model = endless_loop(tmp_path / "loop.onnx")
+    start = time.monotonic()
+    with pytest.raises(PerceptError, match="ran longer than 1 s"):
+        runtime.OnnxBackend(model, "cpu", 1)
+    assert time.monotonic() - start < 15
+
+
+@pytest.mark.parametrize("backend", openvino_backends())
+def test_ctrl_c_stops_an_endless_model(tmp_path, photo_path, backend):
+    """Row 2: a real SIGINT to a real `percept stylize` busy in a crafted endless Loop ends it with one line
+    and exit 130, well within the probe's budget (it does not wait for the budget)."""
+    model = endless_loop(tmp_path / "loop.onnx")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-m", "percept", "stylize", str(photo_path), "--model", str(model),
+                             "--backend", backend, "-o", str(tmp_path / "o.png")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    time.sleep(6)  # the CLI's imports, then the probe run inside the Loop
+    assert proc.poll() is None, proc.communicate()
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    try:
+        out, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail("Ctrl-C did not stop percept within 60 s")
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines() == ["percept: interrupted"], err
+    assert time.monotonic() - sent < 4
+    assert not (tmp_path / "o.png").exists()
