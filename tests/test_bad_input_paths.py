@@ -188,3 +188,51 @@ def test_an_error_during_training_erases_the_progress_bar(capsys, tmp_path, smal
                                   "--holdout-every", "3"])
     assert err.endswith("percept: error: the step failed\n")
     assert not out.exists()
+
+
+# ------------------------------------------------------------------------- row 16: odd frame sizes are kept
+
+def odd_clip(path: Path, size=(17, 13), frames: int = 6) -> Path:
+    """A clip with odd sides, written with PyAV (OpenCV's writer cannot make one: it crops to even)."""
+    import av
+
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("mpeg4", rate=10)
+        s.width, s.height, s.pix_fmt = size[0], size[1], "yuv420p"
+        for i in range(frames):
+            f = np.zeros((size[1], size[0], 3), np.uint8)
+            f[:, : 2 + 2 * i] = (250, 200, 40)
+            for p in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    return path
+
+
+def frame_sizes(path: Path) -> set[tuple[int, int]]:
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    sizes = set()
+    while True:
+        ok, f = cap.read()
+        if not ok:
+            break
+        sizes.add((f.shape[1], f.shape[0]))
+    cap.release()
+    return sizes
+
+
+@pytest.mark.parametrize("ext", [".mp4", ".avi"])
+def test_video_and_webcam_keep_an_odd_frame_size(capsys, tmp_path, ext):
+    clip = odd_clip(tmp_path / "clip.mp4")
+    assert frame_sizes(clip) == {(17, 13)}
+    out = tmp_path / f"out{ext}"
+    assert main(["video", str(clip), "--model", "wave_rt", "-o", str(out), "--quiet"]) == 0
+    assert "17x13" in capsys.readouterr().out
+    assert frame_sizes(out) == {(17, 13)}
+    cam = tmp_path / f"cam{ext}"
+    assert main(["webcam", "--source", str(clip), "--model", "wave_rt", "--headless", "-o", str(cam),
+                 "--frames", "4"]) == 0
+    assert frame_sizes(cam) == {(17, 13)}
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["clip.mp4", out.name, cam.name])

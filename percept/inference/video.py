@@ -102,7 +102,12 @@ class AtomicVideoWriter:
         self.frames = 0
         fourcc = cv2.VideoWriter_fourcc(*VIDEO_CODECS[self.path.suffix.lower()])
         try:  # a signal (Ctrl-C, SIGTERM) while OpenCV opens the file: no context manager owns it yet
-            self.writer = cv2.VideoWriter(str(self.tmp), fourcc, float(fps), size)
+            if size[0] % 2 or size[1] % 2:  # OpenCV's writer would crop an odd side to even without a word
+                from percept.inference.oddsize import OddSizeWriter
+
+                self.writer = OddSizeWriter(self.tmp, VIDEO_CODECS[self.path.suffix.lower()], fps, size)
+            else:
+                self.writer = cv2.VideoWriter(str(self.tmp), fourcc, float(fps), size)
         except BaseException:
             self.tmp.unlink(missing_ok=True)
             raise
