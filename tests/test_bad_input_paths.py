@@ -3,7 +3,6 @@ stderr, exit 2, before any work, and nothing written."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np

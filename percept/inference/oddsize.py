@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from fractions import Fraction
+from typing import Any, cast
 
 import numpy as np
 
@@ -24,7 +25,7 @@ class OddSizeWriter:
         codec, pix_fmt = CODECS[fourcc]
         self.open = False  # FFmpeg refusing: isOpened() says so, as OpenCV's writer does
         try:
-            self.container = av.open(str(path), "w")
+            self.container: Any = cast(Any, av.open(str(path), "w"))  # PyAV's stubs: a union of stream kinds
         except Exception:  # noqa: BLE001
             return
         try:
