@@ -48,6 +48,8 @@ def test_a_video_output_that_is_the_input_is_refused(capsys, tmp_path):
     assert clip.read_bytes() == b"not really a clip, never read"
     err = one_line_error(capsys, ["video", str(clip), "--model", "wave_rt", "-o", ""])
     assert "-o/--output is empty" in err
+    err = one_line_error(capsys, ["webcam", "--source", str(clip), "--model", "wave_rt", "--headless", "-o", str(clip)])
+    assert "is the input" in err and clip.read_bytes() == b"not really a clip, never read"
 
 
 # ------------------------------------------------------------------------- row 5: inputs with the same base name

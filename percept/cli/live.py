@@ -66,6 +66,9 @@ def cmd_eval_video(args: argparse.Namespace) -> int:
 def cmd_webcam(args: argparse.Namespace) -> int:
     from percept.inference.webcam import live_models, run_webcam
 
+    if args.source and args.output and Path(args.output).resolve() == Path(args.source).resolve():
+        raise PerceptError(f"{args.output}: is the input {args.source}; percept never overwrites an input "
+                           "(give -o another name)")
     models = live_models(args.model, args.style)
     stats = run_webcam(models, styles=args.style, camera=0 if args.camera is None else args.camera, source=args.source, size=args.size,
                        strength=args.strength, preserve_color=args.preserve_color, backend=args.backend,
