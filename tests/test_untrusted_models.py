@@ -228,3 +228,51 @@ def test_ctrl_c_stops_an_endless_model(tmp_path, photo_path, backend):
     assert err.strip().splitlines() == ["percept: interrupted"], err
     assert time.monotonic() - sent < 4
     assert not (tmp_path / "o.png").exists()
+
+
+def test_an_error_caused_by_ctrl_c_is_the_ctrl_c():
+    """Row 10: torch.onnx's exporter turns a KeyboardInterrupt that lands inside it into its own error (three
+    tracebacks, exit 1); the exporter's functions give the Ctrl-C back."""
+    from percept.inference.export import keep_interrupts
+
+    @keep_interrupts
+    def export_like_torch():
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            try:
+                raise AttributeError("module 'torch._dynamo' has no attribute 'exc'")
+            except AttributeError as inner:
+                raise RuntimeError("Failed to export the model with torch.export") from inner
+
+    with pytest.raises(KeyboardInterrupt):
+        export_like_torch()
+
+    @keep_interrupts
+    def plain_failure():
+        raise ValueError("no Ctrl-C here")
+
+    with pytest.raises(ValueError):
+        plain_failure()
+
+
+@pytest.mark.parametrize("delay", [4.5, 6.5])
+def test_ctrl_c_during_export_is_one_line_and_writes_nothing(tmp_path, delay):
+    """Row 10: a real SIGINT some seconds into `percept export` (inside torch.onnx's exporter, the onnxruntime
+    comparison or the OpenVINO check, depending on the machine): "percept: interrupted", exit 130, no file;
+    or, on a machine fast enough to finish first, the finished file and exit 0. Never a traceback."""
+    out = tmp_path / "x.onnx"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-m", "percept", "export", "starry_night", "-o", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    time.sleep(delay)
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    if proc.returncode == 0:
+        assert out.is_file() and not err.strip(), err
+    else:
+        assert proc.returncode == 130, err
+        assert err.strip().splitlines() == ["percept: interrupted"], err
+        assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == (["x.onnx"] if proc.returncode == 0 else [])

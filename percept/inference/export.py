@@ -37,6 +37,7 @@ nothing is left on disk.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import os
@@ -158,6 +159,33 @@ def _example(net: torch.nn.Module, n: int, h: int, w: int, gen: torch.Generator 
     return torch.rand(n, 3, h, w, generator=gen)
 
 
+def _interrupted(exc: BaseException) -> bool:
+    """Whether a Ctrl-C lies in ``exc``'s chain: torch.onnx's exporter (and other libraries) catch the
+    KeyboardInterrupt that lands inside them and raise their own error "from" it (issue 30 row 10: 100 lines,
+    three tracebacks and exit 1 for a Ctrl-C during ``percept export``)."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return False
+
+
+def keep_interrupts(fn):
+    """Decorator: an error caused by a Ctrl-C is the Ctrl-C again (the CLI's one line, exit 130)."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:
+            if _interrupted(exc):
+                raise KeyboardInterrupt from None
+            raise
+    return wrapper
+
+
+@keep_interrupts
 def _to_onnx_bytes(net: torch.nn.Module, opset: int, deploy: bool = True) -> bytes:
     """Export with dynamic batch/height/width through the torch.export-based exporter.
 
@@ -344,6 +372,7 @@ def _metadata(net, card: dict, kind: str, model, in_spec: str, out_spec: str, pr
     return meta
 
 
+@keep_interrupts
 def export_onnx(model: str | os.PathLike, out: str | os.PathLike, opset: int = DEFAULT_OPSET,
                 fp16: bool = False, sizes=None, tolerance: float | None = None, int8: bool = False,
                 calibration: str | os.PathLike | None = None, min_psnr: float = INT8_MIN_PSNR,
