@@ -276,3 +276,17 @@ def test_ctrl_c_during_export_is_one_line_and_writes_nothing(tmp_path, delay):
         assert err.strip().splitlines() == ["percept: interrupted"], err
         assert not out.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == (["x.onnx"] if proc.returncode == 0 else [])
+
+
+def test_a_one_channel_model_in_video_is_refused_at_load_not_a_full_disk(capsys, tmp_path):
+    """Row 19: `video` with a 1-channel model said "is the disk full?"; the model is now refused at load."""
+    cv2 = pytest.importorskip("cv2")
+    clip = tmp_path / "clip.mp4"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 10, (64, 48))
+    for i in range(5):
+        writer.write(np.full((48, 64, 3), 40 * i, np.uint8))
+    writer.release()
+    model = one_channel(tmp_path / "one.onnx")
+    line = one_line_error(capsys, ["video", str(clip), "--model", str(model), "-o", str(tmp_path / "v.mp4")])
+    assert "1 channel" in line and "disk" not in line, line
+    assert not (tmp_path / "v.mp4").exists()
