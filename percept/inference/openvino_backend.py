@@ -294,7 +294,7 @@ class OpenVinoBackend:
         if -1 not in got:
             check_probe_output(path, x, np.zeros(got, np.float32))
 
-    def _run(self, x: np.ndarray, budget: float | None = None, what: str = "it"):
+    def _run(self, x: np.ndarray, budget: float | None = None, what: str = "compiling and running it"):
         """Compile (once per shape) and run, stoppable by Ctrl-C (the request is cancelled) and ``budget``."""
         held: dict = {}
 
@@ -311,7 +311,7 @@ class OpenVinoBackend:
             return run_guarded(call, stop, budget)
         except TimeoutError as exc:
             self._compiled.clear()
-            raise PerceptError(f"{self.path}: refused: compiling and running {what} {exc} (a style network takes "
+            raise PerceptError(f"{self.path}: refused: {what} {exc} (a style network takes "
                                "a fraction of a second); the model file is broken or hostile") from None
         except (KeyboardInterrupt, PerceptError):
             raise

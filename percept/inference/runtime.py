@@ -174,7 +174,7 @@ PROBE_SIDE = 16
 """Height of the probe frame (its width is 4 px more, so a model that swaps height and width is caught)."""
 MAX_MIN_SIZE = 1024
 """Largest ``percept.min_size`` a model file may claim (percept's networks take 8 or 9 px)."""
-STOP_WAIT = 2.0
+STOP_WAIT = 10.0
 """Seconds a run stopped by Ctrl-C or its budget is given to end before it is left behind."""
 
 
@@ -215,7 +215,7 @@ def run_guarded(call: Callable, stop: Callable[[], None] | None = None, budget: 
                 pass
         worker.join(STOP_WAIT)
         if isinstance(exc, _Overtime):
-            raise TimeoutError(f"it ran longer than {budget:g} s") from None
+            raise TimeoutError(f"ran longer than {budget:g} s") from None
         raise
     if "exc" in box:
         raise box["exc"]
@@ -312,16 +312,16 @@ class OnnxBackend:
         if self._gpu:
             session = ort.InferenceSession(str(self.path), session_options(threads), providers=["CPUExecutionProvider"])
         x = probe_input(self.min_size)
-        y = self._run(session, x, budget=PROBE_SECONDS, what="a 1x3 probe frame at load")
+        y = self._run(session, x, budget=PROBE_SECONDS, what="its probe run at load (one small frame)")
         check_probe_output(self.path, x, y)
 
-    def _run(self, session, x: np.ndarray, budget: float | None = None, what: str = "it"):
+    def _run(self, session, x: np.ndarray, budget: float | None = None, what: str = "a run"):
         options = ort_run_options()
         try:
             return run_guarded(lambda: session.run([self.output_name], {self.input_name: x}, options)[0],
                                lambda: setattr(options, "terminate", True), budget)
         except TimeoutError as exc:
-            raise PerceptError(f"{self.path}: refused: running {what} {exc} (a style network takes milliseconds); "
+            raise PerceptError(f"{self.path}: refused: {what} {exc} (a style network takes milliseconds); "
                                "the model file is broken or hostile") from None
         except (KeyboardInterrupt, PerceptError):
             raise
