@@ -303,9 +303,11 @@ class OpenVinoBackend:
             # the input is read in place; the output is OpenVINO's copy (the request's buffer is reused)
             return np.array(req.infer({0: x}, share_inputs=True)[0])
 
-        def stop() -> None:
-            if "req" in held:
-                held["req"].cancel()
+        def stop() -> bool:
+            if "req" not in held:  # still compiling: OpenVINO cannot be asked to stop that
+                return False
+            held["req"].cancel()
+            return True
 
         try:
             return run_guarded(call, stop, budget)

@@ -182,38 +182,50 @@ class _Overtime(Exception):
     pass
 
 
-def run_guarded(call: Callable, stop: Callable[[], None] | None = None, budget: float | None = None):
+def run_guarded(call: Callable, stop: Callable[[], bool | None] | None = None, budget: float | None = None):
     """``call()``, stoppable: in the main thread it runs in a worker thread so that Ctrl-C reaches Python
     while the runtime computes (a native run ignores SIGINT); on Ctrl-C, or after ``budget`` seconds,
-    ``stop()`` asks the runtime to end the run (onnxruntime's ``RunOptions.terminate``, OpenVINO's
+    ``stop()`` asks the runtime to end the run (returning False when it cannot) (onnxruntime's ``RunOptions.terminate``, OpenVINO's
     ``cancel``), and KeyboardInterrupt is re-raised or a TimeoutError raised. A model file is untrusted
     input: a ``Loop`` of 10^15 iterations must not hang percept. Outside the main thread, with no budget,
     ``call()`` runs directly. The worker's own exception is re-raised as it is."""
     if budget is None and threading.current_thread() is not threading.main_thread():
         return call()
     box: dict = {}
+    done = threading.Event()
 
     def work() -> None:
         try:
             box["out"] = call()
         except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
             box["exc"] = exc
+        finally:
+            done.set()
 
+    # The wait is on an Event, not Thread.join: a Ctrl-C inside join() makes Python 3.11 mark the thread as
+    # stopped while its native run goes on (gh-90882), and the interpreter then exits under a running session
+    # (std::terminate, SIGABRT).
     worker = threading.Thread(target=work, name="percept-run", daemon=True)
     deadline = None if budget is None else time.monotonic() + budget
     worker.start()
     try:
-        while worker.is_alive():
-            worker.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
-            if deadline is not None and worker.is_alive() and time.monotonic() >= deadline:
+        while not done.wait(0.1 if deadline is None else max(0.0, min(0.1, deadline - time.monotonic()))):
+            if deadline is not None and time.monotonic() >= deadline:
                 raise _Overtime
     except (KeyboardInterrupt, _Overtime) as exc:
+        asked = False
         if stop is not None:
             try:
-                stop()
+                asked = stop() is not False
             except Exception:  # noqa: BLE001 - a run that ended meanwhile
                 pass
-        worker.join(STOP_WAIT)
+        while asked:  # let the stopped run end (a second Ctrl-C does not leave it running under the exit); a run
+            # that cannot be stopped (``stop()`` returns False: OpenVINO compiling a model) is left behind at once
+            try:
+                done.wait(STOP_WAIT)
+                break
+            except KeyboardInterrupt:
+                continue
         if isinstance(exc, _Overtime):
             raise TimeoutError(f"ran longer than {budget:g} s") from None
         raise
@@ -240,7 +252,8 @@ def runtime_reason(exc: BaseException) -> str:
     return text[:300]
 
 
-def check_io_types(path: Path, inputs: Sequence[tuple[str, Sequence]], outputs: Sequence[tuple[str, Sequence]]) -> None:
+def check_io_types(path: Path, inputs: Sequence[tuple[str, Sequence | None]],
+                   outputs: Sequence[tuple[str, Sequence | None]]) -> None:
     """One clear error for a file whose declared input or output is not what a style model has: one float32
     N x 3 x H x W input, one float32 output of that shape (``(type, shape)`` pairs; a dimension is an int or a
     name/None when not fixed)."""
