@@ -295,3 +295,70 @@ def test_a_one_channel_model_in_video_is_refused_at_load_not_a_full_disk(capsys,
     line = one_line_error(capsys, ["video", str(clip), "--model", str(model), "-o", str(tmp_path / "v.mp4")])
     assert "1 channel" in line and "disk" not in line, line
     assert not (tmp_path / "v.mp4").exists()
+
+
+# ------------------------------------------------------------------ the probe's held cases, kept as regressions
+
+class _Payload:
+    """A pickle that would write a file when unpickled (a hostile ``.pt``)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.write_text, (self.marker, "ran"))
+
+
+@pytest.mark.parametrize("argv", [
+    ["stylize", "PHOTO", "--model", "EVIL", "-o", "OUT/o.png"],
+    ["stylize", "PHOTO", "--style", "PAINTING", "--decoder", "EVIL", "-o", "OUT/o.png"],
+    ["export", "EVIL", "-o", "OUT/evil.onnx"],
+], ids=["model", "decoder", "export"])
+def test_a_pickle_payload_in_a_pt_file_never_runs(tmp_path, capsys, photo_path, painting_path, argv):
+    """torch.load with weights_only=True refuses the payload: one line, exit 2, and the payload's file is never
+    written (the class of the probe's 13 pickle entry points that held)."""
+    import torch
+
+    marker = tmp_path / "pwned.txt"
+    evil = tmp_path / "evil.pt"
+    torch.save({"kind": "style-transformer", "config": {}, "state_dict": {}, "card": _Payload(marker)}, evil)
+    (tmp_path / "out").mkdir()
+    subs = {"PHOTO": str(photo_path), "PAINTING": str(painting_path), "EVIL": str(evil)}
+    args = [subs.get(a, a.replace("OUT", str(tmp_path / "out"))) for a in argv]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("percept: error: ") and "Traceback" not in err
+    assert not marker.exists() and not any((tmp_path / "out").iterdir())
+
+
+def test_external_data_outside_the_models_folder_is_refused(tmp_path, capsys, photo_path):
+    """An initializer stored as external data whose location leaves the model's folder (``../secret.bin``) is not
+    read: one line, exit 2, no traceback (the class of the probe's external-data cases that held)."""
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(np.full(9, 1 / 3, np.float32).tobytes())
+    inside = tmp_path / "models" / "inside.bin"  # the same file inside the folder is read: the model then runs
+    folder = tmp_path / "models"
+    folder.mkdir()
+    w = nh.from_array(np.full((3, 3, 1, 1), 1 / 3, np.float32), "w")  # a valid 3-channel model if it were read
+    model = save(folder / "ext.onnx", [h.make_node("Conv", ["input", "w"], ["output"])], inits=[w])
+    proto = onnx.load(str(model))
+    init = proto.graph.initializer[0]
+    init.ClearField("float_data")
+    init.ClearField("raw_data")
+    init.data_location = T.EXTERNAL
+    for k, v in (("location", "../secret.bin"), ("offset", "0"), ("length", str(secret.stat().st_size))):
+        entry = init.external_data.add()
+        entry.key, entry.value = k, v
+    onnx.save(proto, str(model))
+    ok = onnx.load(str(model), load_external_data=False)
+    ok.graph.initializer[0].external_data[0].value = "inside.bin"
+    onnx.save(ok, str(folder / "ok.onnx"))
+    inside.write_bytes(secret.read_bytes())
+    assert main(["stylize", str(photo_path), "--model", str(folder / "ok.onnx"), "-o", str(tmp_path / "ok.png")]) == 0
+    capsys.readouterr()
+    for backend in ("onnx", "openvino"):
+        assert main(["stylize", str(photo_path), "--model", str(model), "--backend", backend,
+                     "-o", str(tmp_path / "o.png")]) == 2, backend
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("percept: error: ") and "Traceback" not in err, (backend, err)
+        assert not (tmp_path / "o.png").exists()
