@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from percept.argtypes import add_options, config_from_args
+from percept.argtypes import add_options, add_quiet, config_from_args
 from percept.argtypes import nonneg_int as _nonneg_int
 from percept.errors import PerceptError
 from percept.inference.deploy_options import EvalVideoOptions
@@ -89,7 +89,7 @@ def _register_video(sub) -> None:
     add_options(v, VideoOptions, "size", "strength", "preserve_color", "batch")
     add_options(v, StylizerOptions, *RUN_OPTIONS)
     add_options(v, VideoOptions, "temporal", "temporal_alpha", "flow", "no_audio")
-    v.add_argument("--quiet", action="store_true")
+    add_quiet(v)
     v.set_defaults(func=cmd_video)
 
 

@@ -149,7 +149,7 @@ def _register_stylize(sub) -> None:
     add_options(s, StylizerOptions, backend="onnx (onnxruntime; the default when MODEL.onnx exists), torch, or openvino "
                                            "(the .onnx run by OpenVINO on the CPU, the fastest CPU backend)")
     add_options(s, StylizeOptions)
-    s.add_argument("--quiet", action="store_true")
+    add_quiet(s)
     s.set_defaults(func=cmd_stylize)
 
 

@@ -210,6 +210,19 @@ def _cached_check(path: Path, core) -> Bf16Check:
     return check
 
 
+def _guarded(path: Path, call, stop, budget: float | None, refused: str):
+    """:func:`~percept.inference.runtime.run_guarded` for OpenVINO: a run over ``budget`` is refused with ``refused``
+    (its ``{}`` takes how long), OpenVINO's own failure is one line with its reason; Ctrl-C passes through."""
+    try:
+        return run_guarded(call, stop, budget)
+    except TimeoutError as exc:
+        raise PerceptError(f"{path}: refused: {refused.format(exc)}") from None
+    except (KeyboardInterrupt, PerceptError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - OpenVINO raises RuntimeError with a long text
+        raise PerceptError(f"{path}: OpenVINO cannot run it ({runtime_reason(exc)})") from None
+
+
 class OpenVinoBackend:
     """A percept ``.onnx`` style model run by OpenVINO on the CPU (see the module doc)."""
 
@@ -263,15 +276,8 @@ class OpenVinoBackend:
     def _guarded_check(self, path: Path, core) -> Bf16Check:
         """The bf16 check (it runs the untrusted file on photos): Ctrl-C stops it, :data:`BF16_CHECK_SECONDS`
         bounds it, a runtime failure is one line."""
-        try:
-            return run_guarded(lambda: _cached_check(path, core), None, BF16_CHECK_SECONDS)
-        except TimeoutError as exc:
-            raise PerceptError(f"{path}: refused: OpenVINO's bf16 check of it {exc}; the model file is broken or "
-                               "hostile (or use --precision fp32)") from None
-        except (KeyboardInterrupt, PerceptError):
-            raise
-        except Exception as exc:  # noqa: BLE001 - OpenVINO raises RuntimeError with a long text
-            raise PerceptError(f"{path}: OpenVINO cannot run it ({runtime_reason(exc)})") from None
+        return _guarded(path, lambda: _cached_check(path, core), None, BF16_CHECK_SECONDS,
+                        "OpenVINO's bf16 check of it {}; the model file is broken or hostile (or use --precision fp32)")
 
     def _probe_shapes(self, path: Path) -> None:
         """OpenVINO's shape inference for a probe frame, under a time budget, before any bf16 check runs the file:
@@ -310,15 +316,11 @@ class OpenVinoBackend:
             return True
 
         try:
-            return run_guarded(call, stop, budget)
-        except TimeoutError as exc:
-            self._compiled.clear()
-            raise PerceptError(f"{self.path}: refused: {what} {exc} (a style network takes "
-                               "a fraction of a second); the model file is broken or hostile") from None
-        except (KeyboardInterrupt, PerceptError):
+            return _guarded(self.path, call, stop, budget, what + " {} (a style network takes a fraction of a second); "
+                            "the model file is broken or hostile")
+        except PerceptError:
+            self._compiled.clear()  # a request that overran or failed is not reused
             raise
-        except Exception as exc:  # noqa: BLE001 - OpenVINO raises RuntimeError with a long text
-            raise PerceptError(f"{self.path}: OpenVINO cannot run it ({runtime_reason(exc)})") from None
 
     def run(self, x: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(x, dtype=np.float32)
